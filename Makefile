@@ -1,0 +1,75 @@
+# presenced - one short Makefile (see README.md for the two commands).
+#   make            build build/presenced
+#   make run        install packages, build, seed demo data, serve
+#   make test       install packages, build, unit + integration tests,
+#                   then the same again under ASan + UBSan
+#   make asan       build build-asan/presenced with sanitizers
+
+B        ?= build
+SAN      ?=
+PY       := /usr/bin/python3
+PKGS     := libuv libsodium jansson sqlite3 libcrypto
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+            -Isrc -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lhttp_parser -lpthread -lm
+ifneq ($(SAN),)
+CFLAGS   += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+SRC      := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
+OBJ      := $(SRC:%.c=$(B)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+WEB      := $(wildcard web/*)
+
+.PHONY: all run test unit integration asan deps test-deps clean bench
+all: $(B)/presenced
+
+deps:
+	@sh scripts/install-deps.sh
+test-deps:
+	@sh scripts/install-deps.sh --test
+
+src/http/assets.c: tools/embed.sh $(WEB)
+	sh tools/embed.sh web > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libpresenced.a: $(OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/presenced: $(B)/obj/src/main.o $(B)/libpresenced.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libpresenced.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libpresenced.a $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
+
+integration: $(B)/presenced
+	PRESENCED_BIN=$(abspath $(B)/presenced) $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+asan:
+	$(MAKE) B=build-asan SAN=1 all
+
+run: deps
+	$(MAKE) all
+	$(B)/presenced demo --if-empty
+	$(B)/presenced serve --demo
+
+test: test-deps
+	$(MAKE) all
+	$(MAKE) unit integration
+	$(MAKE) B=build-asan SAN=1 unit integration
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJ:.o=.d) $(B)/obj/src/main.d

@@ -1,0 +1,19 @@
+/* log.h - one line per event on stderr: UTC time, level, message.
+ *   2026-11-28T22:10:49.123Z INFO listening on 127.0.0.1:8080
+ * Not thread-safe beyond what stdio gives (one fprintf per line). */
+#ifndef LOG_H
+#define LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_set_level(enum log_level l);
+/* Parses "debug", "info", "warn", "error"; returns 0 or -1. */
+int log_parse_level(const char *s, enum log_level *out);
+void log_msg(enum log_level l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#endif
