@@ -1,0 +1,660 @@
+/* presence.c - the pure presence core: see presence.h for the model.
+ *
+ * Layout. Organizations live in one uthash table keyed by id; each holds a
+ * uthash table of its users keyed by user id. A user keeps the list of its
+ * open connections and, so that the effective status is O(1) to recompute,
+ * counts of those connections by auto status. A user is on at most one of
+ * three window lists (grace, login, restore) and possibly on the dirty list.
+ *
+ * Windows. Every window of one kind has the same length, so while time does
+ * not go backwards a window list stays sorted by deadline when users are
+ * appended at its tail. presence_tick() therefore only looks at list heads,
+ * and never scans the users. Insertion still walks back from the tail past
+ * later deadlines, which keeps the lists sorted (at a cost) if the caller's
+ * clock ever steps back.
+ *
+ * Invariant: a user is inside a window only while it has no connection, and
+ * a user with no connection and no window is OFFLINE. So the users that
+ * presence_sweep_stale() may affect are all on the window lists.
+ *
+ * Callbacks. Every entry point brings the core to a consistent state before
+ * it announces, so the announce callback may make read-only calls
+ * (presence_get, presence_each, presence_each_all, the connection
+ * accessors). It must not mutate the core; debug builds assert that. */
+#include "presence/presence.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/list.h"
+#include "util/xalloc.h"
+
+/* uthash allocates its bucket arrays; route that through xalloc so an OOM
+ * aborts like everywhere else instead of calling exit(-1). */
+#define uthash_malloc(sz) xmalloc(sz)
+#define uthash_free(ptr, sz) free(ptr)
+#include <uthash.h>
+
+enum window { W_NONE, W_GRACE, W_LOGIN, W_RESTORE, W_COUNT };
+
+static const struct presence_opts default_opts = {
+    .grace_ms = 5000,
+    .login_grace_ms = 60000,
+    .restart_grace_ms = 30000,
+};
+
+struct org {
+    UT_hash_handle hh;
+    struct user *users; /* uthash, keyed by user id */
+    uint64_t seq;       /* last seq announced; 0 before the first */
+    char id[];
+};
+
+struct user {
+    UT_hash_handle hh;
+    struct org *org;
+    char *name;              /* == id when no distinct name was given */
+    struct list conns;       /* struct presence_conn.link */
+    struct list window_link; /* on p->windows[window] while window set */
+    struct list dirty_link;  /* on p->dirty while dirty */
+    int64_t last_seen;
+    int64_t deadline;        /* of the current window */
+    unsigned n_auto[3];      /* connections by auto status (OFFLINE..ONLINE) */
+    signed char status;      /* effective */
+    signed char manual;      /* PRESENCE_UNSET if none */
+    signed char base;        /* status a window keeps without connection */
+    unsigned char window;    /* enum window */
+    char id[];
+};
+
+struct presence_conn {
+    struct user *user;
+    struct list link; /* on user->conns */
+    uint64_t session;
+    signed char auto_status;
+};
+
+struct presence {
+    struct presence_opts o;
+    presence_event_cb *announce;
+    void *ud;
+    struct org *orgs;                 /* uthash, keyed by org id */
+    struct list windows[W_COUNT];     /* [W_NONE] unused */
+    struct list dirty;
+    int in_cb;                        /* inside 'announce' */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int64_t clamp0(int64_t v) { return v < 0 ? 0 : v; }
+
+static unsigned nconns(const struct user *u)
+{
+    return u->n_auto[PRESENCE_OFFLINE] + u->n_auto[PRESENCE_AWAY] +
+           u->n_auto[PRESENCE_ONLINE];
+}
+
+/* The most present auto status over the connections (ONLINE > AWAY >
+ * OFFLINE); the enum values are ordered that way on purpose. */
+static enum presence_status aggregate(const struct user *u)
+{
+    if (u->n_auto[PRESENCE_ONLINE])
+        return PRESENCE_ONLINE;
+    if (u->n_auto[PRESENCE_AWAY])
+        return PRESENCE_AWAY;
+    return PRESENCE_OFFLINE;
+}
+
+/* docs/protocol.md "Presence rules": manual wins while present; otherwise
+ * the connections rule, or the window keeps its status; else OFFLINE. */
+static enum presence_status effective(const struct user *u)
+{
+    if (nconns(u) == 0 && u->window == W_NONE)
+        return PRESENCE_OFFLINE;
+    if (u->manual != PRESENCE_UNSET)
+        return u->manual;
+    return nconns(u) ? aggregate(u) : (enum presence_status)u->base;
+}
+
+static void mark_dirty(struct presence *p, struct user *u)
+{
+    if (!list_linked(&u->dirty_link))
+        list_insert_tail(&p->dirty, &u->dirty_link);
+}
+
+/* last_seen never moves back, even if the caller's clock does. */
+static void touch(struct presence *p, struct user *u, int64_t now)
+{
+    if (now > u->last_seen) {
+        u->last_seen = now;
+        mark_dirty(p, u);
+    }
+}
+
+static void window_close(struct user *u)
+{
+    list_remove(&u->window_link);
+    u->window = W_NONE;
+}
+
+/* Opens (or moves) the user's single window; any other window ends. */
+static void window_open(struct presence *p, struct user *u, enum window w,
+                        int64_t deadline, enum presence_status base)
+{
+    struct list *head = &p->windows[w], *pos;
+
+    list_remove(&u->window_link);
+    u->window = (unsigned char)w;
+    u->deadline = deadline;
+    u->base = (signed char)base;
+    for (pos = head->prev; pos != head; pos = pos->prev)
+        if (list_entry(pos, struct user, window_link)->deadline <= deadline)
+            break;
+    list_insert_tail(pos->next, &u->window_link); /* i.e. after pos */
+}
+
+static void fill_member(const struct user *u, struct presence_member *m)
+{
+    m->org = u->org->id;
+    m->user = u->id;
+    m->name = u->name;
+    m->status = (enum presence_status)u->status;
+    m->manual = (enum presence_status)u->manual;
+    m->last_seen_ms = u->last_seen;
+    m->nconns = nconns(u);
+}
+
+/* Recomputes the effective status and, only if it changed, announces it
+ * with the org's next seq. The caller has finished mutating the user, so
+ * the callback sees a consistent core. */
+static void update(struct presence *p, struct user *u,
+                   enum presence_reason reason)
+{
+    enum presence_status s = effective(u);
+    struct presence_event ev;
+
+    /* docs/protocol.md: only a change of the effective status is announced,
+     * and setting the same status twice announces nothing. */
+    if (s == u->status)
+        return;
+    u->status = (signed char)s;
+    mark_dirty(p, u);
+    ev.seq = ++u->org->seq;
+    ev.reason = reason;
+    fill_member(u, &ev.m);
+    if (p->announce) {
+        p->in_cb = 1;
+        p->announce(p->ud, &ev);
+        p->in_cb = 0;
+    }
+}
+
+static struct org *find_org(struct presence *p, const char *org)
+{
+    struct org *o = NULL;
+
+    if (org)
+        HASH_FIND_STR(p->orgs, org, o);
+    return o;
+}
+
+static struct user *find_user(struct presence *p, const char *org,
+                              const char *user)
+{
+    struct org *o = find_org(p, org);
+    struct user *u = NULL;
+
+    if (o && user)
+        HASH_FIND_STR(o->users, user, u);
+    return u;
+}
+
+static void set_name(struct user *u, const char *name)
+{
+    if (u->name != u->id)
+        free(u->name);
+    /* docs/protocol.md: a member without a display name shows its id. */
+    u->name = (name && strcmp(name, u->id) != 0) ? xstrdup(name) : u->id;
+}
+
+static int valid_auto(enum presence_status s)
+{
+    return s == PRESENCE_ONLINE || s == PRESENCE_AWAY ||
+           s == PRESENCE_OFFLINE;
+}
+
+static int valid_stored(enum presence_status s)
+{
+    return valid_auto(s) || s == PRESENCE_BUSY;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifetime                                                                 */
+/* ------------------------------------------------------------------------ */
+
+struct presence *presence_new(const struct presence_opts *o,
+                              presence_event_cb *announce, void *ud)
+{
+    struct presence *p = xcalloc(1, sizeof(*p));
+    int i;
+
+    p->o = o ? *o : default_opts;
+    p->o.grace_ms = clamp0(p->o.grace_ms);
+    p->o.login_grace_ms = clamp0(p->o.login_grace_ms);
+    p->o.restart_grace_ms = clamp0(p->o.restart_grace_ms);
+    p->announce = announce;
+    p->ud = ud;
+    for (i = 0; i < W_COUNT; i++)
+        list_init(&p->windows[i]);
+    list_init(&p->dirty);
+    return p;
+}
+
+void presence_free(struct presence *p)
+{
+    struct org *o, *otmp;
+    struct user *u, *utmp;
+    struct list *pos, *tmp;
+
+    if (!p)
+        return;
+    assert(!p->in_cb);
+    HASH_ITER(hh, p->orgs, o, otmp) {
+        HASH_ITER(hh, o->users, u, utmp) {
+            list_each_safe(pos, tmp, &u->conns)
+                free(list_entry(pos, struct presence_conn, link));
+            HASH_DEL(o->users, u);
+            if (u->name != u->id)
+                free(u->name);
+            free(u);
+        }
+        HASH_DEL(p->orgs, o);
+        free(o);
+    }
+    free(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Members and connections                                                  */
+/* ------------------------------------------------------------------------ */
+
+int presence_add_user(struct presence *p, const char *org, const char *user,
+                      const char *name, enum presence_status stored,
+                      enum presence_status manual, int64_t last_seen_ms,
+                      int64_t now)
+{
+    struct org *o;
+    struct user *u;
+    size_t n;
+
+    assert(!p->in_cb);
+    if (!org || !*org || !user || !*user || !valid_stored(stored) ||
+        !(manual == PRESENCE_UNSET || manual == PRESENCE_BUSY ||
+          manual == PRESENCE_AWAY || manual == PRESENCE_OFFLINE))
+        return PRESENCE_EINVAL;
+    o = find_org(p, org);
+    if (!o) {
+        n = strlen(org);
+        o = xcalloc(1, sizeof(*o) + n + 1);
+        memcpy(o->id, org, n + 1);
+        HASH_ADD_KEYPTR(hh, p->orgs, o->id, n, o);
+    }
+    HASH_FIND_STR(o->users, user, u);
+    if (u) {
+        set_name(u, name);
+        return 0;
+    }
+    n = strlen(user);
+    u = xcalloc(1, sizeof(*u) + n + 1);
+    memcpy(u->id, user, n + 1);
+    u->org = o;
+    u->name = u->id;
+    set_name(u, name);
+    list_init(&u->conns);
+    list_init(&u->window_link);
+    list_init(&u->dirty_link);
+    u->last_seen = last_seen_ms;
+    u->manual = (signed char)manual;
+    u->window = W_NONE;
+    /* docs/protocol.md: after a restart a user keeps its stored status for
+     * restart_grace_ms, so that a restart does not flap the whole org. The
+     * stored status is shown as is, even if it disagrees with 'manual'. */
+    u->status = (signed char)stored;
+    u->base = (signed char)stored;
+    if (stored != PRESENCE_OFFLINE)
+        window_open(p, u, W_RESTORE, now + p->o.restart_grace_ms, stored);
+    HASH_ADD_KEYPTR(hh, o->users, u->id, n, u);
+    return 0;
+}
+
+struct presence_conn *presence_connect(struct presence *p, const char *org,
+                                       const char *user, uint64_t session_id,
+                                       int64_t now)
+{
+    struct user *u;
+    struct presence_conn *c;
+
+    assert(!p->in_cb);
+    u = find_user(p, org, user);
+    if (!u)
+        return NULL;
+    c = xmalloc(sizeof(*c));
+    c->user = u;
+    c->session = session_id;
+    c->auto_status = PRESENCE_ONLINE;
+    list_insert_tail(&u->conns, &c->link);
+    u->n_auto[PRESENCE_ONLINE]++;
+    /* Any window ends: the connection now rules. */
+    window_close(u);
+    touch(p, u, now);
+    update(p, u, PRESENCE_R_CONNECT);
+    return c;
+}
+
+int presence_conn_auto(struct presence *p, struct presence_conn *c,
+                       enum presence_status auto_status, int64_t now)
+{
+    struct user *u;
+    enum presence_status old;
+
+    assert(!p->in_cb);
+    if (!c || !valid_auto(auto_status))
+        return PRESENCE_EINVAL;
+    u = c->user;
+    old = (enum presence_status)u->status;
+    if (auto_status == PRESENCE_ONLINE)
+        touch(p, u, now);
+    if (auto_status == c->auto_status)
+        return 0;
+    u->n_auto[c->auto_status]--;
+    u->n_auto[auto_status]++;
+    c->auto_status = (signed char)auto_status;
+    update(p, u, effective(u) > old ? PRESENCE_R_ACTIVE : PRESENCE_R_IDLE);
+    return 0;
+}
+
+void presence_disconnect(struct presence *p, struct presence_conn *c,
+                         int64_t now, int flags)
+{
+    struct user *u;
+
+    assert(!p->in_cb);
+    if (!c)
+        return;
+    u = c->user;
+    list_remove(&c->link);
+    u->n_auto[c->auto_status]--;
+    touch(p, u, now);
+    /* docs/protocol.md: the last connection closing starts the grace window
+     * (page navigation must not flap) unless told to skip it. The window
+     * keeps what this connection showed. */
+    if (nconns(u) == 0 && !(flags & PRESENCE_NOW) && p->o.grace_ms > 0)
+        window_open(p, u, W_GRACE, now + p->o.grace_ms,
+                    (enum presence_status)c->auto_status);
+    free(c);
+    update(p, u, PRESENCE_R_DISCONNECT);
+}
+
+const char *presence_conn_org(const struct presence_conn *c)
+{
+    return c->user->org->id;
+}
+
+const char *presence_conn_user(const struct presence_conn *c)
+{
+    return c->user->id;
+}
+
+uint64_t presence_conn_session(const struct presence_conn *c)
+{
+    return c->session;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Manual status, login, logout                                             */
+/* ------------------------------------------------------------------------ */
+
+int presence_set_manual(struct presence *p, const char *org, const char *user,
+                        enum presence_status s, int64_t now)
+{
+    struct user *u;
+    signed char m;
+
+    assert(!p->in_cb);
+    if (!valid_stored(s))
+        return PRESENCE_EINVAL;
+    u = find_user(p, org, user);
+    if (!u)
+        return PRESENCE_ENOENT;
+    /* docs/protocol.md: choosing ONLINE means "no manual status". */
+    m = s == PRESENCE_ONLINE ? PRESENCE_UNSET : (signed char)s;
+    touch(p, u, now);
+    if (m != u->manual) {
+        u->manual = m;
+        mark_dirty(p, u);
+    }
+    update(p, u, PRESENCE_R_MANUAL);
+    return 0;
+}
+
+int presence_login(struct presence *p, const char *org, const char *user,
+                   int64_t now)
+{
+    struct user *u;
+
+    assert(!p->in_cb);
+    u = find_user(p, org, user);
+    if (!u)
+        return PRESENCE_ENOENT;
+    touch(p, u, now);
+    /* With a connection open the connections rule and no window is needed
+     * (windows only matter without one). Otherwise the login window shows
+     * the user ONLINE until its first connection, replacing any grace or
+     * restore window. */
+    if (nconns(u) == 0)
+        window_open(p, u, W_LOGIN, now + p->o.login_grace_ms,
+                    PRESENCE_ONLINE);
+    update(p, u, PRESENCE_R_LOGIN);
+    return 0;
+}
+
+int presence_logout(struct presence *p, const char *org, const char *user,
+                    int64_t now)
+{
+    struct user *u;
+
+    assert(!p->in_cb);
+    u = find_user(p, org, user);
+    if (!u)
+        return PRESENCE_ENOENT;
+    touch(p, u, now);
+    window_close(u);
+    update(p, u, PRESENCE_R_LOGOUT);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Time                                                                     */
+/* ------------------------------------------------------------------------ */
+
+int64_t presence_tick(struct presence *p, int64_t now)
+{
+    static const enum presence_reason why[W_COUNT] = {
+        [W_GRACE] = PRESENCE_R_GRACE_EXPIRED,
+        [W_LOGIN] = PRESENCE_R_GRACE_EXPIRED,
+        [W_RESTORE] = PRESENCE_R_RESTART,
+    };
+    int64_t next = -1;
+    struct user *u;
+    int w;
+
+    assert(!p->in_cb);
+    for (w = W_GRACE; w < W_COUNT; w++) {
+        /* Lists are sorted by deadline: stop at the first one in the
+         * future, which is also this kind's earliest pending deadline. */
+        while (!list_empty(&p->windows[w])) {
+            u = list_entry(p->windows[w].next, struct user, window_link);
+            if (u->deadline > now) {
+                if (next < 0 || u->deadline < next)
+                    next = u->deadline;
+                break;
+            }
+            window_close(u);
+            update(p, u, why[w]);
+        }
+    }
+    return next;
+}
+
+int presence_sweep_stale(struct presence *p, int64_t now,
+                         int64_t older_than_ms)
+{
+    struct list *pos, *tmp;
+    struct user *u;
+    int w, n = 0;
+
+    assert(!p->in_cb);
+    /* See the invariant at the top: only users inside a window can be
+     * present without a connection. */
+    for (w = W_GRACE; w < W_COUNT; w++) {
+        list_each_safe(pos, tmp, &p->windows[w]) {
+            u = list_entry(pos, struct user, window_link);
+            assert(nconns(u) == 0);
+            if (u->status == PRESENCE_OFFLINE ||
+                u->last_seen >= now - older_than_ms)
+                continue;
+            window_close(u);
+            update(p, u, PRESENCE_R_STALE);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Listing                                                                  */
+/* ------------------------------------------------------------------------ */
+
+int presence_get(struct presence *p, const char *org, const char *user,
+                 presence_member_cb *cb, void *ud)
+{
+    struct user *u = find_user(p, org, user);
+    struct presence_member m;
+
+    if (!u)
+        return PRESENCE_ENOENT;
+    fill_member(u, &m);
+    cb(ud, &m);
+    return 0;
+}
+
+static void each_user(struct org *o, presence_member_cb *cb, void *ud)
+{
+    struct user *u, *tmp;
+    struct presence_member m;
+
+    HASH_ITER(hh, o->users, u, tmp) {
+        fill_member(u, &m);
+        cb(ud, &m);
+    }
+}
+
+uint64_t presence_each(struct presence *p, const char *org,
+                       presence_member_cb *cb, void *ud)
+{
+    struct org *o = find_org(p, org);
+
+    if (!o)
+        return 0;
+    each_user(o, cb, ud);
+    return o->seq;
+}
+
+uint64_t presence_org_seq(struct presence *p, const char *org)
+{
+    struct org *o = find_org(p, org);
+
+    return o ? o->seq : 0;
+}
+
+void presence_each_all(struct presence *p, presence_member_cb *cb, void *ud)
+{
+    struct org *o, *tmp;
+
+    HASH_ITER(hh, p->orgs, o, tmp)
+        each_user(o, cb, ud);
+}
+
+void presence_drain_dirty(struct presence *p, presence_member_cb *cb,
+                          void *ud)
+{
+    struct list *pos, *tmp;
+    struct user *u;
+    struct presence_member m;
+
+    assert(!p->in_cb);
+    list_each_safe(pos, tmp, &p->dirty) {
+        u = list_entry(pos, struct user, dirty_link);
+        list_remove(pos);
+        fill_member(u, &m);
+        cb(ud, &m);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static const char *const status_names[] = {
+    [PRESENCE_OFFLINE] = "OFFLINE",
+    [PRESENCE_AWAY] = "AWAY",
+    [PRESENCE_ONLINE] = "ONLINE",
+    [PRESENCE_BUSY] = "BUSY",
+};
+
+static const char *const reason_names[] = {
+    [PRESENCE_R_CONNECT] = "connect",
+    [PRESENCE_R_IDLE] = "idle",
+    [PRESENCE_R_ACTIVE] = "active",
+    [PRESENCE_R_MANUAL] = "manual",
+    [PRESENCE_R_LOGIN] = "login",
+    [PRESENCE_R_LOGOUT] = "logout",
+    [PRESENCE_R_DISCONNECT] = "disconnect",
+    [PRESENCE_R_GRACE_EXPIRED] = "grace_expired",
+    [PRESENCE_R_STALE] = "stale",
+    [PRESENCE_R_RESTART] = "restart",
+};
+
+const char *presence_status_name(enum presence_status s)
+{
+    if (s == PRESENCE_UNSET)
+        return "UNSET";
+    if ((int)s < 0 || (size_t)s >= ARRAY_LEN(status_names))
+        return "?";
+    return status_names[s];
+}
+
+int presence_status_parse(const char *s, enum presence_status *out)
+{
+    size_t i;
+
+    if (!s)
+        return -1;
+    for (i = 0; i < ARRAY_LEN(status_names); i++) {
+        if (strcmp(s, status_names[i]) == 0) {
+            *out = (enum presence_status)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *presence_reason_name(enum presence_reason r)
+{
+    if ((int)r < 0 || (size_t)r >= ARRAY_LEN(reason_names))
+        return "?";
+    return reason_names[r];
+}

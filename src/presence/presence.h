@@ -1,0 +1,194 @@
+/* presence.h - who is online in each organization, and what to announce.
+ *
+ * Pure logic: no sockets, no SQLite, no clock. Callers pass the time in
+ * (milliseconds since the epoch) and receive announcements through one
+ * callback. net/ and hub/ do the I/O: they fan announcements out to sockets
+ * and persist the new state. The rules implemented here are those of
+ * docs/protocol.md "Presence rules"; nothing else in the tree decides status.
+ *
+ * Model. An organization has members (users). A user has zero or more
+ * connections; each connection carries the idle detector's "auto" status for
+ * that tab or device (ONLINE, AWAY or OFFLINE). A user may also have a manual
+ * status (BUSY, AWAY or OFFLINE = "appear offline") that overrides the auto
+ * ones while any connection is open. The effective status is:
+ *   - the manual status if one is set and the user is "present" (see below),
+ *   - else the most present auto status over the connections
+ *     (ONLINE > AWAY > OFFLINE),
+ *   - OFFLINE when the user is not present.
+ * A user is present while it has a connection, or inside one of three
+ * windows that keep the last effective status without a connection:
+ *   - grace: after its last connection closed (page navigation must not
+ *     flap), grace_ms long;
+ *   - login: after a login with no connection yet, login_grace_ms long;
+ *     a login shows ONLINE (or the manual status if one is set);
+ *   - restore: after a server restart, for users stored as not OFFLINE,
+ *     restart_grace_ms long, keeping the stored status.
+ * When a window closes with no connection the user goes OFFLINE.
+ *
+ * Announcements. Only a change of the effective status is announced, once,
+ * with the organization's next seq (1, 2, 3, ... per organization).
+ *
+ * Ownership. The core copies every string it is given. Strings in callbacks
+ * are lent: valid only during the call. The core is consistent whenever it
+ * calls back, so a callback may make read-only calls (presence_get,
+ * presence_each, presence_each_all, presence_conn_*); it must not call
+ * anything that changes the core. */
+#ifndef PRESENCE_H
+#define PRESENCE_H
+#include <stddef.h>
+#include <stdint.h>
+
+struct presence;      /* opaque */
+struct presence_conn; /* opaque; owned by the core */
+
+enum presence_status {
+    PRESENCE_UNSET = -1, /* "no manual status" */
+    PRESENCE_OFFLINE = 0,
+    PRESENCE_AWAY = 1,
+    PRESENCE_ONLINE = 2,
+    PRESENCE_BUSY = 3,
+};
+
+enum presence_reason {
+    PRESENCE_R_CONNECT,       /* first connection (or any connection raising it) */
+    PRESENCE_R_IDLE,          /* auto status went down (AWAY/OFFLINE) */
+    PRESENCE_R_ACTIVE,        /* auto status went up (ONLINE) */
+    PRESENCE_R_MANUAL,        /* manual status set or cleared */
+    PRESENCE_R_LOGIN,
+    PRESENCE_R_LOGOUT,
+    PRESENCE_R_DISCONNECT,    /* connection closed, no grace (grace_ms 0 or
+                                 PRESENCE_NOW), or a remaining connection's
+                                 status now rules */
+    PRESENCE_R_GRACE_EXPIRED, /* grace or login window closed, no connection */
+    PRESENCE_R_STALE,         /* presence_sweep_stale() */
+    PRESENCE_R_RESTART,       /* restore window closed, no connection */
+};
+
+enum {
+    PRESENCE_EINVAL = -1,   /* bad argument (status not allowed here) */
+    PRESENCE_ENOENT = -2,   /* unknown user */
+};
+
+/* Flags for presence_disconnect(). */
+enum { PRESENCE_NOW = 1 }; /* skip the grace window (logout, kick) */
+
+struct presence_opts {
+    int64_t grace_ms;         /* default 5000 */
+    int64_t login_grace_ms;   /* default 60000 */
+    int64_t restart_grace_ms; /* default 30000 */
+};
+
+/* A member as announced or listed. All pointers lent. */
+struct presence_member {
+    const char *org, *user, *name;
+    enum presence_status status;   /* effective */
+    enum presence_status manual;   /* PRESENCE_UNSET if none */
+    int64_t last_seen_ms;
+    unsigned nconns;               /* open connections */
+};
+
+struct presence_event {
+    struct presence_member m;
+    uint64_t seq;                  /* per organization, from 1 */
+    enum presence_reason reason;
+};
+
+typedef void presence_event_cb(void *ud, const struct presence_event *ev);
+typedef void presence_member_cb(void *ud, const struct presence_member *m);
+
+/* Returns a new core; 'announce' receives every change of effective status. */
+struct presence *presence_new(const struct presence_opts *o,
+                              presence_event_cb *announce, void *ud);
+void presence_free(struct presence *p); /* NULL is a no-op; frees conns too */
+
+/* Adds a known member without announcing anything (loading from the store,
+ * or a user just created). 'stored' is the status kept in the database: if
+ * it is not OFFLINE the user starts inside a restore window ending at
+ * now + restart_grace_ms. 'manual' is PRESENCE_UNSET or BUSY/AWAY/OFFLINE.
+ * If the user exists already its name is updated and nothing else.
+ * Returns 0 or PRESENCE_EINVAL. */
+int presence_add_user(struct presence *p, const char *org, const char *user,
+                      const char *name, enum presence_status stored,
+                      enum presence_status manual, int64_t last_seen_ms,
+                      int64_t now);
+
+/* Opens a connection for a known user with auto status ONLINE. session_id
+ * is the login session that authenticated it (0 for a bearer JWT). Returns
+ * the handle, or NULL if the user is unknown. May announce. */
+struct presence_conn *presence_connect(struct presence *p, const char *org,
+                                       const char *user, uint64_t session_id,
+                                       int64_t now);
+
+/* The idle detector of one connection reports ONLINE, AWAY or OFFLINE.
+ * Returns 0, or PRESENCE_EINVAL for any other status. May announce.
+ * ONLINE counts as activity and advances last_seen. */
+int presence_conn_auto(struct presence *p, struct presence_conn *c,
+                       enum presence_status auto_status, int64_t now);
+
+/* Closes a connection and frees the handle. With flags PRESENCE_NOW, or
+ * grace_ms 0, a user left with no connection goes OFFLINE at once;
+ * otherwise a grace window starts. Advances last_seen. May announce. */
+void presence_disconnect(struct presence *p, struct presence_conn *c,
+                         int64_t now, int flags);
+
+/* Accessors for a connection handle; strings lent for the handle's life. */
+const char *presence_conn_org(const struct presence_conn *c);
+const char *presence_conn_user(const struct presence_conn *c);
+uint64_t presence_conn_session(const struct presence_conn *c);
+
+/* Manual status: BUSY, AWAY or OFFLINE set it; ONLINE clears it. Applies
+ * whether or not the user is connected (stored by the caller either way).
+ * Returns 0, PRESENCE_EINVAL or PRESENCE_ENOENT. May announce. */
+int presence_set_manual(struct presence *p, const char *org, const char *user,
+                        enum presence_status s, int64_t now);
+
+/* A login: opens (or extends) the login window, advances last_seen, and
+ * makes the user present. Returns 0 or PRESENCE_ENOENT. May announce. */
+int presence_login(struct presence *p, const char *org, const char *user,
+                   int64_t now);
+
+/* A logout: the caller has already closed (PRESENCE_NOW) the connections
+ * that the ended session authenticated. Ends login, grace and restore
+ * windows; if no connection remains the user goes OFFLINE at once (reason
+ * logout). Advances last_seen. Returns 0 or PRESENCE_ENOENT. */
+int presence_logout(struct presence *p, const char *org, const char *user,
+                    int64_t now);
+
+/* Closes windows whose time has come. Returns the earliest pending deadline
+ * (ms since the epoch), or -1 if none. May announce. */
+int64_t presence_tick(struct presence *p, int64_t now);
+
+/* Users whose effective status is not OFFLINE, with no open connection,
+ * and last_seen older than now - older_than_ms, go OFFLINE (reason stale).
+ * Returns how many. */
+int presence_sweep_stale(struct presence *p, int64_t now,
+                         int64_t older_than_ms);
+
+/* Looks one member up. Returns 0 or PRESENCE_ENOENT. */
+int presence_get(struct presence *p, const char *org, const char *user,
+                 presence_member_cb *cb, void *ud);
+
+/* Calls cb once per member of org (any order); returns the organization's
+ * current seq (0 for an unknown organization or one with no events yet). */
+uint64_t presence_each(struct presence *p, const char *org,
+                       presence_member_cb *cb, void *ud);
+
+/* The organization's current seq (0 if unknown or no event yet): what a
+ * snapshot taken now is current to. */
+uint64_t presence_org_seq(struct presence *p, const char *org);
+
+/* Calls cb once per member of every organization. */
+void presence_each_all(struct presence *p, presence_member_cb *cb, void *ud);
+
+/* Calls cb once per member whose effective status, manual status or
+ * last_seen changed since the previous call, then forgets them. hub/ calls
+ * it every flush interval so that the store sees at most one write per user
+ * per interval, whatever the traffic (no per-heartbeat disk write). */
+void presence_drain_dirty(struct presence *p, presence_member_cb *cb,
+                          void *ud);
+
+/* Names for the wire: "ONLINE", "AWAY", "BUSY", "OFFLINE"; "connect", ... */
+const char *presence_status_name(enum presence_status s);
+int presence_status_parse(const char *s, enum presence_status *out);
+const char *presence_reason_name(enum presence_reason r);
+#endif

@@ -1,0 +1,1070 @@
+/* test_presence.c - unit tests for the pure presence core.
+ *
+ * As wslay's tests: each test scripts events against a fake clock, the
+ * announce callback appends one line per event to a log, and the test
+ * compares the log with the exact expected sequence, then clears it. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "presence/presence.h"
+
+#define GRACE 5000
+#define LOGIN 60000
+#define RESTART 30000
+
+struct rec {
+    char org[16], user[16], name[16];
+    enum presence_status status, manual;
+    enum presence_reason reason;
+    uint64_t seq;
+    int64_t last_seen;
+    unsigned nconns;
+};
+
+struct fx {
+    struct presence *p;
+    char log[4096];       /* "org/user STATUS reason seq;" per event */
+    struct rec ev[64];    /* the same events, field by field */
+    size_t n;
+};
+
+static void copy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src);
+}
+
+static void on_event(void *ud, const struct presence_event *ev)
+{
+    struct fx *f = ud;
+    struct rec *r;
+    size_t len = strlen(f->log);
+
+    snprintf(f->log + len, sizeof(f->log) - len, "%s/%s %s %s %llu;",
+             ev->m.org, ev->m.user, presence_status_name(ev->m.status),
+             presence_reason_name(ev->reason), (unsigned long long)ev->seq);
+    assert_true(f->n < 64);
+    r = &f->ev[f->n++];
+    /* Strings are lent: copy them. */
+    copy(r->org, sizeof(r->org), ev->m.org);
+    copy(r->user, sizeof(r->user), ev->m.user);
+    copy(r->name, sizeof(r->name), ev->m.name);
+    r->status = ev->m.status;
+    r->manual = ev->m.manual;
+    r->reason = ev->reason;
+    r->seq = ev->seq;
+    r->last_seen = ev->m.last_seen_ms;
+    r->nconns = ev->m.nconns;
+}
+
+/* Asserts the events since the last check, at the caller's line. The log
+ * is cleared first so that a failure is reported once, not again by the
+ * teardown. */
+#define expect_log(f, want) \
+    do { \
+        char got_[sizeof((f)->log)]; \
+        memcpy(got_, (f)->log, sizeof(got_)); \
+        (f)->log[0] = '\0'; \
+        (f)->n = 0; \
+        assert_string_equal(got_, (want)); \
+    } while (0)
+
+static const struct presence_opts opts = {GRACE, LOGIN, RESTART};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    f->p = presence_new(&opts, on_event, f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    /* Every test must have checked every event it caused. */
+    assert_string_equal(f->log, "");
+    presence_free(f->p);
+    free(f);
+    return 0;
+}
+
+static void add(struct fx *f, const char *org, const char *user)
+{
+    assert_int_equal(presence_add_user(f->p, org, user, NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
+                     0);
+}
+
+/* One member snapshot through presence_get. */
+static void get_cb(void *ud, const struct presence_member *m)
+{
+    struct rec *r = ud;
+
+    copy(r->org, sizeof(r->org), m->org);
+    copy(r->user, sizeof(r->user), m->user);
+    copy(r->name, sizeof(r->name), m->name);
+    r->status = m->status;
+    r->manual = m->manual;
+    r->last_seen = m->last_seen_ms;
+    r->nconns = m->nconns;
+}
+
+static struct rec get(struct fx *f, const char *org, const char *user)
+{
+    struct rec r;
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(presence_get(f->p, org, user, get_cb, &r), 0);
+    return r;
+}
+
+/* Collects member ids ("org/user status;") in call order. */
+struct list_acc {
+    char s[1024];
+    int n;
+};
+
+static void list_cb(void *ud, const struct presence_member *m)
+{
+    struct list_acc *a = ud;
+    size_t len = strlen(a->s);
+
+    snprintf(a->s + len, sizeof(a->s) - len, "%s/%s %s;", m->org, m->user,
+             presence_status_name(m->status));
+    a->n++;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_names(void **state)
+{
+    enum presence_status s = PRESENCE_UNSET;
+
+    (void)state;
+    assert_string_equal(presence_status_name(PRESENCE_ONLINE), "ONLINE");
+    assert_string_equal(presence_status_name(PRESENCE_AWAY), "AWAY");
+    assert_string_equal(presence_status_name(PRESENCE_BUSY), "BUSY");
+    assert_string_equal(presence_status_name(PRESENCE_OFFLINE), "OFFLINE");
+    assert_string_equal(presence_reason_name(PRESENCE_R_CONNECT), "connect");
+    assert_string_equal(presence_reason_name(PRESENCE_R_IDLE), "idle");
+    assert_string_equal(presence_reason_name(PRESENCE_R_ACTIVE), "active");
+    assert_string_equal(presence_reason_name(PRESENCE_R_MANUAL), "manual");
+    assert_string_equal(presence_reason_name(PRESENCE_R_LOGIN), "login");
+    assert_string_equal(presence_reason_name(PRESENCE_R_LOGOUT), "logout");
+    assert_string_equal(presence_reason_name(PRESENCE_R_DISCONNECT),
+                        "disconnect");
+    assert_string_equal(presence_reason_name(PRESENCE_R_GRACE_EXPIRED),
+                        "grace_expired");
+    assert_string_equal(presence_reason_name(PRESENCE_R_STALE), "stale");
+    assert_string_equal(presence_reason_name(PRESENCE_R_RESTART), "restart");
+
+    assert_int_equal(presence_status_parse("ONLINE", &s), 0);
+    assert_int_equal(s, PRESENCE_ONLINE);
+    assert_int_equal(presence_status_parse("AWAY", &s), 0);
+    assert_int_equal(s, PRESENCE_AWAY);
+    assert_int_equal(presence_status_parse("BUSY", &s), 0);
+    assert_int_equal(s, PRESENCE_BUSY);
+    assert_int_equal(presence_status_parse("OFFLINE", &s), 0);
+    assert_int_equal(s, PRESENCE_OFFLINE);
+    s = PRESENCE_UNSET;
+    assert_int_equal(presence_status_parse("online", &s), -1);
+    assert_int_equal(presence_status_parse("Busy", &s), -1);
+    assert_int_equal(presence_status_parse("ONLINE ", &s), -1);
+    assert_int_equal(presence_status_parse("", &s), -1);
+    assert_int_equal(presence_status_parse("UNSET", &s), -1);
+    assert_int_equal(presence_status_parse(NULL, &s), -1);
+    assert_int_equal(s, PRESENCE_UNSET);
+}
+
+static void test_connect_disconnect_now(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+    struct rec r;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 7, 1000);
+    assert_non_null(c);
+    expect_log(f, "acme/alice ONLINE connect 1;");
+    r = get(f, "acme", "alice");
+    assert_int_equal(r.status, PRESENCE_ONLINE);
+    assert_int_equal(r.manual, PRESENCE_UNSET);
+    assert_int_equal(r.nconns, 1);
+    assert_int_equal(r.last_seen, 1000);
+
+    presence_disconnect(f->p, c, 2000, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 2;");
+    r = get(f, "acme", "alice");
+    assert_int_equal(r.nconns, 0);
+    assert_int_equal(r.last_seen, 2000);
+    assert_int_equal(presence_tick(f->p, 100000), -1);
+    expect_log(f, "");
+}
+
+static void test_event_fields(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(presence_add_user(f->p, "acme", "bob", "Bob B",
+                                       PRESENCE_OFFLINE, PRESENCE_BUSY, 5, 0),
+                     0);
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 1234));
+    assert_int_equal(f->n, 1);
+    assert_string_equal(f->ev[0].org, "acme");
+    assert_string_equal(f->ev[0].user, "bob");
+    assert_string_equal(f->ev[0].name, "Bob B");
+    assert_int_equal(f->ev[0].status, PRESENCE_BUSY);
+    assert_int_equal(f->ev[0].manual, PRESENCE_BUSY);
+    assert_int_equal(f->ev[0].reason, PRESENCE_R_CONNECT);
+    assert_int_equal(f->ev[0].seq, 1);
+    assert_int_equal(f->ev[0].last_seen, 1234);
+    assert_int_equal(f->ev[0].nconns, 1);
+    expect_log(f, "acme/bob BUSY connect 1;");
+}
+
+static void test_multi_conn_aggregation(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c1, *c2, *c3;
+
+    add(f, "acme", "alice");
+    c1 = presence_connect(f->p, "acme", "alice", 1, 100);
+    c2 = presence_connect(f->p, "acme", "alice", 2, 100);
+    c3 = presence_connect(f->p, "acme", "alice", 3, 100);
+    expect_log(f, "acme/alice ONLINE connect 1;");
+    assert_int_equal(get(f, "acme", "alice").nconns, 3);
+
+    /* ONLINE wins while any connection is ONLINE. */
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_AWAY, 200), 0);
+    assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_OFFLINE, 200), 0);
+    expect_log(f, "");
+    assert_int_equal(presence_conn_auto(f->p, c3, PRESENCE_AWAY, 200), 0);
+    expect_log(f, "acme/alice AWAY idle 2;");
+    /* AWAY wins over OFFLINE. */
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_OFFLINE, 300), 0);
+    expect_log(f, "");
+    assert_int_equal(presence_conn_auto(f->p, c3, PRESENCE_OFFLINE, 300), 0);
+    expect_log(f, "acme/alice OFFLINE idle 3;");
+    assert_int_equal(get(f, "acme", "alice").nconns, 3);
+    /* Up from OFFLINE: AWAY then ONLINE, both "active". */
+    assert_int_equal(presence_conn_auto(f->p, c3, PRESENCE_AWAY, 400), 0);
+    assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_ONLINE, 400), 0);
+    expect_log(f, "acme/alice AWAY active 4;acme/alice ONLINE active 5;");
+    /* A disconnect leaving connections whose aggregate differs. */
+    presence_disconnect(f->p, c2, 500, 0);
+    expect_log(f, "acme/alice AWAY disconnect 6;");
+    /* One leaving the aggregate unchanged announces nothing. */
+    presence_disconnect(f->p, c1, 600, 0);
+    expect_log(f, "");
+    /* A new connection raises AWAY to ONLINE. */
+    c1 = presence_connect(f->p, "acme", "alice", 4, 700);
+    expect_log(f, "acme/alice ONLINE connect 7;");
+    presence_disconnect(f->p, c1, 800, PRESENCE_NOW);
+    expect_log(f, "acme/alice AWAY disconnect 8;");
+    presence_disconnect(f->p, c3, 900, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 9;");
+}
+
+static void test_same_status_twice(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 150), 0);
+    expect_log(f, "acme/alice ONLINE connect 1;");
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         200), 0);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         300), 0);
+    expect_log(f, "acme/alice BUSY manual 2;");
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_ONLINE, 400), 0);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_ONLINE, 500), 0);
+    expect_log(f, "acme/alice ONLINE manual 3;");
+    /* A login with a connection open opens no window. */
+    assert_int_equal(presence_login(f->p, "acme", "alice", 600), 0);
+    assert_int_equal(presence_tick(f->p, 600), -1);
+    expect_log(f, "");
+}
+
+static void test_invalid_args(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+    struct rec r;
+
+    add(f, "acme", "alice");
+    assert_int_equal(presence_add_user(f->p, "acme", "x", NULL,
+                                       PRESENCE_UNSET, PRESENCE_UNSET, 0, 0),
+                     PRESENCE_EINVAL);
+    assert_int_equal(presence_add_user(f->p, "acme", "x", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_ONLINE, 0, 0),
+                     PRESENCE_EINVAL);
+    assert_int_equal(presence_add_user(f->p, NULL, "x", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
+                     PRESENCE_EINVAL);
+    assert_int_equal(presence_add_user(f->p, "acme", NULL, NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
+                     PRESENCE_EINVAL);
+    assert_int_equal(presence_get(f->p, "acme", "x", get_cb, &r),
+                     PRESENCE_ENOENT);
+
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    expect_log(f, "acme/alice ONLINE connect 1;");
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_BUSY, 200),
+                     PRESENCE_EINVAL);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_UNSET, 200),
+                     PRESENCE_EINVAL);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_UNSET, 200),
+                     PRESENCE_EINVAL);
+    assert_int_equal(presence_set_manual(f->p, "acme", "bob", PRESENCE_BUSY,
+                                         200), PRESENCE_ENOENT);
+    assert_int_equal(presence_set_manual(f->p, "other", "alice",
+                                         PRESENCE_BUSY, 200), PRESENCE_ENOENT);
+    assert_int_equal(presence_login(f->p, "acme", "bob", 200),
+                     PRESENCE_ENOENT);
+    assert_int_equal(presence_logout(f->p, "other", "alice", 200),
+                     PRESENCE_ENOENT);
+    assert_null(presence_connect(f->p, "acme", "bob", 0, 200));
+    assert_null(presence_connect(f->p, "other", "alice", 0, 200));
+    assert_int_equal(presence_get(f->p, "other", "alice", get_cb, &r),
+                     PRESENCE_ENOENT);
+    /* Nothing above changed anything. */
+    r = get(f, "acme", "alice");
+    assert_int_equal(r.status, PRESENCE_ONLINE);
+    assert_int_equal(r.manual, PRESENCE_UNSET);
+    assert_int_equal(r.last_seen, 100);
+    assert_int_equal(r.nconns, 1);
+    expect_log(f, "");
+}
+
+static void test_manual_busy_survives_reconnect(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         200), 0);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice BUSY manual 2;");
+    /* Manual overrides auto reports. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 300), 0);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 400), 0);
+    expect_log(f, "");
+    presence_disconnect(f->p, c, 500, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 3;");
+    assert_int_equal(get(f, "acme", "alice").manual, PRESENCE_BUSY);
+    c = presence_connect(f->p, "acme", "alice", 0, 600);
+    expect_log(f, "acme/alice BUSY connect 4;");
+    /* Manual ONLINE clears it: the connection (AWAY) rules again. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 700), 0);
+    expect_log(f, "");
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_ONLINE, 800), 0);
+    expect_log(f, "acme/alice AWAY manual 5;");
+    assert_int_equal(get(f, "acme", "alice").manual, PRESENCE_UNSET);
+    /* Manual AWAY while AWAY: effective unchanged, nothing announced. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_AWAY,
+                                         900), 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").manual, PRESENCE_AWAY);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 1000), 0);
+    expect_log(f, "");
+}
+
+static void test_appear_offline(void **state)
+{
+    struct fx *f = *state;
+    struct rec r;
+
+    add(f, "acme", "alice");
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 200), 0);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice OFFLINE manual 2;");
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 300));
+    assert_int_equal(presence_login(f->p, "acme", "alice", 350), 0);
+    expect_log(f, "");
+    r = get(f, "acme", "alice");
+    assert_int_equal(r.status, PRESENCE_OFFLINE);
+    assert_int_equal(r.manual, PRESENCE_OFFLINE);
+    assert_int_equal(r.nconns, 2);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_ONLINE, 400), 0);
+    expect_log(f, "acme/alice ONLINE manual 3;");
+}
+
+static void test_manual_while_offline(void **state)
+{
+    struct fx *f = *state;
+    struct rec r;
+
+    add(f, "acme", "alice");
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         100), 0);
+    expect_log(f, "");
+    r = get(f, "acme", "alice");
+    assert_int_equal(r.status, PRESENCE_OFFLINE);
+    assert_int_equal(r.manual, PRESENCE_BUSY);
+    assert_int_equal(r.last_seen, 100);
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 200));
+    expect_log(f, "acme/alice BUSY connect 1;");
+}
+
+static void test_grace_reconnect_inside(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    expect_log(f, "acme/alice ONLINE connect 1;");
+    presence_disconnect(f->p, c, 1000, 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").status, PRESENCE_ONLINE);
+    assert_int_equal(get(f, "acme", "alice").nconns, 0);
+    assert_int_equal(presence_tick(f->p, 5999), 1000 + GRACE);
+    expect_log(f, "");
+    c = presence_connect(f->p, "acme", "alice", 0, 5999);
+    expect_log(f, "");
+    /* The reconnect ended the window. */
+    assert_int_equal(presence_tick(f->p, 100000), -1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").nconns, 1);
+
+    /* The window keeps AWAY; reconnecting (ONLINE) raises it. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 100000), 0);
+    expect_log(f, "acme/alice AWAY idle 2;");
+    presence_disconnect(f->p, c, 100001, 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").status, PRESENCE_AWAY);
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100002));
+    expect_log(f, "acme/alice ONLINE connect 3;");
+}
+
+static void test_grace_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    presence_disconnect(f->p, c, 1000, 0);
+    expect_log(f, "acme/alice ONLINE connect 1;");
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE - 1), 1000 + GRACE);
+    expect_log(f, "");
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE), -1);
+    expect_log(f, "acme/alice OFFLINE grace_expired 2;");
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE + 1), -1);
+    assert_int_equal(presence_tick(f->p, 1000000), -1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 1000);
+    /* A later connect is a plain first connection. */
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 9000));
+    expect_log(f, "acme/alice ONLINE connect 3;");
+}
+
+static void test_grace_while_manual(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         100), 0);
+    presence_disconnect(f->p, c, 1000, 0);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice BUSY manual 2;");
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE), -1);
+    expect_log(f, "acme/alice OFFLINE grace_expired 3;");
+}
+
+static void test_now_skips_grace(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+    struct presence_opts o = {0, LOGIN, RESTART};
+    struct presence *p0;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    presence_disconnect(f->p, c, 200, PRESENCE_NOW);
+    expect_log(f, "acme/alice ONLINE connect 1;"
+                  "acme/alice OFFLINE disconnect 2;");
+    assert_int_equal(presence_tick(f->p, 1000000), -1);
+    expect_log(f, "");
+
+    /* grace_ms 0 behaves like PRESENCE_NOW. */
+    p0 = presence_new(&o, on_event, f);
+    assert_int_equal(presence_add_user(p0, "acme", "bob", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
+                     0);
+    c = presence_connect(p0, "acme", "bob", 0, 100);
+    presence_disconnect(p0, c, 200, 0);
+    expect_log(f, "acme/bob ONLINE connect 1;acme/bob OFFLINE disconnect 2;");
+    assert_int_equal(presence_tick(p0, 1000000), -1);
+    expect_log(f, "");
+    presence_free(p0);
+}
+
+static void test_login_window_expiry(void **state)
+{
+    struct fx *f = *state;
+
+    add(f, "acme", "alice");
+    assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
+    expect_log(f, "acme/alice ONLINE login 1;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 1000);
+    assert_int_equal(presence_tick(f->p, 1000 + LOGIN - 1), 1000 + LOGIN);
+    /* A second login extends the window. */
+    assert_int_equal(presence_login(f->p, "acme", "alice", 30000), 0);
+    assert_int_equal(presence_tick(f->p, 1000 + LOGIN), 30000 + LOGIN);
+    expect_log(f, "");
+    assert_int_equal(presence_tick(f->p, 30000 + LOGIN), -1);
+    expect_log(f, "acme/alice OFFLINE grace_expired 2;");
+
+    /* With a manual status the login shows it. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         200000), 0);
+    expect_log(f, "");
+    assert_int_equal(presence_login(f->p, "acme", "alice", 200000), 0);
+    expect_log(f, "acme/alice BUSY login 3;");
+    assert_int_equal(presence_tick(f->p, 200000 + LOGIN), -1);
+    expect_log(f, "acme/alice OFFLINE grace_expired 4;");
+}
+
+static void test_login_then_connect(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "alice");
+    assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
+    expect_log(f, "acme/alice ONLINE login 1;");
+    c = presence_connect(f->p, "acme", "alice", 9, 2000);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 2000);
+    /* The connection ended the window: nothing expires. */
+    assert_int_equal(presence_tick(f->p, 2000), -1);
+    assert_int_equal(presence_tick(f->p, 1000 + LOGIN), -1);
+    expect_log(f, "");
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 70000), 0);
+    expect_log(f, "acme/alice AWAY idle 2;");
+}
+
+static void test_logout(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c1, *c2;
+
+    add(f, "acme", "alice");
+    /* Inside the login window, no connection. */
+    assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 2000), 0);
+    expect_log(f, "acme/alice ONLINE login 1;acme/alice OFFLINE logout 2;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 2000);
+    assert_int_equal(presence_tick(f->p, 1000000), -1);
+    expect_log(f, "");
+
+    /* Inside the grace window. */
+    c1 = presence_connect(f->p, "acme", "alice", 1, 3000);
+    presence_disconnect(f->p, c1, 3100, 0);
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 3200), 0);
+    expect_log(f, "acme/alice ONLINE connect 3;acme/alice OFFLINE logout 4;");
+    assert_int_equal(presence_tick(f->p, 1000000), -1);
+    expect_log(f, "");
+
+    /* Another session's connection stays and keeps ruling. */
+    c1 = presence_connect(f->p, "acme", "alice", 1, 4000);
+    c2 = presence_connect(f->p, "acme", "alice", 2, 4000);
+    assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_AWAY, 4100), 0);
+    presence_disconnect(f->p, c1, 4200, PRESENCE_NOW);
+    expect_log(f, "acme/alice ONLINE connect 5;acme/alice AWAY disconnect 6;");
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 4300), 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").status, PRESENCE_AWAY);
+    assert_int_equal(get(f, "acme", "alice").nconns, 1);
+    assert_int_equal(get(f, "acme", "alice").last_seen, 4300);
+    presence_disconnect(f->p, c2, 4400, 0);
+    expect_log(f, "");
+}
+
+static void test_restore(void **state)
+{
+    struct fx *f = *state;
+    struct rec r;
+
+    assert_int_equal(presence_add_user(f->p, "acme", "alice", "Alice",
+                                       PRESENCE_ONLINE, PRESENCE_UNSET, 500,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(f->p, "acme", "bob", NULL,
+                                       PRESENCE_AWAY, PRESENCE_UNSET, 500,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(f->p, "acme", "carol", NULL,
+                                       PRESENCE_ONLINE, PRESENCE_UNSET, 500,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(f->p, "acme", "dave", NULL,
+                                       PRESENCE_BUSY, PRESENCE_BUSY, 500,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(f->p, "acme", "erin", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_AWAY, 500,
+                                       1000), 0);
+    expect_log(f, "");
+    r = get(f, "acme", "alice");
+    assert_int_equal(r.status, PRESENCE_ONLINE);
+    assert_int_equal(r.last_seen, 500);
+    assert_string_equal(r.name, "Alice");
+    r = get(f, "acme", "dave");
+    assert_int_equal(r.status, PRESENCE_BUSY);
+    assert_int_equal(r.manual, PRESENCE_BUSY);
+    r = get(f, "acme", "erin");
+    assert_int_equal(r.status, PRESENCE_OFFLINE);
+    assert_int_equal(r.manual, PRESENCE_AWAY);
+
+    /* Adding again only updates the name: no new window, same status. */
+    assert_int_equal(presence_add_user(f->p, "acme", "alice", "Alice A",
+                                       PRESENCE_OFFLINE, PRESENCE_BUSY, 0,
+                                       20000), 0);
+    r = get(f, "acme", "alice");
+    assert_string_equal(r.name, "Alice A");
+    assert_int_equal(r.status, PRESENCE_ONLINE);
+    assert_int_equal(r.manual, PRESENCE_UNSET);
+    assert_int_equal(r.last_seen, 500);
+
+    /* Reconnects inside the window: same status (nothing), raised (bob). */
+    assert_non_null(presence_connect(f->p, "acme", "carol", 0, 2000));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 2000));
+    expect_log(f, "acme/bob ONLINE connect 1;");
+
+    assert_int_equal(presence_tick(f->p, 1000 + RESTART - 1), 1000 + RESTART);
+    expect_log(f, "");
+    assert_int_equal(presence_tick(f->p, 1000 + RESTART), -1);
+    /* Window lists are FIFO by deadline: add order. */
+    expect_log(f, "acme/alice OFFLINE restart 2;acme/dave OFFLINE restart 3;");
+    assert_int_equal(presence_tick(f->p, 1000000), -1);
+    expect_log(f, "");
+}
+
+static void test_stale_sweep(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c, *c2;
+
+    add(f, "acme", "alice"); /* login window, no connection */
+    add(f, "acme", "bob");   /* connected */
+    add(f, "acme", "carol"); /* offline */
+    add(f, "acme", "dave");  /* login window, recent */
+    add(f, "acme", "erin");  /* login window, exactly at the limit */
+    assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
+    c = presence_connect(f->p, "acme", "bob", 0, 1000);
+    assert_int_equal(presence_login(f->p, "acme", "dave", 9000), 0);
+    assert_int_equal(presence_login(f->p, "acme", "erin", 5000), 0);
+    expect_log(f, "acme/alice ONLINE login 1;acme/bob ONLINE connect 2;"
+                  "acme/dave ONLINE login 3;acme/erin ONLINE login 4;");
+    /* Appearing offline inside a grace window: already OFFLINE, so it is
+     * neither swept nor counted. */
+    add(f, "acme", "fred");
+    c2 = presence_connect(f->p, "acme", "fred", 0, 1000);
+    assert_int_equal(presence_set_manual(f->p, "acme", "fred",
+                                         PRESENCE_OFFLINE, 1000), 0);
+    presence_disconnect(f->p, c2, 1000, 0);
+    expect_log(f, "acme/fred ONLINE connect 5;acme/fred OFFLINE manual 6;");
+
+    assert_int_equal(presence_sweep_stale(f->p, 10000, 5000), 1);
+    expect_log(f, "acme/alice OFFLINE stale 7;");
+    assert_int_equal(get(f, "acme", "bob").status, PRESENCE_ONLINE);
+    assert_int_equal(get(f, "acme", "erin").status, PRESENCE_ONLINE);
+    /* The swept user's window ended; the others' remain. */
+    assert_int_equal(presence_tick(f->p, 1000 + LOGIN), 5000 + LOGIN);
+    expect_log(f, "");
+    assert_int_equal(presence_sweep_stale(f->p, 10000, 5000), 0);
+    assert_int_equal(presence_sweep_stale(f->p, 10001, 5000), 1);
+    expect_log(f, "acme/erin OFFLINE stale 8;");
+    assert_int_equal(presence_sweep_stale(f->p, 1000000, 5000), 1);
+    expect_log(f, "acme/dave OFFLINE stale 9;");
+    assert_int_equal(presence_tick(f->p, 1000000), -1);
+    expect_log(f, "");
+    presence_disconnect(f->p, c, 1000001, PRESENCE_NOW);
+    expect_log(f, "acme/bob OFFLINE disconnect 10;");
+}
+
+static void test_seq_per_org(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *a, *b;
+    struct list_acc acc;
+    size_t i;
+
+    add(f, "acme", "alice");
+    add(f, "initech", "alice"); /* same user id, other org */
+    a = presence_connect(f->p, "acme", "alice", 0, 100);
+    b = presence_connect(f->p, "initech", "alice", 0, 100);
+    assert_int_equal(presence_conn_auto(f->p, a, PRESENCE_AWAY, 200), 0);
+    assert_int_equal(presence_conn_auto(f->p, a, PRESENCE_ONLINE, 300), 0);
+    assert_int_equal(presence_conn_auto(f->p, b, PRESENCE_AWAY, 400), 0);
+    assert_int_equal(f->n, 5);
+    for (i = 0; i < f->n; i++)
+        assert_string_equal(f->ev[i].user, "alice");
+    expect_log(f, "acme/alice ONLINE connect 1;"
+                  "initech/alice ONLINE connect 1;"
+                  "acme/alice AWAY idle 2;"
+                  "acme/alice ONLINE active 3;"
+                  "initech/alice AWAY idle 2;");
+    assert_string_equal(presence_conn_org(a), "acme");
+    assert_string_equal(presence_conn_org(b), "initech");
+
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_each(f->p, "acme", list_cb, &acc), 3);
+    assert_string_equal(acc.s, "acme/alice ONLINE;");
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_each(f->p, "initech", list_cb, &acc), 2);
+    assert_string_equal(acc.s, "initech/alice AWAY;");
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_each(f->p, "nope", list_cb, &acc), 0);
+    assert_int_equal(acc.n, 0);
+    presence_disconnect(f->p, a, 500, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 4;");
+    presence_disconnect(f->p, b, 500, PRESENCE_NOW);
+    expect_log(f, "initech/alice OFFLINE disconnect 3;");
+}
+
+static void test_drain_dirty(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+    struct list_acc acc;
+
+    add(f, "acme", "alice");
+    add(f, "acme", "bob");
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_int_equal(acc.n, 0);
+
+    /* Several changes, one entry. */
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 200), 0);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 300), 0);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 400), 0);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice AWAY idle 2;"
+                  "acme/alice ONLINE active 3;acme/alice AWAY idle 4;");
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_string_equal(acc.s, "acme/alice AWAY;");
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_int_equal(acc.n, 0);
+
+    /* AWAY/OFFLINE reports repeating the same status change nothing. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 500), 0);
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_int_equal(acc.n, 0);
+
+    /* last_seen alone: dirty, but not announced. */
+    presence_disconnect(f->p, c, 600, 0);
+    expect_log(f, "");
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_string_equal(acc.s, "acme/alice AWAY;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 600);
+    memset(&acc, 0, sizeof(acc));
+    c = presence_connect(f->p, "acme", "alice", 0, 700);
+    expect_log(f, "acme/alice ONLINE connect 5;");
+    presence_drain_dirty(f->p, list_cb, &acc);
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 800), 0);
+    expect_log(f, "");
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_string_equal(acc.s, "acme/alice ONLINE;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 800);
+    memset(&acc, 0, sizeof(acc));
+
+    /* Manual status alone (no effective change) makes bob dirty. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "bob", PRESENCE_BUSY,
+                                         800), 0);
+    expect_log(f, "");
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_string_equal(acc.s, "acme/bob OFFLINE;");
+    memset(&acc, 0, sizeof(acc));
+    /* Same time (last_seen unchanged), other manual status: still dirty;
+     * the same manual status again: not. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "bob", PRESENCE_AWAY,
+                                         800), 0);
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_string_equal(acc.s, "acme/bob OFFLINE;");
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_set_manual(f->p, "acme", "bob", PRESENCE_AWAY,
+                                         800), 0);
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_int_equal(acc.n, 0);
+
+    /* A window closing is a change too. */
+    presence_disconnect(f->p, c, 900, 0);
+    presence_drain_dirty(f->p, list_cb, &acc);
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_tick(f->p, 900 + GRACE), -1);
+    expect_log(f, "acme/alice OFFLINE grace_expired 6;");
+    presence_drain_dirty(f->p, list_cb, &acc);
+    assert_string_equal(acc.s, "acme/alice OFFLINE;");
+}
+
+static void test_tick_deadline(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    assert_int_equal(presence_tick(f->p, 0), -1);
+    assert_int_equal(presence_add_user(f->p, "acme", "r", NULL,
+                                       PRESENCE_ONLINE, PRESENCE_UNSET, 0, 0),
+                     0);
+    add(f, "acme", "g");
+    add(f, "acme", "l");
+    c = presence_connect(f->p, "acme", "g", 0, 1000);
+    presence_disconnect(f->p, c, 1000, 0);
+    assert_int_equal(presence_login(f->p, "acme", "l", 2000), 0);
+    expect_log(f, "acme/g ONLINE connect 1;acme/l ONLINE login 2;");
+    assert_int_equal(presence_tick(f->p, 0), 1000 + GRACE);
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE), RESTART);
+    expect_log(f, "acme/g OFFLINE grace_expired 3;");
+    assert_int_equal(presence_tick(f->p, RESTART), 2000 + LOGIN);
+    expect_log(f, "acme/r OFFLINE restart 4;");
+    assert_int_equal(presence_tick(f->p, 2000 + LOGIN), -1);
+    expect_log(f, "acme/l OFFLINE grace_expired 5;");
+
+    /* A clock stepping back still yields the earliest deadline first. */
+    c = presence_connect(f->p, "acme", "g", 0, 100000);
+    presence_disconnect(f->p, c, 100000, 0);
+    c = presence_connect(f->p, "acme", "l", 0, 90000);
+    presence_disconnect(f->p, c, 90000, 0);
+    expect_log(f, "acme/g ONLINE connect 6;acme/l ONLINE connect 7;");
+    assert_int_equal(presence_tick(f->p, 0), 90000 + GRACE);
+    assert_int_equal(presence_tick(f->p, 90000 + GRACE), 100000 + GRACE);
+    expect_log(f, "acme/l OFFLINE grace_expired 8;");
+    assert_int_equal(presence_tick(f->p, 100000 + GRACE), -1);
+    expect_log(f, "acme/g OFFLINE grace_expired 9;");
+}
+
+static void test_each(void **state)
+{
+    struct fx *f = *state;
+    struct list_acc acc;
+    struct rec r;
+
+    assert_int_equal(presence_add_user(f->p, "acme", "alice", "Alice",
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
+                     0);
+    add(f, "acme", "bob");
+    add(f, "acme", "carol");
+    add(f, "initech", "dave");
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 100));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 100));
+    expect_log(f, "acme/bob ONLINE connect 1;");
+
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_each(f->p, "acme", list_cb, &acc), 1);
+    assert_int_equal(acc.n, 3);
+    /* Any order is allowed: check membership. */
+    assert_non_null(strstr(acc.s, "acme/alice OFFLINE;"));
+    assert_non_null(strstr(acc.s, "acme/bob ONLINE;"));
+    assert_non_null(strstr(acc.s, "acme/carol OFFLINE;"));
+    assert_null(strstr(acc.s, "dave"));
+
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(presence_each(f->p, "initech", list_cb, &acc), 0);
+    assert_string_equal(acc.s, "initech/dave OFFLINE;");
+
+    memset(&acc, 0, sizeof(acc));
+    presence_each_all(f->p, list_cb, &acc);
+    assert_int_equal(acc.n, 4);
+    assert_non_null(strstr(acc.s, "initech/dave OFFLINE;"));
+
+    r = get(f, "acme", "bob");
+    assert_string_equal(r.org, "acme");
+    assert_string_equal(r.user, "bob");
+    assert_string_equal(r.name, "bob"); /* no name: the id */
+    assert_int_equal(r.nconns, 2);
+    assert_string_equal(get(f, "acme", "alice").name, "Alice");
+}
+
+/* A callback may read the core: it sees the state it announces. */
+struct reader {
+    struct presence *p;
+    struct rec seen[8];
+    uint64_t each_seq[8];
+    int n;
+};
+
+static void reader_cb(void *ud, const struct presence_event *ev)
+{
+    struct reader *rd = ud;
+    struct list_acc acc;
+
+    assert_true(rd->n < 8);
+    assert_int_equal(presence_get(rd->p, ev->m.org, ev->m.user, get_cb,
+                                  &rd->seen[rd->n]), 0);
+    memset(&acc, 0, sizeof(acc));
+    rd->each_seq[rd->n] = presence_each(rd->p, ev->m.org, list_cb, &acc);
+    rd->n++;
+}
+
+static void test_callback_reads_state(void **state)
+{
+    struct reader rd;
+    struct presence_conn *c1, *c2;
+
+    (void)state;
+    memset(&rd, 0, sizeof(rd));
+    rd.p = presence_new(&opts, reader_cb, &rd);
+    assert_int_equal(presence_add_user(rd.p, "acme", "alice", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
+                     0);
+    c1 = presence_connect(rd.p, "acme", "alice", 0, 100);
+    c2 = presence_connect(rd.p, "acme", "alice", 0, 100);
+    assert_int_equal(presence_conn_auto(rd.p, c2, PRESENCE_AWAY, 200), 0);
+    presence_disconnect(rd.p, c1, 300, PRESENCE_NOW);
+    assert_int_equal(rd.n, 2);
+    assert_int_equal(rd.seen[0].status, PRESENCE_ONLINE);
+    assert_int_equal(rd.seen[0].nconns, 1);
+    assert_int_equal(rd.each_seq[0], 1);
+    assert_int_equal(rd.seen[1].status, PRESENCE_AWAY);
+    assert_int_equal(rd.seen[1].nconns, 1);
+    assert_int_equal(rd.seen[1].last_seen, 300);
+    assert_int_equal(rd.each_seq[1], 2);
+    presence_disconnect(rd.p, c2, 400, 0);
+    assert_int_equal(presence_tick(rd.p, 400 + GRACE), -1);
+    assert_int_equal(rd.n, 3);
+    assert_int_equal(rd.seen[2].status, PRESENCE_OFFLINE);
+    assert_int_equal(rd.seen[2].nconns, 0);
+    presence_free(rd.p);
+}
+
+static void test_conn_accessors(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0xfeedbeefcafeULL, 100);
+    expect_log(f, "acme/alice ONLINE connect 1;");
+    assert_string_equal(presence_conn_org(c), "acme");
+    assert_string_equal(presence_conn_user(c), "alice");
+    assert_int_equal(presence_conn_session(c), 0xfeedbeefcafeULL);
+}
+
+static void test_free_with_open_conns(void **state)
+{
+    struct fx *f = *state;
+    struct presence *p;
+    char user[16];
+    int i;
+
+    presence_free(NULL);
+    /* Open conns, windows and dirty users are all freed by presence_free;
+     * ASan and valgrind check the rest. */
+    p = presence_new(&opts, NULL, NULL);
+    for (i = 0; i < 60; i++) {
+        const char *org = i % 2 ? "a" : "b";
+        struct presence_conn *c;
+
+        snprintf(user, sizeof(user), "u%d", i);
+        assert_int_equal(presence_add_user(p, org, user,
+                                           i % 3 ? "Name" : NULL,
+                                           i % 4 ? PRESENCE_OFFLINE
+                                                 : PRESENCE_ONLINE,
+                                           PRESENCE_UNSET, 0, 0), 0);
+        assert_int_equal(presence_add_user(p, org, user, "Renamed",
+                                           PRESENCE_OFFLINE, PRESENCE_UNSET,
+                                           0, 0), 0);
+        switch (i % 5) {
+        case 0: /* left in a grace window */
+            c = presence_connect(p, org, user, 0, 1);
+            presence_disconnect(p, c, 2, 0);
+            break;
+        case 1: /* left in a login window */
+            assert_int_equal(presence_login(p, org, user, 1), 0);
+            break;
+        case 2: /* two open connections */
+            assert_non_null(presence_connect(p, org, user, 0, 1));
+            /* fall through */
+        case 3:
+            assert_non_null(presence_connect(p, org, user, 0, 1));
+            break;
+        default: /* restore window or never connected */
+            break;
+        }
+    }
+    presence_free(p);
+
+    /* The fixture's core too, with an open connection. */
+    add(f, "acme", "alice");
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    expect_log(f, "acme/alice ONLINE connect 1;");
+}
+
+static void test_default_opts(void **state)
+{
+    struct fx *f = *state;
+    struct presence *p = presence_new(NULL, on_event, f);
+    struct presence_conn *c;
+
+    assert_int_equal(presence_add_user(p, "acme", "alice", NULL,
+                                       PRESENCE_AWAY, PRESENCE_UNSET, 0, 0),
+                     0);
+    assert_int_equal(presence_tick(p, 0), 30000);
+    assert_int_equal(presence_login(p, "acme", "alice", 0), 0);
+    expect_log(f, "acme/alice ONLINE login 1;");
+    assert_int_equal(presence_tick(p, 0), 60000);
+    c = presence_connect(p, "acme", "alice", 0, 0);
+    presence_disconnect(p, c, 0, 0);
+    assert_int_equal(presence_tick(p, 0), 5000);
+    expect_log(f, "");
+    presence_free(p);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_names),
+        T(test_connect_disconnect_now),
+        T(test_event_fields),
+        T(test_multi_conn_aggregation),
+        T(test_same_status_twice),
+        T(test_invalid_args),
+        T(test_manual_busy_survives_reconnect),
+        T(test_appear_offline),
+        T(test_manual_while_offline),
+        T(test_grace_reconnect_inside),
+        T(test_grace_expiry),
+        T(test_grace_while_manual),
+        T(test_now_skips_grace),
+        T(test_login_window_expiry),
+        T(test_login_then_connect),
+        T(test_logout),
+        T(test_restore),
+        T(test_stale_sweep),
+        T(test_seq_per_org),
+        T(test_drain_dirty),
+        T(test_tick_deadline),
+        T(test_each),
+        T(test_callback_reads_state),
+        T(test_conn_accessors),
+        T(test_free_with_open_conns),
+        T(test_default_opts),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
