@@ -1,0 +1,145 @@
+/* store.h - the SQLite database: organizations, users, login sessions,
+ * channels, projects, and the running server's registration.
+ *
+ * One connection per struct store, used from one thread. Every statement is
+ * prepared once at open and bound with parameters (never string-built SQL).
+ * The schema is versioned (PRAGMA user_version) and migrated forward at
+ * open; the journal is WAL with a busy timeout, so the CLI and a running
+ * server can share the file. No status history is kept: a user row holds
+ * only the current status and last_seen.
+ *
+ * Errors: functions return 0 or a negative STORE_E* code; where a char *err
+ * of STORE_ERRLEN bytes is taken, a human-readable reason is written there.
+ * Strings in out-structs are copied into fixed arrays (limits below);
+ * strings handed to callbacks are lent for the duration of the call. */
+#ifndef STORE_H
+#define STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ERRLEN 256
+#define STORE_ID_MAX 128    /* org and user ids, bytes */
+#define STORE_EMAIL_MAX 254
+#define STORE_NAME_MAX 200  /* display names, channel and project names */
+
+enum {
+    STORE_EIO = -1,       /* SQLite failed (busy, disk full, corrupt...) */
+    STORE_ENOENT = -2,    /* no such row */
+    STORE_EEXIST = -3,    /* unique constraint (id or email taken) */
+    STORE_EINVAL = -4,    /* argument out of limits (length, empty id) */
+};
+
+struct store;
+
+struct store_user {
+    char org[STORE_ID_MAX + 1];
+    char id[STORE_ID_MAX + 1];
+    char email[STORE_EMAIL_MAX + 1];   /* "" if none (token-provisioned) */
+    char name[STORE_NAME_MAX + 1];
+    char pw_hash[128];                 /* argon2id string, "" if none */
+    int status;                        /* enum presence_status, 0..3 */
+    int manual;                        /* -1 none, else 0..3 */
+    int64_t last_seen_ms;              /* 0 if never */
+};
+
+struct store_session {
+    int64_t id;
+    char org[STORE_ID_MAX + 1];
+    char user[STORE_ID_MAX + 1];
+    int64_t expires_ms;
+};
+
+struct store_server {
+    int64_t pid;
+    char listen[128];     /* "127.0.0.1:8080" */
+    char admin_key[65];   /* hex, random per start */
+    int64_t started_ms;
+};
+
+/* Opens or creates the file, enables WAL, foreign keys and a 5 s busy
+ * timeout, creates or migrates the schema. ":memory:" works for tests. */
+int store_open(struct store **out, const char *path, char *err);
+void store_close(struct store *s); /* NULL is a no-op */
+const char *store_strerror(int rc);
+
+/* Transactions, for batching (BEGIN IMMEDIATE / COMMIT / ROLLBACK). */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+
+/* Organizations. name may be NULL (then the id). */
+int store_org_add(struct store *s, const char *id, const char *name);
+int store_org_exists(struct store *s, const char *id); /* 1, 0 or <0 */
+
+/* Users. id NULL means generate one ("u_" + 12 random hex chars); the id
+ * used is copied to id_out (STORE_ID_MAX + 1 bytes) when id_out is not
+ * NULL. email and pw_hash may be NULL. The organization must exist
+ * (STORE_ENOENT otherwise). Email is unique across all organizations, and
+ * compared case-insensitively. New users start OFFLINE, no manual status. */
+int store_user_add(struct store *s, const char *org, const char *id,
+                   const char *email, const char *name, const char *pw_hash,
+                   char *id_out);
+int store_user_get(struct store *s, const char *org, const char *id,
+                   struct store_user *out);
+int store_user_by_email(struct store *s, const char *email,
+                        struct store_user *out);
+int store_user_set_name(struct store *s, const char *org, const char *id,
+                        const char *name);
+/* Writes the presence fields of one user; manual -1 clears it. */
+int store_user_set_presence(struct store *s, const char *org, const char *id,
+                            int status, int manual, int64_t last_seen_ms);
+typedef void store_user_cb(void *ud, const struct store_user *u);
+/* Every user of every organization (org NULL) or of one organization. */
+int store_user_each(struct store *s, const char *org, store_user_cb *cb,
+                    void *ud);
+/* Users stored as not OFFLINE whose last_seen is before cutoff_ms go
+ * OFFLINE; returns how many (>= 0) or a STORE_E* code. */
+int store_reset_stale(struct store *s, int64_t cutoff_ms);
+int store_user_count(struct store *s, const char *org); /* >= 0 or error */
+
+/* Login sessions: only a SHA-256 hash of the token is stored. */
+int store_session_add(struct store *s, const unsigned char hash[32],
+                      const char *org, const char *user, int64_t expires_ms,
+                      int64_t *id_out);
+/* STORE_ENOENT if absent or expired at now_ms. */
+int store_session_get(struct store *s, const unsigned char hash[32],
+                      int64_t now_ms, struct store_session *out);
+/* The same by session id (a login JWT's sid claim). */
+int store_session_get_by_id(struct store *s, int64_t id, int64_t now_ms,
+                            struct store_session *out);
+int store_session_delete(struct store *s, int64_t id);
+int store_session_purge(struct store *s, int64_t now_ms); /* expired ones */
+
+/* Channels and projects: a name and a set of member user ids of the same
+ * organization. Returns STORE_ENOENT if a member is not in that
+ * organization (and adds nothing). The new id ("c_..." / "p_...") goes to
+ * id_out (STORE_ID_MAX + 1 bytes). */
+int store_channel_add(struct store *s, const char *org, const char *name,
+                      const char *const *members, size_t n, char *id_out);
+int store_project_add(struct store *s, const char *org, const char *name,
+                      const char *const *members, size_t n, char *id_out);
+/* Lists: cb(ud, id, name, member_count) for each channel/project of org. */
+typedef void store_group_cb(void *ud, const char *id, const char *name,
+                            int nmembers);
+int store_channel_each(struct store *s, const char *org, store_group_cb *cb,
+                       void *ud);
+int store_project_each(struct store *s, const char *org, store_group_cb *cb,
+                       void *ud);
+/* Members of one channel/project of org: cb(ud, user_id) each.
+ * STORE_ENOENT if no such channel/project in that organization. Writes
+ * the name to name_out (STORE_NAME_MAX + 1 bytes) if not NULL. */
+typedef void store_member_cb(void *ud, const char *user);
+int store_channel_members(struct store *s, const char *org, const char *id,
+                          char *name_out, store_member_cb *cb, void *ud);
+int store_project_members(struct store *s, const char *org, const char *id,
+                          char *name_out, store_member_cb *cb, void *ud);
+
+/* The running server registers itself so that CLI commands (cleanup-stale)
+ * can hand their work to it rather than race it. */
+int store_server_set(struct store *s, const struct store_server *srv);
+int store_server_get(struct store *s, struct store_server *out);
+int store_server_clear(struct store *s, int64_t pid);
+
+/* PRAGMA integrity_check == "ok": 0, else STORE_EIO. */
+int store_check(struct store *s, char *err);
+#endif

@@ -1,0 +1,1215 @@
+/* test_store.c - unit tests for store/: schema, constraints, round trips,
+ * and two handles sharing one WAL file, against real SQLite files in a
+ * mkdtemp directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/log.h"
+
+/* ------------------------------------------------------------------------
+ * Random source seam
+ * ------------------------------------------------------------------------ */
+
+/* This definition interposes libsodium's randombytes_buf for the test
+ * binary, so that an id collision, which real randomness makes
+ * practically impossible, can be forced. While forced_calls > 0 each call
+ * returns bytes all equal to forced_byte; otherwise it is the kernel's
+ * CSPRNG, as in production. */
+void randombytes_buf(void *const buf, const size_t size);
+
+static int forced_calls;
+static unsigned char forced_byte;
+
+void randombytes_buf(void *const buf, const size_t size)
+{
+    unsigned char *p = buf;
+    size_t got = 0;
+    if (forced_calls > 0) {
+        forced_calls--;
+        memset(buf, forced_byte, size);
+        return;
+    }
+    while (got < size) {
+        ssize_t n = getrandom(p + got, size - got, 0);
+        if (n < 0 && errno != EINTR)
+            abort();
+        if (n > 0)
+            got += (size_t)n;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Fixture and helpers
+ * ------------------------------------------------------------------------ */
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct store *s;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char err[STORE_ERRLEN];
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/presenced.db", f->dir);
+    if (store_open(&f->s, f->path, err) != 0) {
+        fprintf(stderr, "store_open: %s\n", err);
+        rmdir(f->dir);
+        free(f);
+        return -1;
+    }
+    forced_calls = 0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[160];
+    store_close(f->s);
+    /* The -wal and -shm files go away with the last connection, but a
+     * test that failed midway may leave them (and an extra handle). */
+    unlink(f->path);
+    snprintf(p, sizeof p, "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", f->path);
+    unlink(p);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static struct store *mem_open(void)
+{
+    struct store *s = NULL;
+    char err[STORE_ERRLEN];
+    int rc = store_open(&s, ":memory:", err);
+    if (rc != 0)
+        fail_msg("store_open(:memory:): %s", err);
+    assert_non_null(s);
+    return s;
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL),
+                     SQLITE_OK);
+    return db;
+}
+
+/* First column of the first row of q, as text, into out. */
+static void raw_text(sqlite3 *db, const char *q, char *out, size_t cap)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+static int raw_int(sqlite3 *db, const char *q)
+{
+    char buf[64];
+    raw_text(db, q, buf, sizeof buf);
+    return atoi(buf);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Adds org and users u... to it, asserting success. */
+static void seed(struct store *s, const char *org, const char *const *users,
+                 size_t n)
+{
+    assert_int_equal(store_org_add(s, org, NULL), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(
+            store_user_add(s, org, users[i], NULL, users[i], NULL, NULL), 0);
+}
+
+/* Collects callback output as one string: "a,b,c," */
+struct acc {
+    char text[4096];
+    int n;
+};
+
+static void acc_add(struct acc *a, const char *s)
+{
+    size_t len = strlen(a->text);
+    snprintf(a->text + len, sizeof a->text - len, "%s,", s);
+    a->n++;
+}
+
+static void user_cb(void *ud, const struct store_user *u)
+{
+    char line[512];
+    snprintf(line, sizeof line, "%s/%s:%d:%d:%lld", u->org, u->id, u->status,
+             u->manual, (long long)u->last_seen_ms);
+    acc_add(ud, line);
+}
+
+static void group_cb(void *ud, const char *id, const char *name, int n)
+{
+    char line[512];
+    snprintf(line, sizeof line, "%s=%d", name, n);
+    acc_add(ud, line);
+    (void)id;
+}
+
+static void member_cb(void *ud, const char *user)
+{
+    acc_add(ud, user);
+}
+
+static int is_generated(const char *id, const char *prefix)
+{
+    if (strncmp(id, prefix, 2) != 0 || strlen(id) != 14)
+        return 0;
+    for (int i = 2; i < 14; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Open, schema, reopen
+ * ------------------------------------------------------------------------ */
+
+static void test_memory_open(void **state)
+{
+    struct store *s = mem_open();
+    assert_int_equal(store_org_add(s, "acme", "Acme"), 0);
+    assert_int_equal(store_org_exists(s, "acme"), 1);
+    assert_int_equal(store_org_exists(s, "nope"), 0);
+    store_close(s);
+    store_close(NULL);
+    (void)state;
+}
+
+static void test_strerror(void **state)
+{
+    const int codes[] = {STORE_EIO, STORE_ENOENT, STORE_EEXIST, STORE_EINVAL};
+    for (size_t i = 0; i < 4; i++) {
+        assert_non_null(store_strerror(codes[i]));
+        assert_true(strlen(store_strerror(codes[i])) > 0);
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(store_strerror(codes[i]),
+                                    store_strerror(codes[j]));
+    }
+    (void)state;
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+    struct fx *f = *state;
+    struct store_user u;
+    char err[STORE_ERRLEN];
+    sqlite3 *db;
+    int v;
+
+    assert_int_equal(store_org_add(f->s, "acme", "Acme Inc"), 0);
+    assert_int_equal(store_user_add(f->s, "acme", "ann", "ann@acme.test",
+                                    "Ann", "$argon2id$x", NULL),
+                     0);
+    assert_int_equal(store_user_set_presence(f->s, "acme", "ann", 3, 3, 77),
+                     0);
+    store_close(f->s);
+    f->s = NULL;
+
+    db = raw_open(f->path);
+    v = raw_int(db, "PRAGMA user_version");
+    assert_true(v >= 1);
+    sqlite3_close(db);
+
+    assert_int_equal(store_open(&f->s, f->path, err), 0);
+    assert_int_equal(store_org_exists(f->s, "acme"), 1);
+    assert_int_equal(store_user_get(f->s, "acme", "ann", &u), 0);
+    assert_string_equal(u.email, "ann@acme.test");
+    assert_string_equal(u.name, "Ann");
+    assert_string_equal(u.pw_hash, "$argon2id$x");
+    assert_int_equal(u.status, 3);
+    assert_int_equal(u.manual, 3);
+    assert_int_equal(u.last_seen_ms, 77);
+
+    db = raw_open(f->path);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), v);
+    sqlite3_close(db);
+}
+
+static void test_wal_mode(void **state)
+{
+    struct fx *f = *state;
+    char mode[32];
+    sqlite3 *db = raw_open(f->path);
+    raw_text(db, "PRAGMA journal_mode", mode, sizeof mode);
+    assert_string_equal(mode, "wal");
+    sqlite3_close(db);
+}
+
+/* No history of statuses, by design (privacy). */
+static void test_no_history_table(void **state)
+{
+    struct fx *f = *state;
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema"
+                                 " WHERE type = 'table' AND (name LIKE"
+                                 " '%hist%' OR name LIKE '%log%' OR name"
+                                 " LIKE '%event%')"),
+                     0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema"
+                                 " WHERE type = 'table'"),
+                     8);
+    sqlite3_close(db);
+}
+
+static void test_future_version_refused(void **state)
+{
+    struct fx *f = *state;
+    char err[STORE_ERRLEN], q[64], want[STORE_ERRLEN];
+    struct store *s2 = (struct store *)&err; /* must be reset to NULL */
+    sqlite3 *db;
+    int v;
+
+    store_close(f->s);
+    f->s = NULL;
+    db = raw_open(f->path);
+    v = raw_int(db, "PRAGMA user_version");
+    snprintf(q, sizeof q, "PRAGMA user_version = %d", v + 1);
+    assert_int_equal(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    assert_int_equal(store_open(&s2, f->path, err), STORE_EIO);
+    assert_null(s2);
+    snprintf(want, sizeof want,
+             "database schema version %d is newer than this presenced (%d)",
+             v + 1, v);
+    assert_string_equal(err, want);
+
+    /* Nothing was changed: the version is still the future one. */
+    db = raw_open(f->path);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), v + 1);
+    sqlite3_close(db);
+}
+
+static void test_not_a_database(void **state)
+{
+    struct fx *f = *state;
+    char path[160], err[STORE_ERRLEN] = "";
+    struct store *s2 = NULL;
+    FILE *fp;
+
+    snprintf(path, sizeof path, "%s/garbage.db", f->dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not an SQLite database\n", fp);
+    fclose(fp);
+    assert_int_equal(store_open(&s2, path, err), STORE_EIO);
+    assert_null(s2);
+    assert_true(strlen(err) > 0);
+    unlink(path);
+}
+
+static void test_check_ok(void **state)
+{
+    struct fx *f = *state;
+    char err[STORE_ERRLEN] = "junk";
+    assert_int_equal(store_check(f->s, err), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(store_check(f->s, NULL), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Organizations and users
+ * ------------------------------------------------------------------------ */
+
+static void test_org_user_basic(void **state)
+{
+    struct store *s = mem_open();
+    struct store_user u;
+    char id[STORE_ID_MAX + 1];
+
+    assert_int_equal(store_org_add(s, "acme", NULL), 0);
+    assert_int_equal(store_user_add(s, "acme", "ann", "Ann@Acme.Test",
+                                    "Ann A.", "$argon2id$v=19$abc", id),
+                     0);
+    assert_string_equal(id, "ann");
+    assert_int_equal(store_user_get(s, "acme", "ann", &u), 0);
+    assert_string_equal(u.org, "acme");
+    assert_string_equal(u.id, "ann");
+    assert_string_equal(u.email, "Ann@Acme.Test");
+    assert_string_equal(u.name, "Ann A.");
+    assert_string_equal(u.pw_hash, "$argon2id$v=19$abc");
+    assert_int_equal(u.status, 0);
+    assert_int_equal(u.manual, -1);
+    assert_int_equal(u.last_seen_ms, 0);
+
+    /* Email lookups ignore case. */
+    memset(&u, 0, sizeof u);
+    assert_int_equal(store_user_by_email(s, "ann@acme.test", &u), 0);
+    assert_string_equal(u.id, "ann");
+    assert_int_equal(store_user_by_email(s, "ANN@ACME.TEST", &u), 0);
+    assert_string_equal(u.id, "ann");
+    assert_int_equal(store_user_by_email(s, "bob@acme.test", &u),
+                     STORE_ENOENT);
+    assert_int_equal(store_user_by_email(s, "", &u), STORE_ENOENT);
+
+    /* Token-provisioned: no email, no password. */
+    assert_int_equal(store_user_add(s, "acme", "tok", NULL, "Tok", NULL,
+                                    NULL),
+                     0);
+    assert_int_equal(store_user_get(s, "acme", "tok", &u), 0);
+    assert_string_equal(u.email, "");
+    assert_string_equal(u.pw_hash, "");
+    /* Several users without email do not collide. */
+    assert_int_equal(store_user_add(s, "acme", "tok2", NULL, "T2", NULL,
+                                    NULL),
+                     0);
+    assert_int_equal(store_user_add(s, "acme", "tok3", "", "T3", "", NULL),
+                     0);
+
+    assert_int_equal(store_user_get(s, "acme", "nobody", &u), STORE_ENOENT);
+    assert_int_equal(store_user_get(s, "other", "ann", &u), STORE_ENOENT);
+
+    assert_int_equal(store_user_set_name(s, "acme", "ann", "Ann B."), 0);
+    assert_int_equal(store_user_get(s, "acme", "ann", &u), 0);
+    assert_string_equal(u.name, "Ann B.");
+    assert_int_equal(store_user_set_name(s, "acme", "nobody", "X"),
+                     STORE_ENOENT);
+
+    assert_int_equal(store_user_count(s, "acme"), 4);
+    assert_int_equal(store_user_count(s, "other"), 0);
+    assert_int_equal(store_user_count(s, NULL), 4);
+    store_close(s);
+    (void)state;
+}
+
+static void test_duplicates(void **state)
+{
+    struct store *s = mem_open();
+    struct store_user u;
+
+    assert_int_equal(store_org_add(s, "acme", "Acme"), 0);
+    assert_int_equal(store_org_add(s, "acme", "Again"), STORE_EEXIST);
+    assert_int_equal(store_org_add(s, "beta", "Beta"), 0);
+    assert_int_equal(store_user_add(s, "acme", "ann", "ann@x.test", "Ann",
+                                    NULL, NULL),
+                     0);
+    assert_int_equal(store_user_add(s, "acme", "ann", NULL, "Ann 2", NULL,
+                                    NULL),
+                     STORE_EEXIST);
+    /* Same id in another organization is another user. */
+    assert_int_equal(store_user_add(s, "beta", "ann", NULL, "Ann B", NULL,
+                                    NULL),
+                     0);
+    /* Email is unique across organizations, ignoring case. */
+    assert_int_equal(store_user_add(s, "acme", "bob", "ANN@X.TEST", "Bob",
+                                    NULL, NULL),
+                     STORE_EEXIST);
+    assert_int_equal(store_user_add(s, "beta", "bob", "Ann@x.Test", "Bob",
+                                    NULL, NULL),
+                     STORE_EEXIST);
+    /* A generated id does not turn an email clash into a retry loop. */
+    assert_int_equal(store_user_add(s, "beta", NULL, "ann@x.test", "Bob",
+                                    NULL, NULL),
+                     STORE_EEXIST);
+    assert_int_equal(store_user_get(s, "acme", "bob", &u), STORE_ENOENT);
+    assert_int_equal(store_user_get(s, "acme", "ann", &u), 0);
+    assert_string_equal(u.name, "Ann");
+    assert_int_equal(store_user_count(s, NULL), 2);
+    store_close(s);
+    (void)state;
+}
+
+static void test_user_unknown_org(void **state)
+{
+    struct store *s = mem_open();
+    assert_int_equal(store_user_add(s, "ghost", "ann", NULL, "Ann", NULL,
+                                    NULL),
+                     STORE_ENOENT);
+    assert_int_equal(store_user_add(s, "ghost", NULL, NULL, "Ann", NULL,
+                                    NULL),
+                     STORE_ENOENT);
+    assert_int_equal(store_user_count(s, NULL), 0);
+    store_close(s);
+    (void)state;
+}
+
+static void test_validation(void **state)
+{
+    struct store *s = mem_open();
+    struct store_user u;
+    struct store_session ss;
+    struct store_server srv;
+    unsigned char hash[32] = {0};
+    char id128[STORE_ID_MAX + 1], id129[STORE_ID_MAX + 2];
+    char name200[STORE_NAME_MAX + 1], name201[STORE_NAME_MAX + 2];
+    char mail254[STORE_EMAIL_MAX + 1], mail255[STORE_EMAIL_MAX + 2];
+    char pw127[128], pw128[129];
+
+    memset(id128, 'i', STORE_ID_MAX);
+    id128[STORE_ID_MAX] = '\0';
+    memset(id129, 'j', STORE_ID_MAX + 1);
+    id129[STORE_ID_MAX + 1] = '\0';
+    memset(name200, 'n', STORE_NAME_MAX);
+    name200[STORE_NAME_MAX] = '\0';
+    memset(name201, 'n', STORE_NAME_MAX + 1);
+    name201[STORE_NAME_MAX + 1] = '\0';
+    memset(mail254, 'm', STORE_EMAIL_MAX);
+    memcpy(mail254 + STORE_EMAIL_MAX - 5, "@x.io", 5);
+    mail254[STORE_EMAIL_MAX] = '\0';
+    memset(mail255, 'm', STORE_EMAIL_MAX + 1);
+    mail255[STORE_EMAIL_MAX + 1] = '\0';
+    memset(pw127, 'p', 127);
+    pw127[127] = '\0';
+    memset(pw128, 'p', 128);
+    pw128[128] = '\0';
+
+    /* Organizations. */
+    assert_int_equal(store_org_add(s, "", "X"), STORE_EINVAL);
+    assert_int_equal(store_org_add(s, NULL, "X"), STORE_EINVAL);
+    assert_int_equal(store_org_add(s, id129, "X"), STORE_EINVAL);
+    assert_int_equal(store_org_add(s, "o", name201), STORE_EINVAL);
+    assert_int_equal(store_org_exists(s, ""), STORE_EINVAL);
+    assert_int_equal(store_org_add(s, id128, name200), 0);
+    assert_int_equal(store_org_exists(s, id128), 1);
+    assert_int_equal(store_org_add(s, "o", NULL), 0);
+
+    /* Users: every limit exactly, and one past it. */
+    assert_int_equal(store_user_add(s, "o", "", NULL, "N", NULL, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_add(s, "", "u", NULL, "N", NULL, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_add(s, "o", id129, NULL, "N", NULL, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_add(s, "o", "u", NULL, name201, NULL, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_add(s, "o", "u", NULL, NULL, NULL, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_add(s, "o", "u", mail255, "N", NULL, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_add(s, "o", "u", NULL, "N", pw128, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_count(s, NULL), 0);
+    assert_int_equal(store_user_add(s, "o", id128, mail254, name200, pw127,
+                                    NULL),
+                     0);
+    assert_int_equal(store_user_get(s, "o", id128, &u), 0);
+    assert_string_equal(u.id, id128);
+    assert_string_equal(u.email, mail254);
+    assert_string_equal(u.name, name200);
+    assert_string_equal(u.pw_hash, pw127);
+    assert_int_equal(store_user_get(s, "o", "", &u), STORE_EINVAL);
+    assert_int_equal(store_user_get(s, "o", id129, &u), STORE_EINVAL);
+    assert_int_equal(store_user_by_email(s, mail255, &u), STORE_EINVAL);
+    assert_int_equal(store_user_set_name(s, "o", id128, name201),
+                     STORE_EINVAL);
+
+    /* Presence fields. */
+    assert_int_equal(store_user_set_presence(s, "o", id128, 4, -1, 1),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_set_presence(s, "o", id128, -1, -1, 1),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_set_presence(s, "o", id128, 1, 4, 1),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_set_presence(s, "o", id128, 1, -2, 1),
+                     STORE_EINVAL);
+    for (int st = 0; st <= 3; st++)
+        for (int m = -1; m <= 3; m++)
+            assert_int_equal(store_user_set_presence(s, "o", id128, st, m, 5),
+                             0);
+    assert_int_equal(store_user_set_presence(s, "o", "ghost", 1, -1, 1),
+                     STORE_ENOENT);
+
+    /* Sessions, groups, server. */
+    assert_int_equal(store_session_add(s, NULL, "o", id128, 1, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_session_add(s, hash, "", id128, 1, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_session_get(s, NULL, 0, &ss), STORE_EINVAL);
+    {
+        const char *bad[] = {id128, ""};
+        const char *too_long[] = {id129};
+        assert_int_equal(store_channel_add(s, "o", "c", bad, 2, NULL),
+                         STORE_EINVAL);
+        assert_int_equal(store_channel_add(s, "o", "c", too_long, 1, NULL),
+                         STORE_EINVAL);
+        assert_int_equal(store_channel_add(s, "o", name201, NULL, 0, NULL),
+                         STORE_EINVAL);
+        assert_int_equal(store_channel_add(s, "o", NULL, NULL, 0, NULL),
+                         STORE_EINVAL);
+        assert_int_equal(store_project_add(s, "", "p", NULL, 0, NULL),
+                         STORE_EINVAL);
+        assert_int_equal(store_channel_members(s, "o", "", NULL, member_cb,
+                                               NULL),
+                         STORE_EINVAL);
+    }
+    memset(&srv, 'x', sizeof srv); /* strings without NUL */
+    assert_int_equal(store_server_set(s, &srv), STORE_EINVAL);
+    assert_int_equal(store_server_get(s, &srv), STORE_ENOENT);
+    store_close(s);
+    (void)state;
+}
+
+static void test_generated_ids(void **state)
+{
+    struct store *s = mem_open();
+    char a[STORE_ID_MAX + 1], b[STORE_ID_MAX + 1], c[STORE_ID_MAX + 1];
+    char p[STORE_ID_MAX + 1];
+    struct store_user u;
+
+    assert_int_equal(store_org_add(s, "o", NULL), 0);
+    assert_int_equal(store_user_add(s, "o", NULL, NULL, "A", NULL, a), 0);
+    assert_int_equal(store_user_add(s, "o", NULL, NULL, "B", NULL, b), 0);
+    assert_true(is_generated(a, "u_"));
+    assert_true(is_generated(b, "u_"));
+    assert_string_not_equal(a, b);
+    assert_int_equal(store_user_get(s, "o", a, &u), 0);
+    assert_string_equal(u.name, "A");
+    /* id_out may be NULL. */
+    assert_int_equal(store_user_add(s, "o", NULL, NULL, "C", NULL, NULL), 0);
+    assert_int_equal(store_user_count(s, "o"), 3);
+
+    assert_int_equal(store_channel_add(s, "o", "ch", NULL, 0, c), 0);
+    assert_int_equal(store_project_add(s, "o", "pr", NULL, 0, p), 0);
+    assert_true(is_generated(c, "c_"));
+    assert_true(is_generated(p, "p_"));
+    store_close(s);
+    (void)state;
+}
+
+/* A generated id that is already taken is replaced, not reported. */
+static void test_generated_id_collision(void **state)
+{
+    struct store *s = mem_open();
+    char a[STORE_ID_MAX + 1], b[STORE_ID_MAX + 1], c1[STORE_ID_MAX + 1];
+    char c2[STORE_ID_MAX + 1];
+    const char *members[] = {"m"};
+    struct acc acc = {0};
+
+    assert_int_equal(store_org_add(s, "o", NULL), 0);
+    assert_int_equal(store_user_add(s, "o", "m", NULL, "M", NULL, NULL), 0);
+
+    forced_byte = 0xab;
+    forced_calls = 1;
+    assert_int_equal(store_user_add(s, "o", NULL, NULL, "A", NULL, a), 0);
+    assert_string_equal(a, "u_abababababab");
+    forced_calls = 1; /* the same id first, then real randomness */
+    assert_int_equal(store_user_add(s, "o", NULL, NULL, "B", NULL, b), 0);
+    assert_int_equal(forced_calls, 0);
+    assert_true(is_generated(b, "u_"));
+    assert_string_not_equal(a, b);
+
+    /* A source stuck on one value gives up rather than loop forever. */
+    forced_calls = 1000;
+    assert_int_equal(store_user_add(s, "o", NULL, NULL, "C", NULL, NULL),
+                     STORE_EEXIST);
+    assert_true(forced_calls < 1000 && forced_calls > 900);
+    forced_calls = 0;
+    assert_int_equal(store_user_count(s, "o"), 3);
+
+    /* Groups retry too, inside their transaction, members included. */
+    forced_calls = 1;
+    assert_int_equal(store_channel_add(s, "o", "one", members, 1, c1), 0);
+    assert_string_equal(c1, "c_abababababab");
+    forced_calls = 1;
+    assert_int_equal(store_channel_add(s, "o", "two", members, 1, c2), 0);
+    assert_string_not_equal(c1, c2);
+    assert_int_equal(store_channel_each(s, "o", group_cb, &acc), 0);
+    assert_string_equal(acc.text, "one=1,two=1,");
+    store_close(s);
+    (void)state;
+}
+
+static void test_tricky_strings(void **state)
+{
+    struct fx *f = *state;
+    struct store_user u;
+    struct acc acc = {0};
+    char emoji200[STORE_NAME_MAX + 1], emoji204[STORE_NAME_MAX + 5];
+    const char *inject = "'); DROP TABLE users;--";
+    const char *quotes = "O'Brien \"Bob\" `x` \\ %s %n";
+    const char *ctrl = "a\x01\x1f\t\r\nb\x7f";
+    const char *odd_org = "org with 'quotes', spaces and \xff\xfe bytes";
+    const char *odd_id = "id\n\"; DELETE FROM users; --\xc3";
+    sqlite3 *db;
+
+    emoji200[0] = '\0';
+    for (int i = 0; i < 50; i++)
+        strcat(emoji200, "\xf0\x9f\x98\x80"); /* U+1F600, 4 bytes */
+    assert_int_equal(strlen(emoji200), 200);
+    snprintf(emoji204, sizeof emoji204, "%s\xf0\x9f\x98\x80", emoji200);
+
+    assert_int_equal(store_org_add(f->s, odd_org, inject), 0);
+    assert_int_equal(store_org_exists(f->s, odd_org), 1);
+    assert_int_equal(store_user_add(f->s, odd_org, odd_id,
+                                    "o'brien+\"x\"@example.test", quotes,
+                                    NULL, NULL),
+                     0);
+    assert_int_equal(store_user_add(f->s, odd_org, inject, NULL, inject,
+                                    NULL, NULL),
+                     0);
+    assert_int_equal(store_user_add(f->s, odd_org, "e", NULL, emoji200,
+                                    NULL, NULL),
+                     0);
+    assert_int_equal(store_user_add(f->s, odd_org, "e2", NULL, emoji204,
+                                    NULL, NULL),
+                     STORE_EINVAL);
+    assert_int_equal(store_user_add(f->s, odd_org, "c", NULL, ctrl, NULL,
+                                    NULL),
+                     0);
+
+    assert_int_equal(store_user_get(f->s, odd_org, odd_id, &u), 0);
+    assert_string_equal(u.org, odd_org);
+    assert_string_equal(u.id, odd_id);
+    assert_string_equal(u.name, quotes);
+    assert_int_equal(store_user_by_email(f->s, "O'BRIEN+\"X\"@example.test",
+                                         &u),
+                     0);
+    assert_string_equal(u.id, odd_id);
+    assert_int_equal(store_user_get(f->s, odd_org, inject, &u), 0);
+    assert_string_equal(u.name, inject);
+    assert_int_equal(store_user_get(f->s, odd_org, "e", &u), 0);
+    assert_memory_equal(u.name, emoji200, 201);
+    assert_int_equal(store_user_get(f->s, odd_org, "c", &u), 0);
+    assert_string_equal(u.name, ctrl);
+    /* An id differing only in a trailing byte is another id. */
+    assert_int_equal(store_user_get(f->s, odd_org, "e ", &u), STORE_ENOENT);
+
+    assert_int_equal(store_channel_add(f->s, odd_org, emoji200, NULL, 0,
+                                       NULL),
+                     0);
+    assert_int_equal(store_channel_each(f->s, odd_org, group_cb, &acc), 0);
+    assert_int_equal(acc.n, 1);
+    assert_memory_equal(acc.text, emoji200, 200);
+
+    /* The injection text was data: the table is still there. */
+    db = raw_open(f->path);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM users"), 4);
+    sqlite3_close(db);
+}
+
+/* ------------------------------------------------------------------------
+ * Presence fields, listing, stale reset
+ * ------------------------------------------------------------------------ */
+
+static void test_presence_and_each(void **state)
+{
+    struct store *s = mem_open();
+    struct acc all = {0}, one = {0};
+    const char *zu[] = {"zed", "amy"};
+    const char *au[] = {"mia", "bo"};
+
+    seed(s, "zeta", zu, 2);
+    seed(s, "alpha", au, 2);
+    assert_int_equal(store_user_set_presence(s, "zeta", "amy", 1, -1, 100),
+                     0);
+    assert_int_equal(store_user_set_presence(s, "alpha", "mia", 3, 3, 200),
+                     0);
+    assert_int_equal(store_user_set_presence(s, "alpha", "bo", 2, 2, 300),
+                     0);
+    /* manual -1 clears a manual status. */
+    assert_int_equal(store_user_set_presence(s, "alpha", "bo", 2, -1, 301),
+                     0);
+
+    assert_int_equal(store_user_each(s, NULL, user_cb, &all), 0);
+    assert_string_equal(all.text, "alpha/bo:2:-1:301,alpha/mia:3:3:200,"
+                                  "zeta/amy:1:-1:100,zeta/zed:0:-1:0,");
+    assert_int_equal(store_user_each(s, "zeta", user_cb, &one), 0);
+    assert_string_equal(one.text, "zeta/amy:1:-1:100,zeta/zed:0:-1:0,");
+    memset(&one, 0, sizeof one);
+    assert_int_equal(store_user_each(s, "nobody", user_cb, &one), 0);
+    assert_int_equal(one.n, 0);
+    store_close(s);
+    (void)state;
+}
+
+struct reenter {
+    struct store *s;
+    int inner_rc;
+    int calls;
+};
+
+static void reenter_cb(void *ud, const struct store_user *u)
+{
+    struct reenter *r = ud;
+    struct acc acc = {0};
+    r->calls++;
+    r->inner_rc = store_user_each(r->s, NULL, user_cb, &acc);
+    /* Other statements are fine from inside the walk. */
+    assert_int_equal(store_user_set_presence(r->s, u->org, u->id, 1, -1, 9),
+                     0);
+}
+
+static void test_each_reentry(void **state)
+{
+    struct store *s = mem_open();
+    const char *us[] = {"a", "b"};
+    struct reenter r = {s, 0, 0};
+    struct acc acc = {0};
+
+    seed(s, "o", us, 2);
+    log_set_level(LOG_ERROR + 1); /* the refusal is logged; keep quiet */
+    assert_int_equal(store_user_each(s, NULL, reenter_cb, &r), 0);
+    log_set_level(LOG_WARN);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(r.inner_rc, STORE_EIO);
+    assert_int_equal(store_user_each(s, "o", user_cb, &acc), 0);
+    assert_string_equal(acc.text, "o/a:1:-1:9,o/b:1:-1:9,");
+    store_close(s);
+    (void)state;
+}
+
+static void test_reset_stale(void **state)
+{
+    struct store *s = mem_open();
+    const char *us[] = {"a", "b", "c", "d", "e"};
+    struct acc acc = {0};
+
+    seed(s, "o", us, 5);
+    assert_int_equal(store_user_set_presence(s, "o", "a", 1, -1, 1000), 0);
+    assert_int_equal(store_user_set_presence(s, "o", "b", 2, -1, 5000), 0);
+    assert_int_equal(store_user_set_presence(s, "o", "c", 0, -1, 100), 0);
+    assert_int_equal(store_user_set_presence(s, "o", "d", 3, 3, 2000), 0);
+    assert_int_equal(store_user_set_presence(s, "o", "e", 1, -1, 3000), 0);
+
+    /* a and d are old and not OFFLINE; c is old but already OFFLINE; e is
+     * exactly at the cutoff, which is not before it. */
+    assert_int_equal(store_reset_stale(s, 3000), 2);
+    assert_int_equal(store_user_each(s, "o", user_cb, &acc), 0);
+    assert_string_equal(acc.text, "o/a:0:-1:1000,o/b:2:-1:5000,"
+                                  "o/c:0:-1:100,o/d:0:3:2000,"
+                                  "o/e:1:-1:3000,");
+    assert_int_equal(store_reset_stale(s, 3000), 0);
+    assert_int_equal(store_reset_stale(s, 3001), 1);
+    assert_int_equal(store_reset_stale(s, INT64_MAX), 1);
+    assert_int_equal(store_reset_stale(s, INT64_MAX), 0);
+    store_close(s);
+    (void)state;
+}
+
+/* ------------------------------------------------------------------------
+ * Sessions
+ * ------------------------------------------------------------------------ */
+
+static void test_sessions(void **state)
+{
+    struct store *s = mem_open();
+    const char *us[] = {"ann"};
+    unsigned char h1[32], h2[32], h3[32], h4[32];
+    struct store_session ss;
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+
+    memset(h1, 1, 32);
+    memset(h2, 2, 32);
+    memset(h3, 3, 32);
+    memset(h4, 4, 32);
+    h4[31] = 0; /* differs from h1..h3 and contains a NUL byte */
+    seed(s, "o", us, 1);
+
+    assert_int_equal(store_session_add(s, h1, "o", "ann", 10000, &id1), 0);
+    assert_int_equal(store_session_add(s, h2, "o", "ann", 5000, &id2), 0);
+    assert_int_equal(store_session_add(s, h3, "o", "ann", 20000, &id3), 0);
+    assert_true(id1 > 0 && id2 > 0 && id3 > 0);
+    assert_true(id1 != id2 && id2 != id3);
+    assert_int_equal(store_session_add(s, h1, "o", "ann", 99999, NULL),
+                     STORE_EEXIST);
+    assert_int_equal(store_session_add(s, h4, "o", "bob", 99999, NULL),
+                     STORE_ENOENT);
+    assert_int_equal(store_session_add(s, h4, "x", "ann", 99999, NULL),
+                     STORE_ENOENT);
+
+    memset(&ss, 0, sizeof ss);
+    assert_int_equal(store_session_get(s, h1, 9999, &ss), 0);
+    assert_int_equal(ss.id, id1);
+    assert_string_equal(ss.org, "o");
+    assert_string_equal(ss.user, "ann");
+    assert_int_equal(ss.expires_ms, 10000);
+    /* Expired at exactly expires_ms. */
+    assert_int_equal(store_session_get(s, h1, 10000, &ss), STORE_ENOENT);
+    assert_int_equal(store_session_get(s, h4, 0, &ss), STORE_ENOENT);
+
+    /* Purge removes the two expired by 10000 and keeps the third. */
+    assert_int_equal(store_session_purge(s, 10000), 2);
+    assert_int_equal(store_session_purge(s, 10000), 0);
+    assert_int_equal(store_session_get(s, h1, 0, &ss), STORE_ENOENT);
+    assert_int_equal(store_session_get(s, h2, 0, &ss), STORE_ENOENT);
+    assert_int_equal(store_session_get(s, h3, 0, &ss), 0);
+    assert_int_equal(ss.id, id3);
+
+    assert_int_equal(store_session_delete(s, id3), 0);
+    assert_int_equal(store_session_delete(s, id3), STORE_ENOENT);
+    assert_int_equal(store_session_get(s, h3, 0, &ss), STORE_ENOENT);
+    store_close(s);
+    (void)state;
+}
+
+/* ------------------------------------------------------------------------
+ * Channels and projects
+ * ------------------------------------------------------------------------ */
+
+struct group_api {
+    const char *prefix;
+    const char *members_table;
+    int (*add)(struct store *, const char *, const char *,
+               const char *const *, size_t, char *);
+    int (*each)(struct store *, const char *, store_group_cb *, void *);
+    int (*members)(struct store *, const char *, const char *, char *,
+                   store_member_cb *, void *);
+};
+
+static const struct group_api channels = {
+    "c_", "channel_members", store_channel_add, store_channel_each,
+    store_channel_members,
+};
+static const struct group_api projects = {
+    "p_", "project_members", store_project_add, store_project_each,
+    store_project_members,
+};
+
+static void groups(struct fx *f, const struct group_api *g)
+{
+    const char *au[] = {"u1", "u2", "u3"};
+    const char *bu[] = {"x1", "u9"};
+    const char *general[] = {"u2", "u1", "u2", "u1"};
+    const char *cross[] = {"u1", "x1"};
+    const char *ghost[] = {"nobody"};
+    const char *three[] = {"u3"};
+    char gid[STORE_ID_MAX + 1], a1[STORE_ID_MAX + 1], a2[STORE_ID_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
+    char q[128];
+    struct acc acc = {0};
+    sqlite3 *db;
+
+    seed(f->s, "a", au, 3);
+    seed(f->s, "b", bu, 2);
+
+    /* A member of another organization, or of none: nothing is added. */
+    assert_int_equal(g->add(f->s, "a", "mixed", cross, 2, gid),
+                     STORE_ENOENT);
+    assert_int_equal(g->add(f->s, "a", "ghost", ghost, 1, gid),
+                     STORE_ENOENT);
+    assert_int_equal(g->add(f->s, "nope", "x", NULL, 0, gid), STORE_ENOENT);
+    assert_int_equal(g->each(f->s, "a", group_cb, &acc), 0);
+    assert_int_equal(acc.n, 0);
+    db = raw_open(f->path);
+    snprintf(q, sizeof q, "SELECT count(*) FROM %s", g->members_table);
+    assert_int_equal(raw_int(db, q), 0);
+
+    /* Duplicates in the member list count once. */
+    assert_int_equal(g->add(f->s, "a", "general", general, 4, gid), 0);
+    assert_true(is_generated(gid, g->prefix));
+    assert_int_equal(g->add(f->s, "a", "alpha", three, 1, a1), 0);
+    assert_int_equal(g->add(f->s, "a", "alpha", NULL, 0, a2), 0);
+    assert_int_equal(g->add(f->s, "b", "bee", bu, 2, NULL), 0);
+    assert_int_equal(raw_int(db, q), 2 + 1 + 2);
+    sqlite3_close(db);
+
+    /* Ordered by name, then id. */
+    memset(&acc, 0, sizeof acc);
+    assert_int_equal(g->each(f->s, "a", group_cb, &acc), 0);
+    assert_string_equal(acc.text, strcmp(a1, a2) < 0
+                                      ? "alpha=1,alpha=0,general=2,"
+                                      : "alpha=0,alpha=1,general=2,");
+
+    memset(&acc, 0, sizeof acc);
+    assert_int_equal(g->members(f->s, "a", gid, name, member_cb, &acc), 0);
+    assert_string_equal(name, "general");
+    assert_string_equal(acc.text, "u1,u2,");
+    memset(&acc, 0, sizeof acc);
+    assert_int_equal(g->members(f->s, "a", a2, NULL, member_cb, &acc), 0);
+    assert_int_equal(acc.n, 0);
+
+    /* Another organization's group does not exist from here. */
+    assert_int_equal(g->members(f->s, "b", gid, name, member_cb, &acc),
+                     STORE_ENOENT);
+    assert_int_equal(g->members(f->s, "a", "c_000000000000", name,
+                                member_cb, &acc),
+                     STORE_ENOENT);
+}
+
+static void test_channels(void **state)
+{
+    groups(*state, &channels);
+}
+
+static void test_projects(void **state)
+{
+    groups(*state, &projects);
+}
+
+/* ------------------------------------------------------------------------
+ * Transactions
+ * ------------------------------------------------------------------------ */
+
+static void test_transactions(void **state)
+{
+    struct store *s = mem_open();
+    const char *us[] = {"u"};
+    const char *bad[] = {"u", "ghost"};
+    char cid[STORE_ID_MAX + 1];
+    struct acc acc = {0};
+
+    seed(s, "o", us, 1);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_org_add(s, "gone", NULL), 0);
+    assert_int_equal(store_rollback(s), 0);
+    assert_int_equal(store_org_exists(s, "gone"), 0);
+    assert_int_equal(store_rollback(s), 0); /* nothing open: fine */
+
+    /* A failed group add inside a batch undoes only itself. */
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_org_add(s, "kept", NULL), 0);
+    assert_int_equal(store_channel_add(s, "o", "bad", bad, 2, cid),
+                     STORE_ENOENT);
+    assert_int_equal(store_channel_add(s, "o", "good", us, 1, cid), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_org_exists(s, "kept"), 1);
+    assert_int_equal(store_channel_each(s, "o", group_cb, &acc), 0);
+    assert_string_equal(acc.text, "good=1,");
+
+    log_set_level(LOG_ERROR + 1); /* the next two log SQLite's refusal */
+    assert_int_equal(store_commit(s), STORE_EIO);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_begin(s), STORE_EIO);
+    log_set_level(LOG_WARN);
+    assert_int_equal(store_rollback(s), 0);
+    store_close(s);
+    (void)state;
+}
+
+/* ------------------------------------------------------------------------
+ * Server registration
+ * ------------------------------------------------------------------------ */
+
+static void test_server(void **state)
+{
+    struct fx *f = *state;
+    struct store_server a = {0}, b = {0}, got;
+
+    assert_int_equal(store_server_get(f->s, &got), STORE_ENOENT);
+    a.pid = 42;
+    snprintf(a.listen, sizeof a.listen, "127.0.0.1:8080");
+    memset(a.admin_key, 'f', 64);
+    a.started_ms = 1234;
+    assert_int_equal(store_server_set(f->s, &a), 0);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(store_server_get(f->s, &got), 0);
+    assert_int_equal(got.pid, 42);
+    assert_string_equal(got.listen, "127.0.0.1:8080");
+    assert_string_equal(got.admin_key, a.admin_key);
+    assert_int_equal(got.started_ms, 1234);
+
+    b.pid = 43;
+    snprintf(b.listen, sizeof b.listen, "[::1]:9090");
+    snprintf(b.admin_key, sizeof b.admin_key, "00ff");
+    b.started_ms = 5678;
+    assert_int_equal(store_server_set(f->s, &b), 0);
+    assert_int_equal(store_server_get(f->s, &got), 0);
+    assert_int_equal(got.pid, 43);
+    assert_string_equal(got.listen, "[::1]:9090");
+
+    /* The old server's exit must not remove the new registration. */
+    assert_int_equal(store_server_clear(f->s, 42), STORE_ENOENT);
+    assert_int_equal(store_server_get(f->s, &got), 0);
+    assert_int_equal(got.pid, 43);
+    assert_int_equal(store_server_clear(f->s, 43), 0);
+    assert_int_equal(store_server_get(f->s, &got), STORE_ENOENT);
+    assert_int_equal(store_server_clear(f->s, 43), STORE_ENOENT);
+}
+
+/* ------------------------------------------------------------------------
+ * Sharing the file
+ * ------------------------------------------------------------------------ */
+
+struct holder {
+    struct store *s;
+    int rc;
+};
+
+static void *commit_later(void *arg)
+{
+    struct holder *h = arg;
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    h->rc = store_commit(h->s);
+    return NULL;
+}
+
+/* The CLI beside a running server: a second handle whose write arrives
+ * while the first holds the write lock waits for it (busy timeout) instead
+ * of failing. */
+static void test_two_handles(void **state)
+{
+    struct fx *f = *state;
+    struct store *cli = NULL;
+    struct holder h = {f->s, -99};
+    char err[STORE_ERRLEN];
+    pthread_t t;
+    int64_t t0, waited;
+
+    assert_int_equal(store_open(&cli, f->path, err), 0);
+    /* Plain interleaved writes. */
+    assert_int_equal(store_org_add(f->s, "srv", NULL), 0);
+    assert_int_equal(store_org_add(cli, "cli", NULL), 0);
+    assert_int_equal(store_org_exists(f->s, "cli"), 1);
+    assert_int_equal(store_org_exists(cli, "srv"), 1);
+
+    /* Contended write. */
+    assert_int_equal(store_begin(f->s), 0);
+    assert_int_equal(store_org_add(f->s, "held", NULL), 0);
+    assert_int_equal(pthread_create(&t, NULL, commit_later, &h), 0);
+    t0 = mono_ms();
+    assert_int_equal(store_org_add(cli, "waited", NULL), 0);
+    waited = mono_ms() - t0;
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(h.rc, 0);
+    assert_true(waited >= 200);
+    assert_true(waited < 5000);
+    assert_int_equal(store_org_exists(cli, "held"), 1);
+    assert_int_equal(store_org_exists(f->s, "waited"), 1);
+
+    /* Migration at open under a live handle is a no-op. */
+    store_close(cli);
+    assert_int_equal(store_open(&cli, f->path, err), 0);
+    assert_int_equal(store_user_count(cli, NULL), 0);
+    store_close(cli);
+}
+
+/* Returns the "busy" column of a TRUNCATE checkpoint from a fresh handle:
+ * 0 when no connection holds a read snapshot. A statement left unreset by
+ * the store would hold one and make this 1. */
+static int checkpoint_busy(const char *path)
+{
+    sqlite3 *db = raw_open(path);
+    int busy = raw_int(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    sqlite3_close(db);
+    return busy;
+}
+
+static void test_no_statement_left_open(void **state)
+{
+    struct fx *f = *state;
+    const char *us[] = {"a", "b"};
+    const char *bad[] = {"a", "zz"};
+    unsigned char h[32] = {9};
+    struct store_user u;
+    struct store_session ss;
+    struct store_server srv;
+    struct acc acc = {0};
+    char cid[STORE_ID_MAX + 1], err[STORE_ERRLEN];
+    sqlite3 *reader;
+
+    /* The probe works: an open read transaction elsewhere is seen. */
+    reader = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), 0);
+    assert_int_equal(raw_int(reader, "SELECT count(*) FROM users"), 0);
+    assert_int_equal(store_org_add(f->s, "o", NULL), 0);
+    assert_int_equal(checkpoint_busy(f->path), 1);
+    assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), 0);
+    sqlite3_close(reader);
+    assert_int_equal(checkpoint_busy(f->path), 0);
+
+    /* Every kind of call, success and failure paths. */
+    assert_int_equal(store_user_add(f->s, "o", "a", NULL, "A", NULL, NULL),
+                     0);
+    assert_int_equal(store_user_add(f->s, "o", "b", NULL, "B", NULL, NULL),
+                     0);
+    assert_int_equal(store_user_add(f->s, "o", "a", NULL, "A", NULL, NULL),
+                     STORE_EEXIST);
+    assert_int_equal(store_user_add(f->s, "q", "a", NULL, "A", NULL, NULL),
+                     STORE_ENOENT);
+    assert_int_equal(store_org_exists(f->s, "o"), 1);
+    assert_int_equal(store_org_exists(f->s, "q"), 0);
+    assert_int_equal(store_user_get(f->s, "o", "a", &u), 0);
+    assert_int_equal(store_user_get(f->s, "o", "x", &u), STORE_ENOENT);
+    assert_int_equal(store_user_by_email(f->s, "x@y", &u), STORE_ENOENT);
+    assert_int_equal(store_user_each(f->s, NULL, user_cb, &acc), 0);
+    assert_int_equal(store_user_each(f->s, "o", user_cb, &acc), 0);
+    assert_int_equal(store_user_count(f->s, NULL), 2);
+    assert_int_equal(store_user_count(f->s, "o"), 2);
+    assert_int_equal(store_session_add(f->s, h, "o", "a", 10, NULL), 0);
+    assert_int_equal(store_session_get(f->s, h, 0, &ss), 0);
+    assert_int_equal(store_session_get(f->s, h, 10, &ss), STORE_ENOENT);
+    assert_int_equal(store_channel_add(f->s, "o", "c", us, 2, cid), 0);
+    assert_int_equal(store_channel_add(f->s, "o", "c", bad, 2, NULL),
+                     STORE_ENOENT);
+    assert_int_equal(store_channel_each(f->s, "o", group_cb, &acc), 0);
+    assert_int_equal(store_channel_members(f->s, "o", cid, NULL, member_cb,
+                                           &acc),
+                     0);
+    assert_int_equal(store_project_members(f->s, "o", cid, NULL, member_cb,
+                                           &acc),
+                     STORE_ENOENT);
+    assert_int_equal(store_server_get(f->s, &srv), STORE_ENOENT);
+    assert_int_equal(store_check(f->s, err), 0);
+    assert_int_equal(checkpoint_busy(f->path), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory_open),
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_history_table, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_future_version_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_check_ok, setup, teardown),
+        cmocka_unit_test(test_org_user_basic),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_user_unknown_org),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_generated_ids),
+        cmocka_unit_test(test_generated_id_collision),
+        cmocka_unit_test_setup_teardown(test_tricky_strings, setup,
+                                        teardown),
+        cmocka_unit_test(test_presence_and_each),
+        cmocka_unit_test(test_each_reentry),
+        cmocka_unit_test(test_reset_stale),
+        cmocka_unit_test(test_sessions),
+        cmocka_unit_test_setup_teardown(test_channels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
+        cmocka_unit_test(test_transactions),
+        cmocka_unit_test_setup_teardown(test_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_statement_left_open, setup,
+                                        teardown),
+    };
+    /* Schema migrations log at INFO; the tests want only problems. */
+    log_set_level(LOG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
