@@ -1,0 +1,636 @@
+/* cli.c - subcommands: serve, org, user, channel, project, token,
+ * cleanup-stale, demo.
+ *
+ * Each command builds its configuration the same way (config.h: defaults,
+ * file, environment, flags), opens the store, does one thing and reports
+ * it on stdout. */
+#include "cli/cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "auth/jwt.h"
+#include "config.h"
+#include "net/server.h"
+#include "store/store.h"
+#include "util/log.h"
+
+#define MAX_FLAGS 64
+
+struct args {
+    const char *cmd, *sub;
+    const char *words[8];
+    int nwords;
+    const char *keys[MAX_FLAGS], *vals[MAX_FLAGS];
+    int nflags;
+    int help, if_empty, demo;
+};
+
+static const char *usage_text =
+    "usage: presenced COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--listen HOST:PORT] [--demo] [--SETTING VALUE ...]\n"
+    "  org add ORG_ID [--name NAME]\n"
+    "  user add --org ORG_ID --email EMAIL --name NAME [--id USER_ID]\n"
+    "                                  (password on stdin; prints the id)\n"
+    "  channel add --org ORG_ID --name NAME [--members ID,ID]\n"
+    "  project add --org ORG_ID --name NAME [--members ID,ID]\n"
+    "  token --org ORG_ID --user USER_ID [--ttl 1h] [--name NAME]\n"
+    "  cleanup-stale [--older-than 30m]\n"
+    "  demo [--if-empty]              seed a demo organization\n"
+    "  help, --help, --version\n"
+    "\n"
+    "every command takes --db PATH and --config FILE; settings come from\n"
+    "defaults < config file < PRESENCED_* environment < flags.\n";
+
+static int usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "presenced: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see presenced --help)\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            a->help = 1;
+        } else if (!strcmp(s, "--if-empty")) {
+            a->if_empty = 1;
+        } else if (!strcmp(s, "--demo")) {
+            a->demo = 1;
+        } else if (s[0] == '-' && s[1] == '-' && s[2]) {
+            const char *eq = strchr(s, '=');
+            if (a->nflags == MAX_FLAGS)
+                return usage("too many options%s", "");
+            if (eq) { /* --key=value */
+                static char keybuf[MAX_FLAGS][64];
+                size_t n = (size_t)(eq - s - 2);
+                if (n >= sizeof keybuf[0])
+                    return usage("unknown option %s", s);
+                memcpy(keybuf[a->nflags], s + 2, n);
+                keybuf[a->nflags][n] = '\0';
+                a->keys[a->nflags] = keybuf[a->nflags];
+                a->vals[a->nflags++] = eq + 1;
+            } else {
+                if (i + 1 >= argc)
+                    return usage("option %s needs a value", s);
+                a->keys[a->nflags] = s + 2;
+                a->vals[a->nflags++] = argv[++i];
+            }
+        } else if (!a->cmd) {
+            a->cmd = s;
+        } else if (a->nwords < (int)(sizeof a->words / sizeof *a->words)) {
+            a->words[a->nwords++] = s;
+        } else {
+            return usage("too many arguments%s", "");
+        }
+    }
+    return 0;
+}
+
+static const char *flag(struct args *a, const char *key)
+{
+    for (int i = 0; i < a->nflags; i++)
+        if (a->keys[i] && !strcmp(a->keys[i], key)) {
+            const char *v = a->vals[i];
+            a->keys[i] = NULL; /* used */
+            return v;
+        }
+    return NULL;
+}
+
+/* Any flag not taken by the command is a usage error. */
+static int leftover(struct args *a)
+{
+    for (int i = 0; i < a->nflags; i++)
+        if (a->keys[i])
+            return usage("unknown option --%s", a->keys[i]);
+    return 0;
+}
+
+static int load_config(struct args *a, char **envp, struct config *c,
+                       int all_settings)
+{
+    char err[CONFIG_ERRLEN];
+    config_defaults(c);
+    const char *file = flag(a, "config");
+    if (!file)
+        file = getenv("PRESENCED_CONFIG");
+    if (file && config_load_file(c, file, err) != 0) {
+        fprintf(stderr, "presenced: %s\n", err);
+        return 2;
+    }
+    if (config_load_env(c, envp, err) != 0) {
+        fprintf(stderr, "presenced: %s\n", err);
+        return 2;
+    }
+    const char *db = flag(a, "db");
+    if (db && config_set(c, "db", db, err) != 0) {
+        fprintf(stderr, "presenced: %s\n", err);
+        return 2;
+    }
+    if (all_settings) {
+        for (int i = 0; i < a->nflags; i++) {
+            if (!a->keys[i])
+                continue;
+            char key[64];
+            snprintf(key, sizeof key, "%s", a->keys[i]);
+            for (char *p = key; *p; p++)
+                if (*p == '-')
+                    *p = '_';
+            if (config_set(c, key, a->vals[i], err) != 0) {
+                fprintf(stderr, "presenced: %s\n", err);
+                return 2;
+            }
+            a->keys[i] = NULL;
+        }
+    }
+    if (a->demo)
+        c->demo = 1;
+    enum log_level lvl;
+    if (log_parse_level(c->log_level, &lvl) == 0)
+        log_set_level(lvl);
+    return 0;
+}
+
+static int open_store(const struct config *c, struct store **s)
+{
+    char err[STORE_ERRLEN] = "";
+    if (store_open(s, c->db, err) != 0) {
+        fprintf(stderr, "presenced: cannot open %s: %s\n", c->db, err);
+        return 1;
+    }
+    return 0;
+}
+
+static int store_fail(const char *what, int rc)
+{
+    fprintf(stderr, "presenced: %s: %s\n", what, store_strerror(rc));
+    return 1;
+}
+
+int server_demo_secret(const char *db, char *out, size_t outlen)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s.secret", db);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int ok = fgets(out, (int)outlen, f) != NULL;
+        fclose(f);
+        out[strcspn(out, "\r\n")] = '\0';
+        if (ok && strlen(out) >= 32)
+            return 0;
+        log_error("%s: not a usable secret (32 bytes or more)", path);
+        return -1;
+    }
+    if (auth_init() != 0 || outlen < 65)
+        return -1;
+    auth_random_hex(out, 32);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, out, strlen(out)) != (ssize_t)strlen(out)) {
+        log_error("cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static int cmd_serve(struct args *a, char **envp)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 1);
+    if (rc)
+        return rc;
+    if (a->nwords)
+        return usage("serve takes no arguments (got %s)", a->words[0]);
+    if (auth_init() != 0 || api_init() != 0) {
+        fprintf(stderr, "presenced: libsodium failed to start\n");
+        return 1;
+    }
+    return server_run(&c) == 0 ? 0 : 1;
+}
+
+static int cmd_org(struct args *a, char **envp)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *name = flag(a, "name");
+    if ((rc = leftover(a)))
+        return rc;
+    if (!a->sub || strcmp(a->sub, "add") || a->nwords != 2)
+        return usage("usage: org add ORG_ID [--name NAME]%s", "");
+    struct store *s;
+    if (open_store(&c, &s))
+        return 1;
+    rc = store_org_add(s, a->words[1], name);
+    store_close(s);
+    if (rc == STORE_EEXIST) {
+        fprintf(stderr, "presenced: organization %s exists already\n",
+                a->words[1]);
+        return 1;
+    }
+    if (rc)
+        return store_fail("org add", rc);
+    printf("%s\n", a->words[1]);
+    return 0;
+}
+
+static int read_password(char *out, size_t outlen)
+{
+    if (!fgets(out, (int)outlen, stdin))
+        return -1;
+    out[strcspn(out, "\r\n")] = '\0';
+    return out[0] ? 0 : -1;
+}
+
+static int cmd_user(struct args *a, char **envp)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *org = flag(a, "org"), *email = flag(a, "email"),
+               *name = flag(a, "name"), *id = flag(a, "id");
+    if ((rc = leftover(a)))
+        return rc;
+    if (!a->sub || strcmp(a->sub, "add") || a->nwords != 1 || !org ||
+        !email || !name)
+        return usage("usage: user add --org ORG_ID --email EMAIL --name NAME "
+                     "[--id USER_ID]%s", "");
+    char pw[1024], hash[AUTH_HASH_MAX];
+    if (read_password(pw, sizeof pw) != 0) {
+        fprintf(stderr, "presenced: a password is required on stdin\n");
+        return 1;
+    }
+    if (auth_init() != 0 || auth_password_hash(pw, hash) != 0) {
+        fprintf(stderr, "presenced: could not hash the password\n");
+        return 1;
+    }
+    memset(pw, 0, sizeof pw);
+    struct store *s;
+    if (open_store(&c, &s))
+        return 1;
+    char out[STORE_ID_MAX + 1];
+    rc = store_user_add(s, org, id, email, name, hash, out);
+    store_close(s);
+    if (rc == STORE_ENOENT) {
+        fprintf(stderr, "presenced: no organization %s\n", org);
+        return 1;
+    }
+    if (rc == STORE_EEXIST) {
+        fprintf(stderr, "presenced: that user id or email is taken\n");
+        return 1;
+    }
+    if (rc == STORE_EINVAL) {
+        fprintf(stderr, "presenced: id, email or name too long or empty\n");
+        return 1;
+    }
+    if (rc)
+        return store_fail("user add", rc);
+    printf("%s\n", out);
+    return 0;
+}
+
+static int split_members(char *list, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        if (!*tok)
+            continue;
+        if (n == max)
+            return -1;
+        out[n++] = tok;
+    }
+    return (int)n;
+}
+
+static int cmd_group(struct args *a, char **envp, int project)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *org = flag(a, "org"), *name = flag(a, "name"),
+               *members = flag(a, "members");
+    if ((rc = leftover(a)))
+        return rc;
+    if (!a->sub || strcmp(a->sub, "add") || a->nwords != 1 || !org || !name)
+        return usage("usage: %s add --org ORG_ID --name NAME "
+                     "[--members ID,ID]",
+                     project ? "project" : "channel");
+    static const char *ids[4096];
+    char *copy = strdup(members ? members : "");
+    int n = copy ? split_members(copy, ids, 4096) : -1;
+    if (n < 0) {
+        free(copy);
+        return usage("too many members%s", "");
+    }
+    struct store *s;
+    if (open_store(&c, &s)) {
+        free(copy);
+        return 1;
+    }
+    char out[STORE_ID_MAX + 1];
+    rc = project ? store_project_add(s, org, name, ids, (size_t)n, out)
+                 : store_channel_add(s, org, name, ids, (size_t)n, out);
+    store_close(s);
+    free(copy);
+    if (rc == STORE_ENOENT) {
+        fprintf(stderr, "presenced: no organization %s, or a member is "
+                        "not in it\n", org);
+        return 1;
+    }
+    if (rc)
+        return store_fail(project ? "project add" : "channel add", rc);
+    printf("%s\n", out);
+    return 0;
+}
+
+static int secret_for(const struct config *c, char *out, size_t outlen)
+{
+    if (strlen(c->jwt_secret) >= 32) {
+        snprintf(out, outlen, "%s", c->jwt_secret);
+        return 0;
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s.secret", c->db);
+    if (access(path, R_OK) == 0)
+        return server_demo_secret(c->db, out, outlen);
+    fprintf(stderr, "presenced: no jwt_secret (PRESENCED_JWT_SECRET, 32 "
+                    "bytes or more) and no demo secret\n");
+    return -1;
+}
+
+static int cmd_token(struct args *a, char **envp)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *org = flag(a, "org"), *user = flag(a, "user"),
+               *ttl = flag(a, "ttl"), *name = flag(a, "name");
+    if ((rc = leftover(a)))
+        return rc;
+    if (a->nwords || !org || !user)
+        return usage("usage: token --org ORG_ID --user USER_ID [--ttl 1h] "
+                     "[--name NAME]%s", "");
+    int64_t ttl_ms = 3600 * 1000;
+    if (ttl && config_parse_duration(ttl, &ttl_ms) != 0)
+        return usage("bad --ttl %s (use 30m, 1h, 7d)", ttl);
+    if (strlen(org) > 128 || strlen(user) > 128 || !*org || !*user ||
+        (name && strlen(name) > 200))
+        return usage("org, user or name empty or too long%s", "");
+    char secret[512];
+    if (secret_for(&c, secret, sizeof secret) != 0)
+        return 1;
+    struct jwt_claims cl = {.exp = time(NULL) + ttl_ms / 1000};
+    snprintf(cl.sub, sizeof cl.sub, "%s", user);
+    snprintf(cl.org, sizeof cl.org, "%s", org);
+    snprintf(cl.name, sizeof cl.name, "%s", name ? name : "");
+    char tok[JWT_MAX_LEN];
+    if (jwt_sign(&cl, secret, strlen(secret), tok, sizeof tok) < 0) {
+        fprintf(stderr, "presenced: token too long\n");
+        return 1;
+    }
+    printf("%s\n", tok);
+    return 0;
+}
+
+/* Asks the running server to sweep. Returns the count, or -1 if it could
+ * not be reached (then the caller works on the database alone). */
+static int remote_cleanup(const struct store_server *srv, int64_t older_ms)
+{
+    char host[128];
+    snprintf(host, sizeof host, "%s", srv->listen);
+    char *colon = strrchr(host, ':');
+    if (!colon || host[0] == '[')
+        return -1;
+    *colon = '\0';
+    int port = atoi(colon + 1);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    if (!strcmp(host, "0.0.0.0"))
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[512], resp[2048];
+    int n = snprintf(req, sizeof req,
+                     "POST /api/admin/cleanup-stale?older_than_ms=%lld "
+                     "HTTP/1.1\r\nHost: %s\r\nAuthorization: Admin %s\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                     (long long)older_ms, srv->listen, srv->admin_key);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof resp - 1 &&
+           (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = '\0';
+    const char *p = strstr(resp, "\"reset\":");
+    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !p)
+        return -1;
+    return atoi(p + 8);
+}
+
+static int cmd_cleanup(struct args *a, char **envp)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *older = flag(a, "older-than");
+    if (!older)
+        older = flag(a, "older_than");
+    if ((rc = leftover(a)))
+        return rc;
+    if (a->nwords)
+        return usage("cleanup-stale takes no arguments (got %s)",
+                     a->words[0]);
+    int64_t older_ms = c.stale_after_ms;
+    if (older && config_parse_duration(older, &older_ms) != 0)
+        return usage("bad --older-than %s (use 30m, 1h)", older);
+    struct store *s;
+    if (open_store(&c, &s))
+        return 1;
+    struct store_server srv;
+    int n = -1;
+    /* A live server owns presence: hand it the sweep, so that the change
+     * is announced and its memory and the database never disagree. */
+    if (store_server_get(s, &srv) == 0 && srv.pid > 0 &&
+        kill((pid_t)srv.pid, 0) == 0)
+        n = remote_cleanup(&srv, older_ms);
+    if (n < 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        n = store_reset_stale(s, now - older_ms);
+    }
+    store_close(s);
+    if (n < 0)
+        return store_fail("cleanup-stale", n);
+    printf("Reset %d stale statuses to OFFLINE\n", n);
+    return 0;
+}
+
+static int cmd_demo(struct args *a, char **envp)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    if ((rc = leftover(a)))
+        return rc;
+    if (a->nwords)
+        return usage("demo takes no arguments (got %s)", a->words[0]);
+    static const char *people[][2] = {
+        {"ann", "Ann Lee"},        {"bob", "Bob Martin"},
+        {"chloe", "Chloé Dubois"}, {"dev", "Dev Patel"},
+        {"erin", "Erin O'Brien"},  {"farid", "Farid Haddad"},
+        {"grace", "Grace Kim"},    {"hiro", "Hiro Tanaka"},
+        {"ines", "Inês Costa"},    {"jonas", "Jonas Berg"},
+        {"kemi", "Kemi Adeyemi"},  {"lars", "Lars Nilsson"},
+    };
+    struct store *s;
+    if (open_store(&c, &s))
+        return 1;
+    int exists = store_org_exists(s, "demo");
+    if (exists == 1 && a->if_empty) {
+        store_close(s);
+        printf("Demo organization already present.\n");
+        goto signin;
+    }
+    if (exists == 1) {
+        store_close(s);
+        fprintf(stderr, "presenced: the demo organization exists already\n");
+        return 1;
+    }
+    char hash[AUTH_HASH_MAX];
+    if (auth_init() != 0 || auth_password_hash("demo", hash) != 0) {
+        store_close(s);
+        return 1;
+    }
+    rc = store_begin(s);
+    if (!rc)
+        rc = store_org_add(s, "demo", "Demo Inc.");
+    for (size_t i = 0; !rc && i < sizeof people / sizeof *people; i++) {
+        char email[64];
+        snprintf(email, sizeof email, "%s@demo.example", people[i][0]);
+        rc = store_user_add(s, "demo", people[i][0], email, people[i][1],
+                            hash, NULL);
+    }
+    const char *general[] = {"ann", "bob", "chloe", "dev", "erin", "farid",
+                             "grace", "hiro", "ines", "jonas", "kemi",
+                             "lars"};
+    const char *eng[] = {"ann", "bob", "dev", "hiro", "jonas"};
+    const char *design[] = {"chloe", "erin", "ines"};
+    const char *sales[] = {"farid", "grace", "kemi", "lars"};
+    char id[STORE_ID_MAX + 1];
+    if (!rc)
+        rc = store_channel_add(s, "demo", "general", general, 12, id);
+    if (!rc)
+        rc = store_channel_add(s, "demo", "engineering", eng, 5, id);
+    if (!rc)
+        rc = store_channel_add(s, "demo", "design", design, 3, id);
+    if (!rc)
+        rc = store_channel_add(s, "demo", "sales", sales, 4, id);
+    const char *web[] = {"ann", "chloe", "dev", "erin"};
+    const char *launch[] = {"bob", "farid", "grace", "kemi", "ann"};
+    if (!rc)
+        rc = store_project_add(s, "demo", "Website redesign", web, 4, id);
+    if (!rc)
+        rc = store_project_add(s, "demo", "Spring launch", launch, 5, id);
+    if (!rc)
+        rc = store_commit(s);
+    else
+        store_rollback(s);
+    store_close(s);
+    if (rc)
+        return store_fail("demo", rc);
+    printf("Seeded organization \"demo\": 12 people, 4 channels, 2 "
+           "projects.\n");
+signin:
+    printf("Sign in at http://%s/ as ann@demo.example (or bob@, chloe@, "
+           "...) with password: demo\n",
+           c.listen);
+    return 0;
+}
+
+int cli_main(int argc, char **argv, char **envp)
+{
+    struct args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    for (int i = 0; i < a.nflags; i++)
+        if (!strcmp(a.keys[i], "version")) {
+            printf("presenced %s\n", PRESENCED_VERSION);
+            return 0;
+        }
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("presenced %s\n", PRESENCED_VERSION);
+        return 0;
+    }
+    if (!a.cmd || !strcmp(a.cmd, "help") || (a.help && !a.cmd)) {
+        fputs(usage_text, a.cmd || a.help ? stdout : stderr);
+        return a.cmd || a.help ? 0 : 2;
+    }
+    if (a.help) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    a.sub = a.nwords ? a.words[0] : NULL;
+    if (!strcmp(a.cmd, "serve"))
+        return cmd_serve(&a, envp);
+    if (!strcmp(a.cmd, "org"))
+        return cmd_org(&a, envp);
+    if (!strcmp(a.cmd, "user"))
+        return cmd_user(&a, envp);
+    if (!strcmp(a.cmd, "channel"))
+        return cmd_group(&a, envp, 0);
+    if (!strcmp(a.cmd, "project"))
+        return cmd_group(&a, envp, 1);
+    if (!strcmp(a.cmd, "token"))
+        return cmd_token(&a, envp);
+    if (!strcmp(a.cmd, "cleanup-stale"))
+        return cmd_cleanup(&a, envp);
+    if (!strcmp(a.cmd, "demo"))
+        return cmd_demo(&a, envp);
+    return usage("unknown command %s", a.cmd);
+}

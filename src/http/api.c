@@ -1,0 +1,596 @@
+/* api.c - routes: the JSON API, the WebSocket endpoint, health.
+ *
+ * Every handler answers exactly once (http_respond / http_error, or
+ * ws_upgrade). Authentication is here too: a bearer JWT, a `?token=` on the
+ * WebSocket, or the login session cookie, checked against the store. The
+ * organization of the caller scopes every read: another organization's
+ * users are simply not found (404), never "forbidden", so that nothing
+ * reveals they exist. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/auth.h"
+#include "auth/jwt.h"
+#include "net/server.h"
+#include "presence/msg.h"
+#include "presence/presence.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define COOKIE_NAME "presenced_session"
+
+struct who {
+    char org[STORE_ID_MAX + 1];
+    char user[STORE_ID_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
+    uint64_t session;
+    int via_cookie;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Finds name in a query string and percent-decodes its value into out.
+ * Returns the length, or -1 if absent, malformed or too long. */
+static int decode(const char *s, const char *e, int plus, char *out,
+                  size_t outlen)
+{
+    size_t o = 0;
+    for (; s < e; s++) {
+        int ch = (unsigned char)*s;
+        if (ch == '%') {
+            if (e - s < 3 || hexval(s[1]) < 0 || hexval(s[2]) < 0)
+                return -1;
+            ch = hexval(s[1]) * 16 + hexval(s[2]);
+            s += 2;
+        } else if (ch == '+' && plus) {
+            ch = ' ';
+        }
+        if (ch == 0 || o + 1 >= outlen)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+static int query_get(const char *q, size_t qlen, const char *name, char *out,
+                     size_t outlen)
+{
+    size_t nl = strlen(name);
+    const char *p = q, *end = q + qlen;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
+            return decode(p + nl + 1, e, 1, out, outlen);
+        p = e + 1;
+    }
+    return -1;
+}
+
+static const char *bearer(const struct http_req *r)
+{
+    if (!r->authorization || strncasecmp(r->authorization, "Bearer ", 7))
+        return NULL;
+    const char *t = r->authorization + 7;
+    while (*t == ' ')
+        t++;
+    return t;
+}
+
+/* Verifies a JWT; for one minted by a login (sid), the session must still
+ * be live. Returns 0 or -1 with a reason. */
+static int check_jwt(struct server *srv, const char *tok, struct who *w,
+                     const char **why)
+{
+    struct jwt_claims cl;
+    int rc = jwt_verify(tok, strlen(tok), srv->secret, srv->secret_len,
+                        srv->now / 1000, &cl);
+    if (rc != 0) {
+        *why = jwt_strerror(rc);
+        return -1;
+    }
+    if (cl.sid > 0) {
+        struct store_session s;
+        if (store_session_get_by_id(srv->store, cl.sid, srv->now, &s) != 0 ||
+            strcmp(s.org, cl.org) || strcmp(s.user, cl.sub)) {
+            *why = "session has ended";
+            return -1;
+        }
+    }
+    memset(w, 0, sizeof *w);
+    snprintf(w->org, sizeof w->org, "%s", cl.org);
+    snprintf(w->user, sizeof w->user, "%s", cl.sub);
+    snprintf(w->name, sizeof w->name, "%s", cl.name);
+    w->session = cl.sid > 0 ? (uint64_t)cl.sid : 0;
+    return 0;
+}
+
+static int check_cookie(struct server *srv, const struct http_req *r,
+                        struct who *w, const char **why)
+{
+    char tok[128];
+    int n = r->cookie ? auth_cookie_get(r->cookie, strlen(r->cookie),
+                                        COOKIE_NAME, tok, sizeof tok)
+                      : -1;
+    if (n <= 0) {
+        *why = "missing credentials";
+        return -1;
+    }
+    unsigned char h[32];
+    auth_token_hash(tok, (size_t)n, h);
+    struct store_session s;
+    if (store_session_get(srv->store, h, srv->now, &s) != 0) {
+        *why = "session expired or logged out";
+        return -1;
+    }
+    memset(w, 0, sizeof *w);
+    snprintf(w->org, sizeof w->org, "%s", s.org);
+    snprintf(w->user, sizeof w->user, "%s", s.user);
+    w->session = (uint64_t)s.id;
+    w->via_cookie = 1;
+    return 0;
+}
+
+static int origin_ok(struct server *srv, const struct http_req *r)
+{
+    return r->origin && auth_origin_allowed(r->origin,
+                                            srv->cfg.allowed_origins,
+                                            r->host ? r->host : "");
+}
+
+/* Authenticates a request; on failure answers it and returns -1. */
+static int authenticate(struct conn *c, struct http_req *r, const char *query,
+                        size_t qlen, struct who *w)
+{
+    struct server *srv = c->srv;
+    const char *why = "missing credentials";
+    char tok[JWT_MAX_LEN + 1];
+    const char *b = bearer(r);
+    int rc;
+    if (query && query_get(query, qlen, "token", tok, sizeof tok) >= 0)
+        rc = check_jwt(srv, tok, w, &why);
+    else if (b)
+        rc = check_jwt(srv, b, w, &why);
+    else
+        rc = check_cookie(srv, r, w, &why);
+    if (rc != 0) {
+        http_error(c, 401, "unauthorized", why);
+        return -1;
+    }
+    if (hub_ensure_user(srv, w->org, w->user, w->name) != 0) {
+        http_error(c, 401, "unauthorized", "unknown user");
+        return -1;
+    }
+    return 0;
+}
+
+/* Cookie-authenticated changes must come from one of our pages. */
+static int csrf_ok(struct conn *c, struct http_req *r, const struct who *w)
+{
+    if (!w->via_cookie)
+        return 1;
+    if (r->origin ? origin_ok(c->srv, r) : r->xrw != NULL)
+        return 1;
+    http_error(c, 403, "csrf",
+               "cross-site request refused (Origin not allowed)");
+    return 0;
+}
+
+static json_t *body_json(struct conn *c, struct http_req *r)
+{
+    json_error_t e;
+    json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len,
+                           JSON_REJECT_DUPLICATES, &e);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        http_error(c, 400, "bad_request", "body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+static void member_cb(void *ud, const struct presence_member *m)
+{
+    msg_encode_member(ud, m);
+}
+
+static void list_cb(void *ud, const struct presence_member *m)
+{
+    struct buf *b = ud;
+    if (b->data[b->len - 1] != '[')
+        buf_puts(b, ",");
+    msg_encode_member(b, m);
+}
+
+static void respond_member(struct conn *c, const char *org, const char *user)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (presence_get(c->srv->presence, org, user, member_cb, &b) != 0)
+        http_error(c, 404, "not_found", "no such user");
+    else
+        http_respond_json(c, 200, NULL, &b);
+    buf_dispose(&b);
+}
+
+/* ---- login and logout -------------------------------------------------- */
+
+static struct rate_entry *rate_get(struct server *srv, const char *key)
+{
+    struct rate_entry *e;
+    HASH_FIND_STR(srv->rates, key, e);
+    if (e && e->window_start + srv->cfg.login_window_ms <= srv->now) {
+        e->window_start = srv->now;
+        e->count = 0;
+    }
+    return e;
+}
+
+static int64_t rate_limited(struct server *srv, const char *key)
+{
+    struct rate_entry *e = rate_get(srv, key);
+    if (!e || e->count < srv->cfg.login_limit)
+        return 0;
+    return (e->window_start + srv->cfg.login_window_ms - srv->now) / 1000 + 1;
+}
+
+static void rate_fail(struct server *srv, const char *key)
+{
+    struct rate_entry *e = rate_get(srv, key);
+    if (!e) {
+        e = xcalloc(1, sizeof *e);
+        e->key = xstrdup(key);
+        e->window_start = srv->now;
+        HASH_ADD_KEYPTR(hh, srv->rates, e->key, strlen(e->key), e);
+    }
+    e->count++;
+}
+
+struct login_job {
+    uv_work_t req;
+    struct conn *c;
+    struct store_user u;
+    int found, ok;
+    char password[1024];
+    char ipkey[64], emailkey[STORE_EMAIL_MAX + 8];
+};
+
+/* A hash to verify against when the email is unknown, so that the answer
+ * takes as long either way and does not reveal which emails exist. */
+static char dummy_hash[AUTH_HASH_MAX];
+
+static void login_work(uv_work_t *req)
+{
+    struct login_job *j = container_of(req, struct login_job, req);
+    const char *h = j->found && j->u.pw_hash[0] ? j->u.pw_hash : dummy_hash;
+    j->ok = auth_password_verify(h, j->password) && j->found &&
+            j->u.pw_hash[0];
+    memset(j->password, 0, sizeof j->password);
+}
+
+static void login_done(uv_work_t *req, int status)
+{
+    struct login_job *j = container_of(req, struct login_job, req);
+    struct conn *c = j->c;
+    struct server *srv = c->srv;
+    server_now(srv);
+    if (c->state != CONN_BUSY)
+        goto out;
+    if (!j->ok) {
+        rate_fail(srv, j->ipkey);
+        rate_fail(srv, j->emailkey);
+        log_info("%s: failed login for %s", c->peer, j->emailkey + 6);
+        http_error(c, 401, "invalid_credentials", "wrong email or password");
+        goto out;
+    }
+    struct rate_entry *e;
+    HASH_FIND_STR(srv->rates, j->emailkey, e);
+    if (e) {
+        HASH_DEL(srv->rates, e);
+        free(e->key);
+        free(e);
+    }
+    /* A new random session id at every login: a token planted before the
+     * login (session fixation) is never promoted. */
+    char tok[AUTH_TOKEN_LEN + 1];
+    unsigned char h[32];
+    auth_token_new(tok);
+    auth_token_hash(tok, strlen(tok), h);
+    int64_t expires = srv->now + srv->cfg.session_ttl_ms;
+    int64_t sid;
+    if (store_session_add(srv->store, h, j->u.org, j->u.id, expires, &sid) ||
+        hub_ensure_user(srv, j->u.org, j->u.id, NULL) != 0) {
+        http_error(c, 500, "internal", "could not create a session");
+        goto out;
+    }
+    presence_login(srv->presence, j->u.org, j->u.id, srv->now);
+
+    struct jwt_claims cl = {.exp = expires / 1000, .sid = sid};
+    snprintf(cl.sub, sizeof cl.sub, "%s", j->u.id);
+    snprintf(cl.org, sizeof cl.org, "%s", j->u.org);
+    snprintf(cl.name, sizeof cl.name, "%s", j->u.name);
+    char jwt[JWT_MAX_LEN];
+    if (jwt_sign(&cl, srv->secret, srv->secret_len, jwt, sizeof jwt) < 0) {
+        http_error(c, 500, "internal", "could not sign a token");
+        goto out;
+    }
+    struct buf b, hdr;
+    buf_init(&b, 0);
+    buf_init(&hdr, 0);
+    buf_puts(&b, "{\"user\":{\"id\":");
+    msg_append_string(&b, j->u.id);
+    buf_puts(&b, ",\"org\":");
+    msg_append_string(&b, j->u.org);
+    buf_puts(&b, ",\"name\":");
+    msg_append_string(&b, j->u.name);
+    buf_puts(&b, ",\"email\":");
+    msg_append_string(&b, j->u.email);
+    buf_printf(&b, "},\"token\":\"%s\",\"expires\":%lld}", jwt,
+               (long long)expires);
+    buf_printf(&hdr,
+               "Set-Cookie: " COOKIE_NAME "=%s; Path=/; HttpOnly; "
+               "SameSite=Lax; Max-Age=%lld\r\n",
+               tok, (long long)(srv->cfg.session_ttl_ms / 1000));
+    log_info("%s: login %s/%s", c->peer, j->u.org, j->u.id);
+    http_respond_json(c, 200, hdr.data, &b);
+    buf_dispose(&b);
+    buf_dispose(&hdr);
+out:
+    conn_unref(c);
+    free(j);
+}
+
+static void api_login(struct conn *c, struct http_req *r)
+{
+    struct server *srv = c->srv;
+    json_t *j = body_json(c, r);
+    if (!j)
+        return;
+    const char *email = json_string_value(json_object_get(j, "email"));
+    const char *pw = json_string_value(json_object_get(j, "password"));
+    if (!email || !pw || !*email || strlen(email) > STORE_EMAIL_MAX ||
+        strlen(pw) >= 1024) {
+        json_decref(j);
+        http_error(c, 400, "bad_request",
+                   "email and password (strings) are required");
+        return;
+    }
+    struct login_job *job = xcalloc(1, sizeof *job);
+    snprintf(job->ipkey, sizeof job->ipkey, "ip:%s", c->peer);
+    snprintf(job->emailkey, sizeof job->emailkey, "email:%s", email);
+    for (char *p = job->emailkey; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    int64_t wait = rate_limited(srv, job->ipkey);
+    if (!wait)
+        wait = rate_limited(srv, job->emailkey);
+    if (wait) {
+        char hdr[64];
+        snprintf(hdr, sizeof hdr, "Retry-After: %lld\r\n", (long long)wait);
+        http_error_ex(c, 429, hdr, "rate_limited",
+                      "too many failed logins; try again later");
+        json_decref(j);
+        free(job);
+        return;
+    }
+    job->found = store_user_by_email(srv->store, email, &job->u) == 0;
+    snprintf(job->password, sizeof job->password, "%s", pw);
+    json_decref(j);
+    job->c = c;
+    conn_ref(c);
+    /* argon2id takes tens of milliseconds: off the loop thread. */
+    uv_queue_work(srv->loop, &job->req, login_work, login_done);
+}
+
+static void api_logout(struct conn *c, struct http_req *r, struct who *w)
+{
+    struct server *srv = c->srv;
+    if (!csrf_ok(c, r, w))
+        return;
+    if (w->session) {
+        store_session_delete(srv->store, (int64_t)w->session);
+        hub_end_session(srv, w->org, w->user, w->session);
+    }
+    log_info("%s: logout %s/%s", c->peer, w->org, w->user);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "{\"ok\":true}");
+    http_respond_json(c, 200,
+                      "Set-Cookie: " COOKIE_NAME "=; Path=/; HttpOnly; "
+                      "SameSite=Lax; Max-Age=0\r\n",
+                      &b);
+    buf_dispose(&b);
+}
+
+/* ---- the rest ----------------------------------------------------------- */
+
+static void api_status(struct conn *c, struct http_req *r, struct who *w)
+{
+    if (!csrf_ok(c, r, w))
+        return;
+    json_t *j = body_json(c, r);
+    if (!j)
+        return;
+    const char *s = json_string_value(json_object_get(j, "status"));
+    enum presence_status st;
+    if (!s || presence_status_parse(s, &st) != 0) {
+        json_decref(j);
+        http_error(c, 400, "invalid_status",
+                   "status must be one of ONLINE, AWAY, BUSY, OFFLINE");
+        return;
+    }
+    json_decref(j);
+    if (hub_set_manual(c->srv, w->org, w->user, st) != 0) {
+        http_error(c, 400, "invalid_status", "status not allowed");
+        return;
+    }
+    respond_member(c, w->org, w->user);
+}
+
+static void api_presence(struct conn *c, struct who *w)
+{
+    struct server *srv = c->srv;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "{\"org\":");
+    msg_append_string(&b, w->org);
+    buf_printf(&b, ",\"seq\":%llu,\"members\":[",
+               (unsigned long long)presence_org_seq(srv->presence, w->org));
+    presence_each(srv->presence, w->org, list_cb, &b);
+    buf_puts(&b, "]}");
+    http_respond_json(c, 200, NULL, &b);
+    buf_dispose(&b);
+}
+
+static void api_cleanup(struct conn *c, struct http_req *r, const char *q,
+                        size_t qlen)
+{
+    struct server *srv = c->srv;
+    const char *a = r->authorization;
+    if (!a || strncmp(a, "Admin ", 6) != 0 || strlen(a + 6) != 64 ||
+        !auth_equal(a + 6, srv->admin_key, 64)) {
+        http_error(c, 401, "unauthorized", "admin key required");
+        return;
+    }
+    char v[32];
+    int64_t older = srv->cfg.stale_after_ms;
+    if (q && query_get(q, qlen, "older_than_ms", v, sizeof v) > 0)
+        older = strtoll(v, NULL, 10);
+    if (older < 0) {
+        http_error(c, 400, "bad_request", "older_than_ms must be >= 0");
+        return;
+    }
+    int n = hub_sweep(srv, older);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "{\"reset\":%d}", n);
+    http_respond_json(c, 200, NULL, &b);
+    buf_dispose(&b);
+}
+
+static int is(const struct http_req *r, int method, const char *path,
+              size_t plen, const char *want)
+{
+    return strlen(want) == plen && memcmp(path, want, plen) == 0 &&
+           (method < 0 || r->method == method);
+}
+
+void api_handle(struct conn *c, struct http_req *r)
+{
+    struct server *srv = c->srv;
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (!r->url.len ||
+        http_parser_parse_url(r->url.data, r->url.len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH))) {
+        http_error(c, 400, "bad_request", "bad request target");
+        return;
+    }
+    const char *path = r->url.data + u.field_data[UF_PATH].off;
+    size_t plen = u.field_data[UF_PATH].len;
+    const char *q = NULL;
+    size_t qlen = 0;
+    if (u.field_set & (1 << UF_QUERY)) {
+        q = r->url.data + u.field_data[UF_QUERY].off;
+        qlen = u.field_data[UF_QUERY].len;
+    }
+    struct who w;
+
+    if (is(r, -1, path, plen, "/ws/presence/") ||
+        is(r, -1, path, plen, "/ws/presence")) {
+        if (ws_upgrade_check(c, r) != 0)
+            return;
+        /* A cookie carries ambient authority: a page of another site
+         * must not open a socket as the user (cross-site WebSocket
+         * hijacking). Tokens are never ambient, so need no check. */
+        char tok[JWT_MAX_LEN + 1];
+        int by_token = bearer(r) ||
+                       (q && query_get(q, qlen, "token", tok, sizeof tok) >= 0);
+        if (!by_token && r->cookie && !origin_ok(srv, r)) {
+            http_error(c, 403, "forbidden_origin",
+                       "Origin not allowed for cookie authentication");
+            return;
+        }
+        if (authenticate(c, r, q, qlen, &w) != 0)
+            return;
+        ws_upgrade(c, r, w.org, w.user, w.session);
+        return;
+    }
+    if (plen >= 4 && memcmp(path, "/ws/", 4) == 0) {
+        http_error(c, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (is(r, -1, path, plen, "/healthz")) {
+        struct buf b;
+        buf_init(&b, 0);
+        buf_puts(&b, "{\"status\":\"ok\"}");
+        http_respond_json(c, 200, NULL, &b);
+        buf_dispose(&b);
+        return;
+    }
+    if (is(r, -1, path, plen, "/api/login")) {
+        if (r->method != HTTP_POST)
+            http_error(c, 405, "method_not_allowed", "use POST");
+        else
+            api_login(c, r);
+        return;
+    }
+    if (is(r, -1, path, plen, "/api/admin/cleanup-stale")) {
+        if (r->method != HTTP_POST)
+            http_error(c, 405, "method_not_allowed", "use POST");
+        else
+            api_cleanup(c, r, q, qlen);
+        return;
+    }
+    if (plen < 5 || memcmp(path, "/api/", 5) != 0) {
+        http_error(c, 404, "not_found", "no such page");
+        return;
+    }
+    /* Everything below needs a caller. */
+    if (authenticate(c, r, NULL, 0, &w) != 0)
+        return;
+    if (is(r, -1, path, plen, "/api/logout")) {
+        if (r->method != HTTP_POST)
+            http_error(c, 405, "method_not_allowed", "use POST");
+        else
+            api_logout(c, r, &w);
+    } else if (is(r, -1, path, plen, "/api/status")) {
+        if (r->method != HTTP_PUT && r->method != HTTP_POST)
+            http_error(c, 405, "method_not_allowed", "use PUT");
+        else
+            api_status(c, r, &w);
+    } else if (is(r, -1, path, plen, "/api/me")) {
+        respond_member(c, w.org, w.user);
+    } else if (is(r, -1, path, plen, "/api/presence")) {
+        api_presence(c, &w);
+    } else if (plen > 11 && memcmp(path, "/api/users/", 11) == 0) {
+        char id[STORE_ID_MAX + 1];
+        if (decode(path + 11, path + plen, 0, id, sizeof id) <= 0)
+            http_error(c, 404, "not_found", "no such user");
+        else
+            respond_member(c, w.org, id);
+    } else {
+        http_error(c, 404, "not_found", "no such endpoint");
+    }
+}
+
+int api_init(void)
+{
+    return auth_password_hash("not a password of anyone", dummy_hash);
+}

@@ -1,0 +1,293 @@
+/* http.c - HTTP/1.1 requests over a connection, with libhttp-parser.
+ *
+ * The parser is fed from conn->in and pauses after each complete request,
+ * so requests are served one at a time per connection (pipelined ones wait
+ * in conn->in). Only the headers presenced uses are kept; the request line
+ * and headers together are capped at HTTP_MAX_HEADER (431 past it) and the
+ * body at HTTP_MAX_BODY (413). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "net/server.h"
+#include "presence/msg.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+enum { TOO_BIG_HEADER = 1, TOO_BIG_BODY = 2 };
+
+static struct http_req *req_new(void)
+{
+    struct http_req *r = xcalloc(1, sizeof *r);
+    buf_init(&r->url, HTTP_MAX_HEADER);
+    buf_init(&r->body, HTTP_MAX_BODY);
+    buf_init(&r->hname, HTTP_MAX_HEADER);
+    buf_init(&r->hvalue, HTTP_MAX_HEADER);
+    return r;
+}
+
+void http_req_free(struct http_req *r)
+{
+    if (!r)
+        return;
+    buf_dispose(&r->url);
+    buf_dispose(&r->body);
+    buf_dispose(&r->hname);
+    buf_dispose(&r->hvalue);
+    char **fields[] = {&r->host, &r->origin, &r->upgrade, &r->connection,
+                       &r->ws_key, &r->ws_version, &r->authorization,
+                       &r->cookie, &r->xrw, &r->content_type};
+    for (size_t i = 0; i < ARRAY_LEN(fields); i++)
+        free(*fields[i]);
+    free(r);
+}
+
+static struct conn *conn_of(http_parser *p) { return p->data; }
+
+static int too_big(struct conn *c, int what)
+{
+    c->req->complete = -what;
+    return 1;
+}
+
+static int count(struct conn *c, size_t n)
+{
+    c->req->header_bytes += n;
+    return c->req->header_bytes > HTTP_MAX_HEADER ? too_big(c, TOO_BIG_HEADER)
+                                                  : 0;
+}
+
+static int on_begin(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+    http_req_free(c->req);
+    c->req = req_new();
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    if (count(c, n) || buf_append(&c->req->url, at, n))
+        return too_big(c, TOO_BIG_HEADER);
+    return 0;
+}
+
+/* Keeps the headers we use; a repeated one keeps its first value, so a
+ * second Authorization or Origin cannot override the first. */
+static void store_header(struct http_req *r)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } keep[] = {
+        {"host", offsetof(struct http_req, host)},
+        {"origin", offsetof(struct http_req, origin)},
+        {"upgrade", offsetof(struct http_req, upgrade)},
+        {"connection", offsetof(struct http_req, connection)},
+        {"sec-websocket-key", offsetof(struct http_req, ws_key)},
+        {"sec-websocket-version", offsetof(struct http_req, ws_version)},
+        {"authorization", offsetof(struct http_req, authorization)},
+        {"cookie", offsetof(struct http_req, cookie)},
+        {"x-requested-with", offsetof(struct http_req, xrw)},
+        {"content-type", offsetof(struct http_req, content_type)},
+    };
+    if (!r->hname.len)
+        return;
+    for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
+        if (strcasecmp(r->hname.data, keep[i].name) == 0) {
+            char **slot = (char **)((char *)r + keep[i].off);
+            if (!*slot)
+                *slot = xstrdup(r->hvalue.len ? r->hvalue.data : "");
+            break;
+        }
+    }
+    buf_reset(&r->hname);
+    buf_reset(&r->hvalue);
+}
+
+static int on_hfield(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    struct http_req *r = c->req;
+    if (r->in_value) {
+        store_header(r);
+        r->in_value = 0;
+    }
+    if (count(c, n) || buf_append(&r->hname, at, n))
+        return too_big(c, TOO_BIG_HEADER);
+    return 0;
+}
+
+static int on_hvalue(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    struct http_req *r = c->req;
+    r->in_value = 1;
+    if (count(c, n) || buf_append(&r->hvalue, at, n))
+        return too_big(c, TOO_BIG_HEADER);
+    return 0;
+}
+
+static int on_headers_done(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+    struct http_req *r = c->req;
+    store_header(r);
+    r->method = p->method;
+    r->keep_alive = http_should_keep_alive(p);
+    if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY)
+        return too_big(c, TOO_BIG_BODY);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    if (buf_append(&c->req->body, at, n))
+        return too_big(c, TOO_BIG_BODY);
+    return 0;
+}
+
+static int on_complete(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+    c->req->complete = 1;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_begin,
+    .on_url = on_url,
+    .on_header_field = on_hfield,
+    .on_header_value = on_hvalue,
+    .on_headers_complete = on_headers_done,
+    .on_body = on_body,
+    .on_message_complete = on_complete,
+};
+
+void http_conn_init(struct conn *c)
+{
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+}
+
+void http_on_data(struct conn *c)
+{
+    while (c->state == CONN_HTTP && c->in.len) {
+        size_t n = http_parser_execute(&c->parser, &settings, c->in.data,
+                                       c->in.len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        struct http_req *r = c->req;
+        if (r && r->complete < 0) {
+            if (r->complete == -TOO_BIG_BODY)
+                http_error(c, 413, "too_large", "request body too large");
+            else
+                http_error(c, 431, "too_large",
+                           "request line or headers too large");
+            conn_close_after_write(c);
+            return;
+        }
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            http_error(c, 400, "bad_request", http_errno_description(e));
+            conn_close_after_write(c);
+            return;
+        }
+        buf_consume(&c->in, n);
+        if (!r || r->complete != 1)
+            return; /* need more bytes */
+        c->req = NULL;
+        c->state = CONN_BUSY;
+        api_handle(c, r);
+        http_req_free(r);
+    }
+}
+
+void http_done(struct conn *c)
+{
+    if (c->state != CONN_BUSY)
+        return;
+    c->state = CONN_HTTP;
+    http_parser_pause(&c->parser, 0);
+    http_on_data(c);
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+void http_respond(struct conn *c, int status, const char *extra_headers,
+                  const char *content_type, const char *body, size_t len)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    int keep = c->state == CONN_BUSY && c->parser.http_major == 1 &&
+               http_should_keep_alive(&c->parser) && status < 400;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b,
+               "HTTP/1.1 %d %s\r\n"
+               "Content-Type: %s\r\n"
+               "Content-Length: %zu\r\n"
+               "Cache-Control: no-store\r\n"
+               "X-Content-Type-Options: nosniff\r\n"
+               "Connection: %s\r\n%s\r\n",
+               status, reason(status), content_type, len,
+               keep ? "keep-alive" : "close",
+               extra_headers ? extra_headers : "");
+    if (len && c->parser.method != HTTP_HEAD)
+        buf_append(&b, body, len);
+    conn_send_bytes(c, b.data, b.len);
+    buf_dispose(&b);
+    if (keep)
+        http_done(c);
+    else
+        conn_close_after_write(c);
+}
+
+void http_respond_json(struct conn *c, int status, const char *extra_headers,
+                       const struct buf *body)
+{
+    http_respond(c, status, extra_headers, "application/json", body->data,
+                 body->len);
+}
+
+void http_error(struct conn *c, int status, const char *code,
+                const char *message)
+{
+    http_error_ex(c, status, NULL, code, message);
+}
+
+void http_error_ex(struct conn *c, int status, const char *extra_headers,
+                   const char *code, const char *message)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "{\"error\":{\"code\":");
+    msg_append_string(&b, code);
+    buf_puts(&b, ",\"message\":");
+    msg_append_string(&b, message);
+    buf_puts(&b, "}}");
+    http_respond_json(c, status, extra_headers, &b);
+    buf_dispose(&b);
+}

@@ -1,0 +1,423 @@
+/* hub.c - glue between the presence core, the sockets and the store.
+ *
+ * The core decides; the hub carries out. Each announcement is encoded once
+ * into one frame and that frame is queued, by reference, to every open
+ * connection of the organization (hub_publish: the one place that says
+ * "announce this to organization X", where events from other nodes will
+ * also arrive). The store sees the core's changes in batches, never per
+ * heartbeat: hub_flush_store() drains the core's dirty set in one
+ * transaction every `flush`; manual statuses, which a user expects to
+ * survive anything, are written at once. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/server.h"
+#include "presence/msg.h"
+#include "presence/presence.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "ws/frame.h"
+
+/* One encoding buffer for the loop thread: events and snapshots are built
+ * here and copied once into their frame. */
+static struct buf enc;
+
+/* Pending store writes that failed, kept for the next flush (the store may
+ * be locked or full for a while; presence keeps serving from memory). */
+struct pending_write {
+    char *org, *user;
+    int status, manual;
+    int64_t last_seen;
+};
+static struct pending_write *pw;
+static size_t pw_len, pw_cap;
+
+static struct hub_org *org_get(struct server *srv, const char *id, int create)
+{
+    struct hub_org *o;
+    HASH_FIND_STR(srv->orgs, id, o);
+    if (!o && create) {
+        o = xcalloc(1, sizeof *o);
+        o->id = xstrdup(id);
+        list_init(&o->conns);
+        HASH_ADD_KEYPTR(hh, srv->orgs, o->id, strlen(o->id), o);
+    }
+    return o;
+}
+
+/* Queues frame f to every open connection of org. */
+static void hub_publish(struct server *srv, const char *org, struct frame *f)
+{
+    struct hub_org *o = org_get(srv, org, 0);
+    if (!o)
+        return;
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &o->conns) {
+        struct conn *c = list_entry(pos, struct conn, org_link);
+        if (c->state == CONN_WS)
+            conn_send(c, f);
+    }
+}
+
+static void on_announce(void *ud, const struct presence_event *ev)
+{
+    struct server *srv = ud;
+    buf_reset(&enc);
+    msg_encode_presence(&enc, ev);
+    struct frame *f = frame_new_text(enc.data, enc.len);
+    hub_publish(srv, ev->m.org, f);
+    frame_unref(f);
+    log_debug("presence %s/%s %s (%s) seq %llu", ev->m.org, ev->m.user,
+              presence_status_name(ev->m.status),
+              presence_reason_name(ev->reason),
+              (unsigned long long)ev->seq);
+}
+
+static void on_load(void *ud, const struct store_user *u)
+{
+    struct server *srv = ud;
+    presence_add_user(srv->presence, u->org, u->id, u->name, u->status,
+                      u->manual, u->last_seen_ms, srv->now);
+}
+
+int hub_init(struct server *srv)
+{
+    buf_init(&enc, 0);
+    struct presence_opts o = {
+        .grace_ms = srv->cfg.grace_ms,
+        .login_grace_ms = srv->cfg.login_grace_ms,
+        .restart_grace_ms = srv->cfg.restart_grace_ms,
+    };
+    srv->presence = presence_new(&o, on_announce, srv);
+    srv->ping = frame_new(WSLAY_PING, "", 0);
+    /* Users stored as not OFFLINE start in a restore window: after a
+     * crash they go OFFLINE unless they reconnect (docs/protocol.md). */
+    if (store_user_each(srv->store, NULL, on_load, srv) != 0)
+        return -1;
+    return 0;
+}
+
+static void send_text(struct conn *c, const struct buf *b)
+{
+    struct frame *f = frame_new_text(b->data, b->len);
+    conn_send(c, f);
+    frame_unref(f);
+}
+
+static void send_error(struct conn *c, const char *code, const char *message)
+{
+    buf_reset(&enc);
+    msg_encode_error(&enc, code, message);
+    send_text(c, &enc);
+}
+
+static void on_self(void *ud, const struct presence_member *m)
+{
+    struct msg_hello *h = ud;
+    h->status = m->status;
+    h->manual = m->manual;
+    h->name = m->name;
+    buf_reset(&enc);
+    msg_encode_hello(&enc, h);
+}
+
+static void on_member(void *ud, const struct presence_member *m)
+{
+    msg_snapshot_member(&enc, m);
+}
+
+void hub_attach(struct conn *c)
+{
+    struct server *srv = c->srv;
+    /* Connect before joining the organization's list: the snapshot then
+     * includes this connection's own change, and the event (seq N) goes
+     * only to the others. */
+    c->pc = presence_connect(srv->presence, c->org, c->user, c->session_id,
+                             srv->now);
+    if (!c->pc) {
+        ws_close(c, 1011, "unknown user");
+        return;
+    }
+    struct msg_hello h = {
+        .user = c->user, .org = c->org,
+        .heartbeat_s = srv->cfg.heartbeat_ms / 1000,
+        .away_after_s = srv->cfg.away_after_ms / 1000,
+        .offline_after_s = srv->cfg.offline_after_ms / 1000,
+        .max_msg = srv->cfg.max_msg,
+    };
+    if (h.heartbeat_s < 1)
+        h.heartbeat_s = 1;
+    presence_get(srv->presence, c->org, c->user, on_self, &h);
+    send_text(c, &enc);
+
+    buf_reset(&enc);
+    msg_snapshot_begin(&enc, presence_org_seq(srv->presence, c->org));
+    presence_each(srv->presence, c->org, on_member, NULL);
+    msg_snapshot_end(&enc);
+    send_text(c, &enc);
+
+    struct hub_org *o = org_get(srv, c->org, 1);
+    list_insert_tail(&o->conns, &c->org_link);
+    o->nconns++;
+    list_insert_tail(&srv->conns, &c->all_link);
+    srv->nconns_ws++;
+}
+
+void hub_detach(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (list_linked(&c->org_link)) {
+        list_remove(&c->org_link);
+        struct hub_org *o = org_get(srv, c->org, 0);
+        if (o)
+            o->nconns--;
+    }
+    if (list_linked(&c->all_link)) {
+        list_remove(&c->all_link);
+        srv->nconns_ws--;
+    }
+    /* At shutdown connections close without a status change: the users
+     * stay as they are in the store and get a restore window on restart,
+     * so a deploy does not flap everyone OFFLINE and back. */
+    if (c->pc && !srv->stopping)
+        presence_disconnect(srv->presence, c->pc, srv->now, 0);
+    c->pc = NULL;
+}
+
+/* Collects a member's presence fields (for immediate writes). */
+struct fields {
+    int status, manual;
+    int64_t last_seen;
+};
+
+static void get_fields(void *ud, const struct presence_member *m)
+{
+    struct fields *f = ud;
+    f->status = m->status;
+    f->manual = m->manual;
+    f->last_seen = m->last_seen_ms;
+}
+
+int hub_set_manual(struct server *srv, const char *org, const char *user,
+                   int status)
+{
+    int rc = presence_set_manual(srv->presence, org, user, status, srv->now);
+    if (rc != 0)
+        return rc;
+    struct fields f;
+    if (presence_get(srv->presence, org, user, get_fields, &f) == 0 &&
+        store_user_set_presence(srv->store, org, user, f.status, f.manual,
+                                f.last_seen) != 0)
+        log_error("could not store manual status of %s/%s; kept in memory",
+                  org, user);
+    return 0;
+}
+
+void hub_on_message(struct conn *c, const char *data, size_t len)
+{
+    struct server *srv = c->srv;
+    if (!data) {
+        send_error(c, "bad_message", "binary frames are not supported");
+        return;
+    }
+    struct msg_in m;
+    char err[128];
+    int rc = msg_parse(data, len, &m, err, sizeof err);
+    if (rc != 0) {
+        send_error(c, msg_error_code(rc), err);
+        return;
+    }
+    switch (m.type) {
+    case MSG_PING:
+        buf_reset(&enc);
+        msg_encode_pong(&enc);
+        send_text(c, &enc);
+        break;
+    case MSG_STATUS:
+        if (!c->pc)
+            break;
+        if (m.is_auto)
+            rc = presence_conn_auto(srv->presence, c->pc, m.status, srv->now);
+        else
+            rc = hub_set_manual(srv, c->org, c->user, m.status);
+        if (rc != 0)
+            send_error(c, "invalid_status", "status not allowed here");
+        break;
+    }
+}
+
+void hub_heartbeat(struct server *srv)
+{
+    int64_t dead = srv->now - srv->cfg.heartbeat_ms * 5 / 2;
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->conns) {
+        struct conn *c = list_entry(pos, struct conn, all_link);
+        if (c->state == CONN_CLOSING) {
+            /* Asked to close a heartbeat ago and still here: the peer
+             * does not read. Drop it. */
+            conn_close(c);
+        } else if (c->last_rx_ms < dead) {
+            log_info("%s: %s/%s answered nothing for %lld ms, closing",
+                     c->peer, c->org, c->user,
+                     (long long)(srv->now - c->last_rx_ms));
+            ws_close(c, 1001, "heartbeat timeout");
+        } else if (c->state == CONN_WS) {
+            conn_send(c, srv->ping);
+        }
+    }
+}
+
+static void collect_dirty(void *ud, const struct presence_member *m)
+{
+    if (pw_len == pw_cap) {
+        pw_cap = pw_cap ? pw_cap * 2 : 64;
+        pw = xrealloc(pw, pw_cap * sizeof *pw);
+    }
+    pw[pw_len++] = (struct pending_write){
+        xstrdup(m->org), xstrdup(m->user), m->status, m->manual,
+        m->last_seen_ms,
+    };
+}
+
+void hub_flush_store(struct server *srv)
+{
+    presence_drain_dirty(srv->presence, collect_dirty, NULL);
+    if (!pw_len)
+        return;
+    int rc = store_begin(srv->store);
+    for (size_t i = 0; rc == 0 && i < pw_len; i++) {
+        rc = store_user_set_presence(srv->store, pw[i].org, pw[i].user,
+                                     pw[i].status, pw[i].manual,
+                                     pw[i].last_seen);
+        if (rc == STORE_ENOENT || rc == STORE_EINVAL)
+            rc = 0; /* user row gone: nothing to keep */
+    }
+    if (rc == 0)
+        rc = store_commit(srv->store);
+    if (rc != 0) {
+        store_rollback(srv->store);
+        log_error("store: could not write %zu presence rows (%s); will retry",
+                  pw_len, store_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < pw_len; i++) {
+        free(pw[i].org);
+        free(pw[i].user);
+    }
+    pw_len = 0;
+}
+
+int hub_sweep(struct server *srv, int64_t older_than_ms)
+{
+    int n = presence_sweep_stale(srv->presence, srv->now, older_than_ms);
+    if (n > 0)
+        log_info("reset %d stale statuses to OFFLINE", n);
+    hub_flush_store(srv);
+    store_session_purge(srv->store, srv->now);
+    /* Forget login-failure windows that have ended. */
+    struct rate_entry *e, *t;
+    HASH_ITER(hh, srv->rates, e, t) {
+        if (e->window_start + srv->cfg.login_window_ms <= srv->now) {
+            HASH_DEL(srv->rates, e);
+            free(e->key);
+            free(e);
+        }
+    }
+    return n;
+}
+
+void hub_end_session(struct server *srv, const char *org, const char *user,
+                     uint64_t session_id)
+{
+    struct hub_org *o = org_get(srv, org, 0);
+    if (o && session_id) {
+        struct list *pos, *tmp;
+        list_each_safe(pos, tmp, &o->conns) {
+            struct conn *c = list_entry(pos, struct conn, org_link);
+            if (c->session_id != session_id || strcmp(c->user, user) != 0)
+                continue;
+            /* docs/protocol.md: logout is OFFLINE at once, no grace. */
+            if (c->pc)
+                presence_disconnect(srv->presence, c->pc, srv->now,
+                                    PRESENCE_NOW);
+            c->pc = NULL;
+            ws_close(c, 1008, "logged out");
+        }
+    }
+    presence_logout(srv->presence, org, user, srv->now);
+}
+
+int hub_ensure_user(struct server *srv, const char *org, const char *user,
+                    const char *name)
+{
+    struct fields f;
+    struct store_user u;
+    int known = presence_get(srv->presence, org, user, get_fields, &f) == 0;
+    int rc = store_user_get(srv->store, org, user, &u);
+    if (rc == STORE_ENOENT) {
+        rc = store_org_exists(srv->store, org);
+        if (rc == 0)
+            rc = store_org_add(srv->store, org, NULL);
+        else if (rc == 1)
+            rc = 0;
+        if (rc == 0 || rc == STORE_EEXIST)
+            rc = store_user_add(srv->store, org, user, NULL,
+                                name && *name ? name : user, NULL, NULL);
+        if (rc == STORE_EEXIST)
+            rc = 0;
+        if (rc != 0)
+            return rc;
+        log_info("provisioned user %s/%s from a token", org, user);
+        rc = store_user_get(srv->store, org, user, &u);
+        if (rc != 0)
+            return rc;
+    } else if (rc != 0) {
+        return rc;
+    } else if (name && *name && strcmp(name, u.name) != 0) {
+        if (store_user_set_name(srv->store, org, user, name) == 0)
+            snprintf(u.name, sizeof u.name, "%s", name);
+    }
+    if (!known)
+        return presence_add_user(srv->presence, org, user, u.name, u.status,
+                                 u.manual, u.last_seen_ms, srv->now);
+    return presence_add_user(srv->presence, org, user, u.name,
+                             PRESENCE_OFFLINE, PRESENCE_UNSET, 0, srv->now);
+}
+
+void hub_shutdown(struct server *srv)
+{
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->conns) {
+        struct conn *c = list_entry(pos, struct conn, all_link);
+        ws_close(c, 1001, "server shutting down");
+    }
+}
+
+void hub_dispose(struct server *srv)
+{
+    struct hub_org *o, *t;
+    HASH_ITER(hh, srv->orgs, o, t) {
+        HASH_DEL(srv->orgs, o);
+        free(o->id);
+        free(o);
+    }
+    struct rate_entry *e, *et;
+    HASH_ITER(hh, srv->rates, e, et) {
+        HASH_DEL(srv->rates, e);
+        free(e->key);
+        free(e);
+    }
+    for (size_t i = 0; i < pw_len; i++) {
+        free(pw[i].org);
+        free(pw[i].user);
+    }
+    free(pw);
+    pw = NULL;
+    pw_len = pw_cap = 0;
+    presence_free(srv->presence);
+    srv->presence = NULL;
+    frame_unref(srv->ping);
+    buf_dispose(&enc);
+}

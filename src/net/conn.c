@@ -1,0 +1,228 @@
+/* conn.c - one TCP connection: accept, read, the output queue, close.
+ *
+ * Reading uses one buffer per loop (data is handled synchronously in the
+ * read callback, before the next read), so an idle connection owns no read
+ * buffer. Output is a queue of frame references; the prepare handle writes
+ * each connection's whole queue with one uv_write (a writev) per loop turn,
+ * so many events for one socket cost one system call. A connection whose
+ * queue passes CONN_MAX_OUT is dropped rather than allowed to grow. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/server.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "ws/frame.h"
+
+#define READ_BUF (64 * 1024)
+#define WRITE_BATCH 64 /* frames per uv_write */
+
+static char read_buf[READ_BUF];
+
+static void on_close(uv_handle_t *h)
+{
+    struct conn *c = container_of((uv_tcp_t *)h, struct conn, tcp);
+    /* Cancelled writes have been called back before this; drop the rest. */
+    for (unsigned i = 0; i < c->out_len; i++)
+        frame_unref(c->outq[(c->out_head + i) % c->out_cap]);
+    c->out_len = 0;
+    c->srv->nconns_all--;
+    conn_unref(c);
+}
+
+void conn_ref(struct conn *c) { c->refs++; }
+
+void conn_unref(struct conn *c)
+{
+    if (--c->refs)
+        return;
+    free(c->outq);
+    buf_dispose(&c->in);
+    http_req_free(c->req);
+    ws_conn_free(c);
+    free(c->org);
+    free(c->user);
+    free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    c->state = CONN_CLOSED;
+    hub_detach(c);
+    list_remove(&c->pending_link);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void conn_close_after_write(struct conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->state != CONN_CLOSING) {
+        c->state = CONN_CLOSING;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    c->close_after_write = 1;
+    if (c->out_len == 0)
+        conn_close(c);
+}
+
+void conn_send(struct conn *c, struct frame *f)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->out_bytes + f->len > CONN_MAX_OUT) {
+        /* docs/protocol.md: a client that does not read is dropped. */
+        log_warn("%s: output queue over %d bytes, closing", c->peer,
+                 CONN_MAX_OUT);
+        conn_close(c);
+        return;
+    }
+    if (c->out_len == c->out_cap) {
+        unsigned cap = c->out_cap ? c->out_cap * 2 : 4;
+        struct frame **q = xmalloc(cap * sizeof *q);
+        for (unsigned i = 0; i < c->out_len; i++)
+            q[i] = c->outq[(c->out_head + i) % c->out_cap];
+        free(c->outq);
+        c->outq = q;
+        c->out_head = 0;
+        c->out_cap = cap;
+    }
+    c->outq[(c->out_head + c->out_len) % c->out_cap] = frame_ref(f);
+    c->out_len++;
+    c->out_bytes += f->len;
+    if (!list_linked(&c->pending_link) && !c->out_inflight)
+        list_insert_tail(&c->srv->pending, &c->pending_link);
+}
+
+void conn_send_bytes(struct conn *c, const void *p, size_t n)
+{
+    struct frame *f = frame_new_raw(p, n);
+    conn_send(c, f);
+    frame_unref(f);
+}
+
+static void start_write(struct conn *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn *c = container_of(req, struct conn, wreq);
+    for (unsigned i = 0; i < c->out_inflight; i++) {
+        struct frame *f = c->outq[c->out_head];
+        c->out_bytes -= f->len;
+        frame_unref(f);
+        c->out_head = (c->out_head + 1) % c->out_cap;
+        c->out_len--;
+    }
+    c->out_inflight = 0;
+    if (c->out_len == 0 && c->out_cap > 16) {
+        /* Buffers only while data is pending: give back a grown queue. */
+        free(c->outq);
+        c->outq = NULL;
+        c->out_cap = c->out_head = 0;
+    }
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            conn_close(c);
+        return;
+    }
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->out_len)
+        start_write(c);
+    else if (c->close_after_write)
+        conn_close(c);
+}
+
+static void start_write(struct conn *c)
+{
+    uv_buf_t bufs[WRITE_BATCH];
+    unsigned n = c->out_len < WRITE_BATCH ? c->out_len : WRITE_BATCH;
+    for (unsigned i = 0; i < n; i++) {
+        struct frame *f = c->outq[(c->out_head + i) % c->out_cap];
+        bufs[i] = uv_buf_init(f->data, f->len);
+    }
+    c->out_inflight = n;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+    if (rc < 0) {
+        c->out_inflight = 0;
+        conn_close(c);
+    }
+}
+
+void conn_flush_pending(struct server *srv)
+{
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->pending) {
+        struct conn *c = list_entry(pos, struct conn, pending_link);
+        list_remove(pos);
+        if (c->state != CONN_CLOSED && !c->out_inflight && c->out_len)
+            start_write(c);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    *b = uv_buf_init(read_buf, sizeof read_buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = container_of((uv_tcp_t *)s, struct conn, tcp);
+    server_now(c->srv);
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->state == CONN_WS) {
+        c->rx = (const uint8_t *)b->base;
+        c->rx_len = (size_t)nread;
+        ws_on_data(c);
+        return;
+    }
+    if (c->state != CONN_HTTP && c->state != CONN_BUSY)
+        return;
+    if (buf_append(&c->in, b->base, (size_t)nread)) {
+        http_error(c, 431, "too_large", "request too large");
+        conn_close_after_write(c);
+        return;
+    }
+    if (c->state == CONN_HTTP)
+        http_on_data(c);
+}
+
+int conn_start(struct server *srv, uv_stream_t *listener)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->refs = 1;
+    list_init(&c->org_link);
+    list_init(&c->all_link);
+    list_init(&c->pending_link);
+    buf_init(&c->in, HTTP_MAX_HEADER + HTTP_MAX_BODY + 1024);
+    uv_tcp_init(srv->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+        c->state = CONN_CLOSED;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        srv->nconns_all++;
+        return -1;
+    }
+    srv->nconns_all++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    strcpy(c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
+        else if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
+    }
+    http_conn_init(c);
+    c->state = CONN_HTTP;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    return 0;
+}

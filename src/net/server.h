@@ -1,0 +1,197 @@
+/* server.h - the daemon: one libuv loop, its listener, its connections,
+ * and the glue between them and the presence core and the store.
+ *
+ * Layers (docs/design.md): net/ owns sockets and timers; http/ parses
+ * requests and routes them; ws/ speaks WebSocket over a connection; hub/
+ * turns presence announcements into frames for an organization's sockets
+ * and into batched store writes. presence/ and store/ know nothing of
+ * sockets.
+ *
+ * Threads: everything here runs on the loop thread, except password hashing
+ * (libuv's thread pool; see http/api.c). */
+#ifndef SERVER_H
+#define SERVER_H
+#include <http_parser.h>
+#include <stdint.h>
+#include <uv.h>
+#include <uthash.h>
+#include <wslay/wslay.h>
+
+#include "config.h"
+#include "util/buf.h"
+#include "util/list.h"
+
+struct presence;
+struct presence_conn;
+struct store;
+struct frame;
+
+#define HTTP_MAX_HEADER (16 * 1024) /* request line + headers: 431 past it */
+#define HTTP_MAX_BODY (64 * 1024)   /* 413 past it */
+#define CONN_MAX_OUT (1024 * 1024)  /* queued bytes before we drop a client */
+
+enum conn_state {
+    CONN_HTTP,     /* reading requests */
+    CONN_BUSY,     /* a request is being served (thread pool work) */
+    CONN_WS,       /* upgraded */
+    CONN_CLOSING,  /* flush what is queued, then close */
+    CONN_CLOSED,   /* uv_close called; freed in its callback */
+};
+
+/* The parts of a request we keep; strings NUL-terminated, owned by conn. */
+struct http_req {
+    int method;                 /* enum http_method */
+    struct buf url;
+    struct buf body;
+    char *host, *origin, *upgrade, *connection, *ws_key, *ws_version,
+        *authorization, *cookie, *xrw, *content_type;
+    int keep_alive;
+    /* parser scratch */
+    struct buf hname, hvalue;
+    int in_value;
+    size_t header_bytes;
+    int complete;
+};
+
+struct conn {
+    uv_tcp_t tcp;               /* first: handle <-> conn */
+    struct server *srv;
+    enum conn_state state;
+    unsigned refs;              /* pending thread-pool work holds one */
+    char peer[48];              /* client address, for limits and logs */
+
+    /* HTTP */
+    http_parser parser;
+    struct http_req *req;       /* while reading a request */
+    struct buf in;              /* unparsed input (HTTP) or WS bytes */
+
+    /* WebSocket */
+    wslay_event_context_ptr ws;
+    struct presence_conn *pc;
+    uint64_t session_id;
+    char *org, *user;           /* copies, for fan-out and logs */
+    struct list org_link;       /* in struct hub_org.conns */
+    struct list all_link;       /* in server.conns (heartbeats) */
+    int64_t last_rx_ms;
+    const uint8_t *rx;          /* bytes being fed to wslay */
+    size_t rx_len;
+
+    /* Output: a queue of frame references, written with one writev per
+     * loop turn (uv_write of many buffers). */
+    struct frame **outq;
+    unsigned out_head, out_len, out_cap, out_inflight;
+    size_t out_bytes;
+    uv_write_t wreq;
+    struct list pending_link;   /* in server.pending: has output to flush */
+    int close_after_write;
+};
+
+struct hub_org {
+    char *id;
+    struct list conns;          /* struct conn.org_link */
+    unsigned nconns;
+    UT_hash_handle hh;
+};
+
+struct rate_entry {
+    char *key;
+    int64_t window_start;
+    int64_t count;
+    UT_hash_handle hh;
+};
+
+struct server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t tick, heartbeat, flush, sweep;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_prepare_t flusher;       /* writes queued output before polling */
+    struct config cfg;
+    struct store *store;
+    struct presence *presence;
+    struct hub_org *orgs;       /* uthash by id */
+    struct list conns;          /* every WebSocket connection */
+    struct list pending;        /* connections with output to write */
+    struct frame *ping;         /* shared heartbeat ping frame */
+    struct rate_entry *rates;   /* failed logins, by "ip:..." / "email:..." */
+    unsigned char secret[512];
+    size_t secret_len;
+    char admin_key[65];
+    char listen_addr[128];      /* actual address, after bind */
+    unsigned nconns_ws, nconns_all;
+    int stopping;
+    int64_t now;                /* ms since the epoch, refreshed per event */
+};
+
+/* Runs the server until SIGTERM/SIGINT. cfg is copied. Returns 0 on a clean
+ * stop, -1 if it could not start (reason logged). */
+int server_run(const struct config *cfg);
+
+/* Refreshes srv->now from the real-time clock and returns it. */
+int64_t server_now(struct server *srv);
+
+/* net/conn.c */
+void conn_send(struct conn *c, struct frame *f); /* takes a new reference */
+void conn_send_bytes(struct conn *c, const void *p, size_t n); /* copies */
+/* Flushes what is queued, then closes. */
+void conn_close_after_write(struct conn *c);
+void conn_close(struct conn *c); /* at once; safe to repeat */
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+int conn_start(struct server *srv, uv_stream_t *listener);
+void conn_flush_pending(struct server *srv);
+
+/* http/http.c */
+void http_conn_init(struct conn *c);
+void http_on_data(struct conn *c);   /* parse c->in */
+void http_req_free(struct http_req *r);
+/* Writes a response with a JSON body; extra_headers is "" or CRLF-ended
+ * lines. Keeps the connection open if the request allowed it. */
+void http_respond(struct conn *c, int status, const char *extra_headers,
+                  const char *content_type, const char *body, size_t len);
+void http_respond_json(struct conn *c, int status, const char *extra_headers,
+                       const struct buf *body);
+void http_error(struct conn *c, int status, const char *code,
+                const char *message);
+void http_error_ex(struct conn *c, int status, const char *extra_headers,
+                   const char *code, const char *message);
+/* Called when a response has been queued: resumes reading requests. */
+void http_done(struct conn *c);
+
+/* http/api.c: route one complete request. */
+void api_handle(struct conn *c, struct http_req *r);
+/* Once at start (prepares the timing-equalizing dummy hash). 0 or -1. */
+int api_init(void);
+
+/* ws/ws.c */
+/* Validates the upgrade headers; on success queues the 101 response and
+ * switches c to CONN_WS (authenticated as org/user/session). Returns 0, or
+ * -1 after responding with an error. */
+/* 0 if r is a valid upgrade request, else -1 after a 400/426 answer. */
+int ws_upgrade_check(struct conn *c, struct http_req *r);
+int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
+               const char *user, uint64_t session_id);
+void ws_on_data(struct conn *c);
+void ws_close(struct conn *c, uint16_t code, const char *reason);
+void ws_conn_free(struct conn *c);
+
+/* hub/hub.c */
+int hub_init(struct server *srv);
+void hub_dispose(struct server *srv);
+void hub_attach(struct conn *c);     /* after upgrade: join org, hello */
+void hub_detach(struct conn *c);     /* on close */
+void hub_on_message(struct conn *c, const char *data, size_t len);
+/* Manual status from the API or a frame: core, then the store at once. */
+int hub_set_manual(struct server *srv, const char *org, const char *user,
+                   int status);
+void hub_heartbeat(struct server *srv);
+void hub_flush_store(struct server *srv);
+int hub_sweep(struct server *srv, int64_t older_than_ms);
+/* Closes every connection of a login session (1008) without grace. */
+void hub_end_session(struct server *srv, const char *org, const char *user,
+                     uint64_t session_id);
+/* Makes sure org/user exist in store and presence (token provisioning). */
+int hub_ensure_user(struct server *srv, const char *org, const char *user,
+                    const char *name);
+void hub_shutdown(struct server *srv);
+#endif

@@ -1,0 +1,228 @@
+/* ws.c - WebSocket over a connection: the upgrade, and wslay's event API.
+ *
+ * wslay parses client frames (masking, fragments, control frames, sizes)
+ * and answers pings and closes itself. What it wants to send goes through
+ * send_cb into the connection's frame queue, where broadcast frames made
+ * once for many recipients (hub.c) join it. Because send_cb always takes
+ * every byte, wslay never leaves a frame half-written in the queue, so its
+ * frames and ours never interleave. */
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "net/server.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "ws/frame.h"
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                       int flags, void *ud)
+{
+    struct conn *c = ud;
+    if (!c->rx_len) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < c->rx_len ? len : c->rx_len;
+    memcpy(buf, c->rx, n);
+    c->rx += n;
+    c->rx_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
+                       size_t len, int flags, void *ud)
+{
+    struct conn *c = ud;
+    if (c->state == CONN_CLOSED) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    conn_send_bytes(c, data, len);
+    return (ssize_t)len;
+}
+
+static void on_msg(wslay_event_context_ptr ctx,
+                   const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    struct conn *c = ud;
+    if (c->state != CONN_WS)
+        return;
+    if (arg->opcode == WSLAY_TEXT_FRAME)
+        hub_on_message(c, (const char *)arg->msg, arg->msg_length);
+    else if (arg->opcode == WSLAY_BINARY_FRAME)
+        hub_on_message(c, NULL, 0); /* answered as bad_message */
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .on_msg_recv_callback = on_msg,
+};
+
+/* Pushes what wslay has queued into our frame queue, and closes once the
+ * close handshake is over (wslay wants neither to read nor to write). */
+static void pump(struct conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (wslay_event_send(c->ws) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
+        if (c->state == CONN_WS)
+            c->state = CONN_CLOSING;
+        conn_close_after_write(c);
+    }
+}
+
+void ws_on_data(struct conn *c)
+{
+    c->last_rx_ms = c->srv->now;
+    int rc = wslay_event_recv(c->ws);
+    c->rx_len = 0;
+    if (c->state == CONN_CLOSED)
+        return;
+    if (rc != 0) {
+        conn_close(c);
+        return;
+    }
+    pump(c);
+}
+
+void ws_close(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_WS)
+        return;
+    c->state = CONN_CLOSING;
+    wslay_event_queue_close(c->ws, code, (const uint8_t *)reason,
+                            reason ? strlen(reason) : 0);
+    if (wslay_event_send(c->ws) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_close_after_write(c);
+}
+
+void ws_conn_free(struct conn *c)
+{
+    if (c->ws)
+        wslay_event_context_free(c->ws);
+    c->ws = NULL;
+}
+
+static int has_token(const char *list, const char *token)
+{
+    /* Comma-separated, case-insensitive ("keep-alive, Upgrade"). */
+    size_t tl = strlen(token);
+    const char *p = list;
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == tl && strncasecmp(p, token, tl) == 0)
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* Checks the handshake headers (RFC 6455 4.2.1). Returns NULL if fine,
+ * else the reason. */
+static const char *check_upgrade(struct http_req *r, int *status)
+{
+    *status = 400;
+    if (r->method != HTTP_GET)
+        return "WebSocket upgrade needs GET";
+    if (!r->upgrade || strcasecmp(r->upgrade, "websocket") != 0)
+        return "missing Upgrade: websocket";
+    if (!r->connection || !has_token(r->connection, "upgrade"))
+        return "missing Connection: Upgrade";
+    if (!r->ws_version || strcmp(r->ws_version, "13") != 0) {
+        *status = 426;
+        return "unsupported Sec-WebSocket-Version (13 only)";
+    }
+    unsigned char key[32];
+    size_t klen = 0;
+    if (!r->ws_key ||
+        sodium_base642bin(key, sizeof key, r->ws_key, strlen(r->ws_key),
+                          NULL, &klen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        klen != 16)
+        return "bad Sec-WebSocket-Key";
+    return NULL;
+}
+
+int ws_upgrade_check(struct conn *c, struct http_req *r)
+{
+    int status;
+    const char *why = check_upgrade(r, &status);
+    if (!why)
+        return 0;
+    http_error_ex(c, status,
+                  status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
+                  "bad_upgrade", why);
+    return -1;
+}
+
+int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
+               const char *user, uint64_t session_id)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    /* libsodium has no SHA-1, which RFC 6455 requires: libcrypto's. */
+    unsigned char sha[EVP_MAX_MD_SIZE];
+    unsigned shalen = 0;
+    char accept[64], in[128];
+    int n = snprintf(in, sizeof in, "%s%s", r->ws_key, guid);
+    if (n < 0 || (size_t)n >= sizeof in ||
+        !EVP_Digest(in, (size_t)n, sha, &shalen, EVP_sha1(), NULL)) {
+        http_error(c, 500, "internal", "SHA-1 failed");
+        return -1;
+    }
+    sodium_bin2base64(accept, sizeof accept, sha, shalen,
+                      sodium_base64_VARIANT_ORIGINAL);
+
+    if (wslay_event_context_server_init(&c->ws, &callbacks, c) != 0) {
+        http_error(c, 500, "internal", "out of memory");
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws,
+                                               (uint64_t)c->srv->cfg.max_msg);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b,
+               "HTTP/1.1 101 Switching Protocols\r\n"
+               "Upgrade: websocket\r\n"
+               "Connection: Upgrade\r\n"
+               "Sec-WebSocket-Accept: %s\r\n\r\n",
+               accept);
+    conn_send_bytes(c, b.data, b.len);
+    buf_dispose(&b);
+
+    c->state = CONN_WS;
+    c->org = xstrdup(org);
+    c->user = xstrdup(user);
+    c->session_id = session_id;
+    c->last_rx_ms = c->srv->now;
+    hub_attach(c);
+    /* Frames the client sent right behind its request. */
+    if (c->state == CONN_WS && c->in.len) {
+        size_t n;
+        char *rest = buf_steal(&c->in, &n);
+        c->rx = (const uint8_t *)rest;
+        c->rx_len = n;
+        ws_on_data(c);
+        free(rest);
+    }
+    buf_dispose(&c->in);
+    return 0;
+}
