@@ -20,10 +20,10 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 
 SRC      := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
-OBJ      := $(SRC:%.c=$(B)/obj/%.o)
+OBJ      := $(SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/assets.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
-WEB      := $(wildcard web/*)
+WEB      := $(shell find web -type f 2>/dev/null)
 
 .PHONY: all run test unit integration asan deps test-deps clean bench
 all: $(B)/presenced
@@ -33,8 +33,13 @@ deps:
 test-deps:
 	@sh scripts/install-deps.sh --test
 
-src/http/assets.c: tools/embed.sh $(WEB)
+$(B)/gen/assets.c: tools/embed.sh $(WEB)
+	@mkdir -p $(dir $@)
 	sh tools/embed.sh web > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/gen/assets.o: $(B)/gen/assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -6,10 +6,17 @@ set -eu
 BUILD="gcc make pkg-config libuv1-dev libhttp-parser-dev libwslay-dev \
 libsqlite3-dev libsodium-dev libjansson-dev libssl-dev uthash-dev"
 TEST="libcmocka-dev python3 python3-pytest python3-websockets python3-requests \
-sqlite3 clang"
+sqlite3 clang chromium"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
+
+# Node.js with npm, for the browser tests: Debian's own unless a node with
+# npm is already there (another build of nodejs ships npm inside, and
+# Debian's npm package would conflict with it).
+if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    want="$want nodejs npm"
+fi
 
 missing=""
 for p in $want; do

@@ -14,6 +14,7 @@
 
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "http/assets.h"
 #include "net/server.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
@@ -484,6 +485,200 @@ static void api_cleanup(struct conn *c, struct http_req *r, const char *q,
     buf_dispose(&b);
 }
 
+/* ---- channels and projects ------------------------------------------- */
+
+struct group {
+    char id[STORE_ID_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
+};
+
+struct group_list {
+    struct group *v;
+    size_t n, cap;
+};
+
+static void group_cb(void *ud, const char *id, const char *name, int nmem)
+{
+    struct group_list *l = ud;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    snprintf(l->v[l->n].id, sizeof l->v[l->n].id, "%s", id);
+    snprintf(l->v[l->n].name, sizeof l->v[l->n].name, "%s", name);
+    l->n++;
+}
+
+struct member_ctx {
+    struct server *srv;
+    const char *org;
+    struct buf *b;
+};
+
+static void group_member_cb(void *ud, const char *user)
+{
+    struct member_ctx *m = ud;
+    struct buf *b = m->b;
+    size_t before = b->len;
+    if (b->data[b->len - 1] != '[')
+        buf_puts(b, ",");
+    if (presence_get(m->srv->presence, m->org, user, member_cb, b) != 0) {
+        /* A member the server has not loaded (added by the CLI since it
+         * started): shown as stored, OFFLINE until it connects. */
+        b->len = before;
+        b->data[b->len] = '\0';
+        if (hub_ensure_user(m->srv, m->org, user, NULL) == 0) {
+            if (b->data[b->len - 1] != '[')
+                buf_puts(b, ",");
+            presence_get(m->srv->presence, m->org, user, member_cb, b);
+        }
+    }
+}
+
+/* {"id":..,"name":..,"members":[member...]} of one channel or project;
+ * -1 (nothing written) if it is not in org. */
+static int encode_group(struct server *srv, const char *org, const char *id,
+                        int project, struct buf *b)
+{
+    char name[STORE_NAME_MAX + 1];
+    struct buf members;
+    buf_init(&members, 0);
+    buf_puts(&members, "[");
+    struct member_ctx m = {srv, org, &members};
+    int rc = project ? store_project_members(srv->store, org, id, name,
+                                             group_member_cb, &m)
+                     : store_channel_members(srv->store, org, id, name,
+                                             group_member_cb, &m);
+    if (rc == 0) {
+        buf_puts(&members, "]");
+        buf_puts(b, "{\"id\":");
+        msg_append_string(b, id);
+        buf_puts(b, ",\"name\":");
+        msg_append_string(b, name);
+        buf_puts(b, ",\"members\":");
+        buf_append(b, members.data, members.len);
+        buf_puts(b, "}");
+    }
+    buf_dispose(&members);
+    return rc == 0 ? 0 : -1;
+}
+
+static void api_groups(struct conn *c, struct who *w, int project,
+                       const char *id)
+{
+    struct server *srv = c->srv;
+    struct buf b;
+    buf_init(&b, 0);
+    if (id) {
+        if (encode_group(srv, w->org, id, project, &b) != 0)
+            http_error(c, 404, "not_found",
+                       project ? "no such project" : "no such channel");
+        else
+            http_respond_json(c, 200, NULL, &b);
+        buf_dispose(&b);
+        return;
+    }
+    struct group_list l = {0};
+    int rc = project ? store_project_each(srv->store, w->org, group_cb, &l)
+                     : store_channel_each(srv->store, w->org, group_cb, &l);
+    if (rc != 0) {
+        free(l.v);
+        buf_dispose(&b);
+        http_error(c, 500, "internal", "could not read the database");
+        return;
+    }
+    buf_puts(&b, project ? "{\"projects\":[" : "{\"channels\":[");
+    for (size_t i = 0; i < l.n; i++) {
+        if (i)
+            buf_puts(&b, ",");
+        encode_group(srv, w->org, l.v[i].id, project, &b);
+    }
+    buf_puts(&b, "]}");
+    free(l.v);
+    http_respond_json(c, 200, NULL, &b);
+    buf_dispose(&b);
+}
+
+/* ---- pages ---------------------------------------------------------- */
+
+/* Pages are static shells that load their data from the API, so user
+ * text only ever reaches the DOM as text (textContent), never as HTML. */
+#define PAGE_HEADERS                                                      \
+    "Content-Security-Policy: default-src 'self'; script-src 'self'; "    \
+    "style-src 'self'; img-src 'self' data:; connect-src 'self'; "        \
+    "worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; "        \
+    "form-action 'self'\r\n"                                            \
+    "X-Frame-Options: DENY\r\n"                                          \
+    "Referrer-Policy: same-origin\r\n"
+
+static void serve_asset(struct conn *c, const struct asset *a)
+{
+    http_respond(c, 200, PAGE_HEADERS, a->type, (const char *)a->data,
+                 a->len);
+}
+
+static int prefix_id(const char *path, size_t plen, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return plen > n && memcmp(path, prefix, n) == 0 &&
+           !memchr(path + n, '/', plen - n);
+}
+
+/* Maps a page route to its shell; NULL if path is no page. */
+static const char *page_for(const char *path, size_t plen)
+{
+    static const struct {
+        const char *route, *file;
+    } exact[] = {
+        {"/", "/index.html"},       {"/login", "/login.html"},
+        {"/channels", "/channels.html"}, {"/members", "/members.html"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(exact); i++)
+        if (strlen(exact[i].route) == plen &&
+            memcmp(exact[i].route, path, plen) == 0)
+            return exact[i].file;
+    if (prefix_id(path, plen, "/channels/"))
+        return "/channel.html";
+    if (prefix_id(path, plen, "/users/"))
+        return "/user.html";
+    if (prefix_id(path, plen, "/projects/"))
+        return "/project.html";
+    return NULL;
+}
+
+static int try_page(struct conn *c, struct http_req *r, const char *path,
+                    size_t plen)
+{
+    if (plen > 8 && memcmp(path, "/static/", 8) == 0) {
+        const struct asset *a = assets_find(path, plen);
+        if (!a)
+            http_error(c, 404, "not_found", "no such file");
+        else
+            serve_asset(c, a);
+        return 1;
+    }
+    const char *file = page_for(path, plen);
+    if (!file)
+        return 0;
+    if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+        http_error(c, 405, "method_not_allowed", "use GET");
+        return 1;
+    }
+    struct who w;
+    const char *why;
+    if (strcmp(file, "/login.html") != 0 &&
+        check_cookie(c->srv, r, &w, &why) != 0) {
+        http_respond(c, 302, "Location: /login\r\n", "text/plain", "", 0);
+        return 1;
+    }
+    const struct asset *a = assets_find(file, strlen(file));
+    if (!a)
+        http_error(c, 404, "not_found", "page not built");
+    else
+        serve_asset(c, a);
+    return 1;
+}
+
 static int is(const struct http_req *r, int method, const char *path,
               size_t plen, const char *want)
 {
@@ -558,6 +753,8 @@ void api_handle(struct conn *c, struct http_req *r)
             api_cleanup(c, r, q, qlen);
         return;
     }
+    if (try_page(c, r, path, plen))
+        return;
     if (plen < 5 || memcmp(path, "/api/", 5) != 0) {
         http_error(c, 404, "not_found", "no such page");
         return;
@@ -579,6 +776,19 @@ void api_handle(struct conn *c, struct http_req *r)
         respond_member(c, w.org, w.user);
     } else if (is(r, -1, path, plen, "/api/presence")) {
         api_presence(c, &w);
+    } else if (is(r, -1, path, plen, "/api/channels")) {
+        api_groups(c, &w, 0, NULL);
+    } else if (is(r, -1, path, plen, "/api/projects")) {
+        api_groups(c, &w, 1, NULL);
+    } else if (prefix_id(path, plen, "/api/channels/") ||
+               prefix_id(path, plen, "/api/projects/")) {
+        int project = path[5] == 'p';
+        size_t off = project ? 14 : 14;
+        char id[STORE_ID_MAX + 1];
+        if (decode(path + off, path + plen, 0, id, sizeof id) <= 0)
+            http_error(c, 404, "not_found", "no such channel or project");
+        else
+            api_groups(c, &w, project, id);
     } else if (plen > 11 && memcmp(path, "/api/users/", 11) == 0) {
         char id[STORE_ID_MAX + 1];
         if (decode(path + 11, path + plen, 0, id, sizeof id) <= 0)
