@@ -25,7 +25,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WEB      := $(shell find web -type f 2>/dev/null)
 
-.PHONY: all run test unit integration asan deps test-deps clean bench
+.PHONY: all run test unit integration browser asan deps test-deps clean bench
 all: $(B)/presenced
 
 deps:
@@ -61,6 +61,11 @@ unit: $(UNIT_BIN)
 integration: $(B)/presenced
 	PRESENCED_BIN=$(abspath $(B)/presenced) $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
+# End-to-end tests in Debian's headless Chromium, driven by playwright-core.
+browser: $(B)/presenced
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && \
+	PRESENCED_BIN=$(abspath $(B)/presenced) node --test --test-concurrency=1 ./*.test.mjs
+
 asan:
 	$(MAKE) B=build-asan SAN=1 all
 
@@ -71,7 +76,7 @@ run: deps
 
 test: test-deps
 	$(MAKE) all
-	$(MAKE) unit integration
+	$(MAKE) unit integration browser
 	$(MAKE) B=build-asan SAN=1 unit integration
 
 clean:

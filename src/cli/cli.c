@@ -592,6 +592,61 @@ signin:
     return 0;
 }
 
+static const struct {
+    const char *cmd, *text;
+} command_help[] = {
+    {"serve", "usage: presenced serve [--listen HOST:PORT] [--demo] "
+              "[--db PATH] [--config FILE] [--SETTING VALUE ...]\n"
+              "Serves HTTP and WebSocket presence. Settings:\n"},
+    {"org", "usage: presenced org add ORG_ID [--name NAME]\n"
+            "Adds an organization.\n"},
+    {"user", "usage: presenced user add --org ORG_ID --email EMAIL "
+             "--name NAME [--id USER_ID]\n"
+             "Adds a user; reads the password from the first line of "
+             "stdin and prints the new user id.\n"},
+    {"channel", "usage: presenced channel add --org ORG_ID --name NAME "
+                "[--members ID,ID]\nAdds a channel; prints its id.\n"},
+    {"project", "usage: presenced project add --org ORG_ID --name NAME "
+                "[--members ID,ID]\nAdds a project; prints its id.\n"},
+    {"token", "usage: presenced token --org ORG_ID --user USER_ID "
+              "[--ttl 1h] [--name NAME]\n"
+              "Prints an HS256 JWT signed with jwt_secret.\n"},
+    {"cleanup-stale", "usage: presenced cleanup-stale [--older-than 30m]\n"
+                      "Resets users shown as not OFFLINE, with no live "
+                      "connection and last_seen older than the threshold "
+                      "(default stale_after). Asks the running server to do "
+                      "it when there is one.\n"},
+    {"demo", "usage: presenced demo [--if-empty]\n"
+             "Seeds the organization \"demo\" (12 people, channels, "
+             "projects); --if-empty succeeds quietly if it exists.\n"},
+};
+
+static void print_setting(void *ud, const char *key, const char *env,
+                          const char *def, const char *help)
+{
+    char flag[64];
+    snprintf(flag, sizeof flag, "%s", key);
+    for (char *p = flag; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    printf("  --%-16s %-26s default %-14s %s\n", flag, env,
+           *def ? def : "(none)", help);
+}
+
+static int print_help(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof command_help / sizeof *command_help; i++)
+        if (!strcmp(command_help[i].cmd, cmd)) {
+            fputs(command_help[i].text, stdout);
+            if (!strcmp(cmd, "serve"))
+                config_each(print_setting, NULL);
+            printf("Every command also takes --db PATH and --config "
+                   "FILE.\n");
+            return 0;
+        }
+    return usage("unknown command %s", cmd);
+}
+
 int cli_main(int argc, char **argv, char **envp)
 {
     struct args a;
@@ -611,10 +666,8 @@ int cli_main(int argc, char **argv, char **envp)
         fputs(usage_text, a.cmd || a.help ? stdout : stderr);
         return a.cmd || a.help ? 0 : 2;
     }
-    if (a.help) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
+    if (a.help)
+        return print_help(a.cmd);
     a.sub = a.nwords ? a.words[0] : NULL;
     if (!strcmp(a.cmd, "serve"))
         return cmd_serve(&a, envp);
