@@ -70,13 +70,18 @@ void conn_close_after_write(struct conn *c)
 
 void conn_send(struct conn *c, struct frame *f)
 {
-    if (c->state == CONN_CLOSED)
+    if (c->state == CONN_CLOSED || c->overflow)
         return;
     if (c->out_bytes + f->len > CONN_MAX_OUT) {
-        /* docs/protocol.md: a client that does not read is dropped. */
+        /* docs/protocol.md: a client that does not read is dropped. Not
+         * here, though: we may be inside a presence announcement, and
+         * closing would feed the core a disconnect while it is busy. The
+         * flusher closes it at the end of this loop turn. */
         log_warn("%s: output queue over %d bytes, closing", c->peer,
                  CONN_MAX_OUT);
-        conn_close(c);
+        c->overflow = 1;
+        if (!list_linked(&c->pending_link))
+            list_insert_tail(&c->srv->pending, &c->pending_link);
         return;
     }
     if (c->out_len == c->out_cap) {
@@ -157,7 +162,9 @@ void conn_flush_pending(struct server *srv)
     list_each_safe(pos, tmp, &srv->pending) {
         struct conn *c = list_entry(pos, struct conn, pending_link);
         list_remove(pos);
-        if (c->state != CONN_CLOSED && !c->out_inflight && c->out_len)
+        if (c->overflow)
+            conn_close(c);
+        else if (c->state != CONN_CLOSED && !c->out_inflight && c->out_len)
             start_write(c);
     }
 }

@@ -84,6 +84,7 @@ struct conn {
     uv_write_t wreq;
     struct list pending_link;   /* in server.pending: has output to flush */
     int close_after_write;
+    int overflow;               /* queue cap hit: closed by the flusher */
 };
 
 struct hub_org {
