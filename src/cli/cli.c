@@ -35,7 +35,7 @@ struct args {
     int nwords;
     const char *keys[MAX_FLAGS], *vals[MAX_FLAGS];
     int nflags;
-    int help, if_empty, demo;
+    int help, if_empty, demo, version;
 };
 
 static const char *usage_text =
@@ -75,6 +75,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->if_empty = 1;
         } else if (!strcmp(s, "--demo")) {
             a->demo = 1;
+        } else if (!strcmp(s, "--version")) {
+            a->version = 1;
         } else if (s[0] == '-' && s[1] == '-' && s[2]) {
             const char *eq = strchr(s, '=');
             if (a->nflags == MAX_FLAGS)
@@ -653,12 +655,7 @@ int cli_main(int argc, char **argv, char **envp)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;
-    for (int i = 0; i < a.nflags; i++)
-        if (!strcmp(a.keys[i], "version")) {
-            printf("presenced %s\n", PRESENCED_VERSION);
-            return 0;
-        }
-    if (argc == 2 && !strcmp(argv[1], "--version")) {
+    if (a.version) {
         printf("presenced %s\n", PRESENCED_VERSION);
         return 0;
     }

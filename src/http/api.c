@@ -334,14 +334,17 @@ static void login_done(uv_work_t *req, int status)
     struct buf b, hdr;
     buf_init(&b, 0);
     buf_init(&hdr, 0);
-    buf_puts(&b, "{\"user\":{\"id\":");
-    msg_append_string(&b, j->u.id);
-    buf_puts(&b, ",\"org\":");
+    /* The member as /api/me shows it, plus org and email. */
+    struct buf m;
+    buf_init(&m, 0);
+    presence_get(srv->presence, j->u.org, j->u.id, member_cb, &m);
+    buf_puts(&b, "{\"user\":{\"org\":");
     msg_append_string(&b, j->u.org);
-    buf_puts(&b, ",\"name\":");
-    msg_append_string(&b, j->u.name);
     buf_puts(&b, ",\"email\":");
     msg_append_string(&b, j->u.email);
+    buf_puts(&b, ",");
+    buf_append(&b, m.data + 1, m.len - 2); /* the member's fields */
+    buf_dispose(&m);
     buf_printf(&b, "},\"token\":\"%s\",\"expires\":%lld}", jwt,
                (long long)expires);
     buf_printf(&hdr,
@@ -768,10 +771,15 @@ void api_handle(struct conn *c, struct http_req *r)
         else
             api_logout(c, r, &w);
     } else if (is(r, -1, path, plen, "/api/status")) {
-        if (r->method != HTTP_PUT && r->method != HTTP_POST)
+        if (r->method != HTTP_PUT)
             http_error(c, 405, "method_not_allowed", "use PUT");
         else
             api_status(c, r, &w);
+    } else if (r->method != HTTP_GET && r->method != HTTP_HEAD &&
+               !is(r, -1, path, plen, "/api/logout") &&
+               !is(r, -1, path, plen, "/api/status")) {
+        /* Everything else under /api/ is read-only. */
+        http_error(c, 405, "method_not_allowed", "use GET");
     } else if (is(r, -1, path, plen, "/api/me")) {
         respond_member(c, w.org, w.user);
     } else if (is(r, -1, path, plen, "/api/presence")) {
@@ -783,9 +791,9 @@ void api_handle(struct conn *c, struct http_req *r)
     } else if (prefix_id(path, plen, "/api/channels/") ||
                prefix_id(path, plen, "/api/projects/")) {
         int project = path[5] == 'p';
-        size_t off = project ? 14 : 14;
         char id[STORE_ID_MAX + 1];
-        if (decode(path + off, path + plen, 0, id, sizeof id) <= 0)
+        /* "/api/channels/" and "/api/projects/" are both 14 bytes. */
+        if (decode(path + 14, path + plen, 0, id, sizeof id) <= 0)
             http_error(c, 404, "not_found", "no such channel or project");
         else
             api_groups(c, &w, project, id);

@@ -215,16 +215,17 @@ int hub_set_manual(struct server *srv, const char *org, const char *user,
     return 0;
 }
 
-void hub_on_message(struct conn *c, const char *data, size_t len)
+void hub_on_message(struct conn *c, const char *data, size_t len,
+                    int binary)
 {
     struct server *srv = c->srv;
-    if (!data) {
+    if (binary) {
         send_error(c, "bad_message", "binary frames are not supported");
         return;
     }
     struct msg_in m;
     char err[128];
-    int rc = msg_parse(data, len, &m, err, sizeof err);
+    int rc = msg_parse(data ? data : "", len, &m, err, sizeof err);
     if (rc != 0) {
         send_error(c, msg_error_code(rc), err);
         return;
@@ -254,11 +255,7 @@ void hub_heartbeat(struct server *srv)
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, &srv->conns) {
         struct conn *c = list_entry(pos, struct conn, all_link);
-        if (c->state == CONN_CLOSING) {
-            /* Asked to close a heartbeat ago and still here: the peer
-             * does not read. Drop it. */
-            conn_close(c);
-        } else if (c->last_rx_ms < dead) {
+        if (c->last_rx_ms < dead) {
             log_info("%s: %s/%s answered nothing for %lld ms, closing",
                      c->peer, c->org, c->user,
                      (long long)(srv->now - c->last_rx_ms));
@@ -338,15 +335,20 @@ void hub_end_session(struct server *srv, const char *org, const char *user,
             struct conn *c = list_entry(pos, struct conn, org_link);
             if (c->session_id != session_id || strcmp(c->user, user) != 0)
                 continue;
-            /* docs/protocol.md: logout is OFFLINE at once, no grace. */
-            if (c->pc)
-                presence_disconnect(srv->presence, c->pc, srv->now,
-                                    PRESENCE_NOW);
+            /* presence_logout() below frees the handle. */
             c->pc = NULL;
-            ws_close(c, 1008, "logged out");
         }
     }
-    presence_logout(srv->presence, org, user, srv->now);
+    /* docs/protocol.md: logout is OFFLINE at once, no grace, one event. */
+    presence_logout(srv->presence, org, user, session_id, srv->now);
+    if (o && session_id) {
+        struct list *pos, *tmp;
+        list_each_safe(pos, tmp, &o->conns) {
+            struct conn *c = list_entry(pos, struct conn, org_link);
+            if (c->session_id == session_id && !strcmp(c->user, user))
+                ws_close(c, 1008, "logged out");
+        }
+    }
 }
 
 int hub_ensure_user(struct server *srv, const char *org, const char *user,

@@ -15,6 +15,7 @@
 #include "ws/frame.h"
 
 #define READ_BUF (64 * 1024)
+#define LINGER_MS 2000 /* how long a half-closed peer may keep sending */
 #define WRITE_BATCH 64 /* frames per uv_write */
 
 static char read_buf[READ_BUF];
@@ -52,7 +53,40 @@ void conn_close(struct conn *c)
     c->state = CONN_CLOSED;
     hub_detach(c);
     list_remove(&c->pending_link);
+    list_remove(&c->linger_link);
     uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    free(req);
+}
+
+/* Everything is written: send FIN, but keep reading (and dropping) what
+ * the peer still sends until it closes too. Closing with unread input
+ * would make the kernel answer with a reset, which can destroy our last
+ * frames (a close frame, an error page) in flight. */
+static void linger(struct conn *c)
+{
+    if (c->shut)
+        return;
+    c->shut = 1;
+    uv_shutdown_t *req = xmalloc(sizeof *req);
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+void conn_reap_lingering(struct server *srv)
+{
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->lingering) {
+        struct conn *c = list_entry(pos, struct conn, linger_link);
+        if (c->linger_until > srv->now)
+            break; /* appended in deadline order */
+        conn_close(c);
+    }
 }
 
 void conn_close_after_write(struct conn *c)
@@ -61,11 +95,17 @@ void conn_close_after_write(struct conn *c)
         return;
     if (c->state != CONN_CLOSING) {
         c->state = CONN_CLOSING;
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        hub_detach(c); /* no more broadcasts to a closing socket */
     }
     c->close_after_write = 1;
-    if (c->out_len == 0)
-        conn_close(c);
+    /* A peer gets LINGER_MS to take what is queued and to hang up; one
+     * that reads nothing cannot hold the socket open. */
+    if (!list_linked(&c->linger_link)) {
+        c->linger_until = c->srv->now + LINGER_MS;
+        list_insert_tail(&c->srv->lingering, &c->linger_link);
+    }
+    if (c->out_len == 0 && !c->out_inflight)
+        linger(c);
 }
 
 void conn_send(struct conn *c, struct frame *f)
@@ -137,7 +177,7 @@ static void on_write(uv_write_t *req, int status)
     if (c->out_len)
         start_write(c);
     else if (c->close_after_write)
-        conn_close(c);
+        linger(c);
 }
 
 static void start_write(struct conn *c)
@@ -182,8 +222,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         conn_close(c);
         return;
     }
-    if (nread == 0)
-        return;
+    if (nread == 0 || c->state == CONN_CLOSING)
+        return; /* closing: input is dropped */
     if (c->state == CONN_WS) {
         c->rx = (const uint8_t *)b->base;
         c->rx_len = (size_t)nread;
@@ -209,6 +249,7 @@ int conn_start(struct server *srv, uv_stream_t *listener)
     list_init(&c->org_link);
     list_init(&c->all_link);
     list_init(&c->pending_link);
+    list_init(&c->linger_link);
     buf_init(&c->in, HTTP_MAX_HEADER + HTTP_MAX_BODY + 1024);
     uv_tcp_init(srv->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {

@@ -47,6 +47,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct server *srv = of((uv_handle_t *)t);
     presence_tick(srv->presence, server_now(srv));
+    conn_reap_lingering(srv);
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -173,6 +174,7 @@ int server_run(const struct config *cfg)
     srv->cfg = *cfg;
     list_init(&srv->conns);
     list_init(&srv->pending);
+    list_init(&srv->lingering);
     server_now(srv);
     signal(SIGPIPE, SIG_IGN);
 

@@ -85,6 +85,9 @@ struct conn {
     struct list pending_link;   /* in server.pending: has output to flush */
     int close_after_write;
     int overflow;               /* queue cap hit: closed by the flusher */
+    struct list linger_link;    /* in server.lingering after shutdown() */
+    int64_t linger_until;
+    int shut;                   /* uv_shutdown() called */
 };
 
 struct hub_org {
@@ -113,6 +116,7 @@ struct server {
     struct hub_org *orgs;       /* uthash by id */
     struct list conns;          /* every WebSocket connection */
     struct list pending;        /* connections with output to write */
+    struct list lingering;      /* half-closed, draining input until EOF */
     struct frame *ping;         /* shared heartbeat ping frame */
     struct rate_entry *rates;   /* failed logins, by "ip:..." / "email:..." */
     unsigned char secret[512];
@@ -141,6 +145,8 @@ void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 int conn_start(struct server *srv, uv_stream_t *listener);
 void conn_flush_pending(struct server *srv);
+/* Closes lingering connections whose time is up. */
+void conn_reap_lingering(struct server *srv);
 
 /* http/http.c */
 void http_conn_init(struct conn *c);
@@ -181,7 +187,8 @@ int hub_init(struct server *srv);
 void hub_dispose(struct server *srv);
 void hub_attach(struct conn *c);     /* after upgrade: join org, hello */
 void hub_detach(struct conn *c);     /* on close */
-void hub_on_message(struct conn *c, const char *data, size_t len);
+void hub_on_message(struct conn *c, const char *data, size_t len,
+                    int binary);
 /* Manual status from the API or a frame: core, then the store at once. */
 int hub_set_manual(struct server *srv, const char *org, const char *user,
                    int status);

@@ -462,14 +462,28 @@ int presence_login(struct presence *p, const char *org, const char *user,
 }
 
 int presence_logout(struct presence *p, const char *org, const char *user,
-                    int64_t now)
+                    uint64_t session_id, int64_t now)
 {
     struct user *u;
+    struct list *pos, *tmp;
 
     assert(!p->in_cb);
     u = find_user(p, org, user);
     if (!u)
         return PRESENCE_ENOENT;
+    /* The session's connections go without a grace window and without an
+     * event of their own: the one event below says "logout". */
+    if (session_id) {
+        list_each_safe(pos, tmp, &u->conns) {
+            struct presence_conn *c =
+                list_entry(pos, struct presence_conn, link);
+            if (c->session != session_id)
+                continue;
+            list_remove(&c->link);
+            u->n_auto[c->auto_status]--;
+            free(c);
+        }
+    }
     touch(p, u, now);
     window_close(u);
     update(p, u, PRESENCE_R_LOGOUT);

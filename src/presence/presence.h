@@ -147,12 +147,14 @@ int presence_set_manual(struct presence *p, const char *org, const char *user,
 int presence_login(struct presence *p, const char *org, const char *user,
                    int64_t now);
 
-/* A logout: the caller has already closed (PRESENCE_NOW) the connections
- * that the ended session authenticated. Ends login, grace and restore
- * windows; if no connection remains the user goes OFFLINE at once (reason
- * logout). Advances last_seen. Returns 0 or PRESENCE_ENOENT. */
+/* A logout of login session session_id (0: none): closes and frees that
+ * session's connection handles (the caller must forget them first, and
+ * close their sockets itself), ends login, grace and restore windows, and
+ * announces once with reason logout: OFFLINE at once if no connection
+ * remains, else what the remaining ones show. Advances last_seen.
+ * Returns 0 or PRESENCE_ENOENT. */
 int presence_logout(struct presence *p, const char *org, const char *user,
-                    int64_t now);
+                    uint64_t session_id, int64_t now);
 
 /* Closes windows whose time has come. Returns the earliest pending deadline
  * (ms since the epoch), or -1 if none. May announce. */

@@ -52,9 +52,9 @@ static void on_msg(wslay_event_context_ptr ctx,
     if (c->state != CONN_WS)
         return;
     if (arg->opcode == WSLAY_TEXT_FRAME)
-        hub_on_message(c, (const char *)arg->msg, arg->msg_length);
+        hub_on_message(c, (const char *)arg->msg, arg->msg_length, 0);
     else if (arg->opcode == WSLAY_BINARY_FRAME)
-        hub_on_message(c, NULL, 0); /* answered as bad_message */
+        hub_on_message(c, NULL, 0, 1); /* answered as bad_message */
 }
 
 static const struct wslay_event_callbacks callbacks = {

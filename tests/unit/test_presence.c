@@ -337,7 +337,7 @@ static void test_invalid_args(void **state)
                                          PRESENCE_BUSY, 200), PRESENCE_ENOENT);
     assert_int_equal(presence_login(f->p, "acme", "bob", 200),
                      PRESENCE_ENOENT);
-    assert_int_equal(presence_logout(f->p, "other", "alice", 200),
+    assert_int_equal(presence_logout(f->p, "other", "alice", 0, 200),
                      PRESENCE_ENOENT);
     assert_null(presence_connect(f->p, "acme", "bob", 0, 200));
     assert_null(presence_connect(f->p, "other", "alice", 0, 200));
@@ -575,7 +575,7 @@ static void test_logout(void **state)
     add(f, "acme", "alice");
     /* Inside the login window, no connection. */
     assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
-    assert_int_equal(presence_logout(f->p, "acme", "alice", 2000), 0);
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 0, 2000), 0);
     expect_log(f, "acme/alice ONLINE login 1;acme/alice OFFLINE logout 2;");
     assert_int_equal(get(f, "acme", "alice").last_seen, 2000);
     assert_int_equal(presence_tick(f->p, 1000000), -1);
@@ -584,7 +584,7 @@ static void test_logout(void **state)
     /* Inside the grace window. */
     c1 = presence_connect(f->p, "acme", "alice", 1, 3000);
     presence_disconnect(f->p, c1, 3100, 0);
-    assert_int_equal(presence_logout(f->p, "acme", "alice", 3200), 0);
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 1, 3200), 0);
     expect_log(f, "acme/alice ONLINE connect 3;acme/alice OFFLINE logout 4;");
     assert_int_equal(presence_tick(f->p, 1000000), -1);
     expect_log(f, "");
@@ -593,14 +593,25 @@ static void test_logout(void **state)
     c1 = presence_connect(f->p, "acme", "alice", 1, 4000);
     c2 = presence_connect(f->p, "acme", "alice", 2, 4000);
     assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_AWAY, 4100), 0);
-    presence_disconnect(f->p, c1, 4200, PRESENCE_NOW);
-    expect_log(f, "acme/alice ONLINE connect 5;acme/alice AWAY disconnect 6;");
-    assert_int_equal(presence_logout(f->p, "acme", "alice", 4300), 0);
-    expect_log(f, "");
+    expect_log(f, "acme/alice ONLINE connect 5;");
+    /* Logging session 1 out closes c1 (the core frees it) and announces
+     * once, with reason logout, what c2 now shows. */
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 1, 4300), 0);
+    expect_log(f, "acme/alice AWAY logout 6;");
     assert_int_equal(get(f, "acme", "alice").status, PRESENCE_AWAY);
     assert_int_equal(get(f, "acme", "alice").nconns, 1);
     assert_int_equal(get(f, "acme", "alice").last_seen, 4300);
     presence_disconnect(f->p, c2, 4400, 0);
+    expect_log(f, "");
+
+    /* The last connection of the session: OFFLINE at once, no grace, one
+     * event with reason logout (not disconnect). */
+    c1 = presence_connect(f->p, "acme", "alice", 7, 5000);
+    expect_log(f, "acme/alice ONLINE connect 7;");
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 7, 5100), 0);
+    expect_log(f, "acme/alice OFFLINE logout 8;");
+    assert_int_equal(get(f, "acme", "alice").nconns, 0);
+    assert_int_equal(presence_tick(f->p, 1000000), -1);
     expect_log(f, "");
 }
 
