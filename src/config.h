@@ -34,6 +34,12 @@ struct config {
     int64_t login_limit;       /* login_limit 10: failed logins per window
                                   per address and per email */
     int64_t login_window_ms;   /* login_window 5m */
+    int64_t header_timeout_ms; /* header_timeout 10s: slowloris */
+    int64_t max_body;          /* max_body    64k */
+    int64_t max_out;           /* max_out     1m: per-client queue cap */
+    int64_t max_conns_per_user;/* max_conns_per_user 32 */
+    int64_t conn_rate;         /* conn_rate   50: per address per second */
+    int64_t msg_rate;          /* msg_rate    20: per connection per s */
     int demo;                  /* demo        0: demo mode (allows a
                                   generated JWT secret) */
 };

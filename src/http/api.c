@@ -15,6 +15,7 @@
 #include "auth/auth.h"
 #include "auth/jwt.h"
 #include "http/assets.h"
+#include "net/rate.h"
 #include "net/server.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
@@ -206,6 +207,11 @@ static json_t *body_json(struct conn *c, struct http_req *r)
     return j;
 }
 
+static void count_conns(void *ud, const struct presence_member *m)
+{
+    *(unsigned *)ud = m->nconns;
+}
+
 static void member_cb(void *ud, const struct presence_member *m)
 {
     msg_encode_member(ud, m);
@@ -232,35 +238,17 @@ static void respond_member(struct conn *c, const char *org, const char *user)
 
 /* ---- login and logout -------------------------------------------------- */
 
-static struct rate_entry *rate_get(struct server *srv, const char *key)
-{
-    struct rate_entry *e;
-    HASH_FIND_STR(srv->rates, key, e);
-    if (e && e->window_start + srv->cfg.login_window_ms <= srv->now) {
-        e->window_start = srv->now;
-        e->count = 0;
-    }
-    return e;
-}
-
 static int64_t rate_limited(struct server *srv, const char *key)
 {
-    struct rate_entry *e = rate_get(srv, key);
-    if (!e || e->count < srv->cfg.login_limit)
+    if (rate_count(srv->rates, key, srv->cfg.login_window_ms, srv->now) <
+        srv->cfg.login_limit)
         return 0;
-    return (e->window_start + srv->cfg.login_window_ms - srv->now) / 1000 + 1;
+    return rate_wait(srv->rates, key, srv->now) / 1000 + 1;
 }
 
 static void rate_fail(struct server *srv, const char *key)
 {
-    struct rate_entry *e = rate_get(srv, key);
-    if (!e) {
-        e = xcalloc(1, sizeof *e);
-        e->key = xstrdup(key);
-        e->window_start = srv->now;
-        HASH_ADD_KEYPTR(hh, srv->rates, e->key, strlen(e->key), e);
-    }
-    e->count++;
+    rate_add(srv->rates, key, srv->cfg.login_window_ms, srv->now);
 }
 
 struct login_job {
@@ -300,13 +288,7 @@ static void login_done(uv_work_t *req, int status)
         http_error(c, 401, "invalid_credentials", "wrong email or password");
         goto out;
     }
-    struct rate_entry *e;
-    HASH_FIND_STR(srv->rates, j->emailkey, e);
-    if (e) {
-        HASH_DEL(srv->rates, e);
-        free(e->key);
-        free(e);
-    }
+    rate_forget(srv->rates, j->emailkey);
     /* A new random session id at every login: a token planted before the
      * login (session fixation) is never promoted. */
     char tok[AUTH_TOKEN_LEN + 1];
@@ -727,6 +709,13 @@ void api_handle(struct conn *c, struct http_req *r)
         }
         if (authenticate(c, r, q, qlen, &w) != 0)
             return;
+        unsigned n = 0;
+        presence_get(srv->presence, w.org, w.user, count_conns, &n);
+        if (n >= (unsigned)srv->cfg.max_conns_per_user) {
+            http_error(c, 429, "too_many_connections",
+                       "too many open connections for this user");
+            return;
+        }
         ws_upgrade(c, r, w.org, w.user, w.session);
         return;
     }

@@ -17,11 +17,11 @@
 
 enum { TOO_BIG_HEADER = 1, TOO_BIG_BODY = 2 };
 
-static struct http_req *req_new(void)
+static struct http_req *req_new(size_t max_body)
 {
     struct http_req *r = xcalloc(1, sizeof *r);
     buf_init(&r->url, HTTP_MAX_HEADER);
-    buf_init(&r->body, HTTP_MAX_BODY);
+    buf_init(&r->body, max_body);
     buf_init(&r->hname, HTTP_MAX_HEADER);
     buf_init(&r->hvalue, HTTP_MAX_HEADER);
     return r;
@@ -62,7 +62,7 @@ static int on_begin(http_parser *p)
 {
     struct conn *c = conn_of(p);
     http_req_free(c->req);
-    c->req = req_new();
+    c->req = req_new((size_t)c->srv->cfg.max_body);
     return 0;
 }
 
@@ -137,7 +137,8 @@ static int on_headers_done(http_parser *p)
     store_header(r);
     r->method = p->method;
     r->keep_alive = http_should_keep_alive(p);
-    if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY)
+    if (p->content_length != ULLONG_MAX &&
+        p->content_length > (uint64_t)c->srv->cfg.max_body)
         return too_big(c, TOO_BIG_BODY);
     return 0;
 }
@@ -200,6 +201,7 @@ void http_on_data(struct conn *c)
             return; /* need more bytes */
         c->req = NULL;
         c->state = CONN_BUSY;
+        list_remove(&c->wait_link);
         api_handle(c, r);
         http_req_free(r);
     }
@@ -210,6 +212,7 @@ void http_done(struct conn *c)
     if (c->state != CONN_BUSY)
         return;
     c->state = CONN_HTTP;
+    conn_wait_request(c);
     http_parser_pause(&c->parser, 0);
     http_on_data(c);
 }
@@ -227,6 +230,7 @@ static const char *reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/rate.h"
 #include "net/server.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
@@ -223,6 +224,20 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
         send_error(c, "bad_message", "binary frames are not supported");
         return;
     }
+    /* docs/security.md: messages per connection per second. A client over
+     * it is told once per second; one far over it is cut off. */
+    if (srv->now - c->msg_window >= 1000) {
+        c->msg_window = srv->now;
+        c->msg_count = 0;
+    }
+    if (++c->msg_count > (uint32_t)srv->cfg.msg_rate) {
+        if (c->msg_count == (uint32_t)srv->cfg.msg_rate + 1)
+            send_error(c, "rate_limited",
+                       "too many messages; slow down");
+        else if (c->msg_count > 10 * (uint32_t)srv->cfg.msg_rate)
+            ws_close(c, 1008, "message rate limit");
+        return;
+    }
     struct msg_in m;
     char err[128];
     int rc = msg_parse(data ? data : "", len, &m, err, sizeof err);
@@ -313,15 +328,7 @@ int hub_sweep(struct server *srv, int64_t older_than_ms)
         log_info("reset %d stale statuses to OFFLINE", n);
     hub_flush_store(srv);
     store_session_purge(srv->store, srv->now);
-    /* Forget login-failure windows that have ended. */
-    struct rate_entry *e, *t;
-    HASH_ITER(hh, srv->rates, e, t) {
-        if (e->window_start + srv->cfg.login_window_ms <= srv->now) {
-            HASH_DEL(srv->rates, e);
-            free(e->key);
-            free(e);
-        }
-    }
+    rate_prune(srv->rates, srv->now);
     return n;
 }
 
@@ -404,12 +411,6 @@ void hub_dispose(struct server *srv)
         HASH_DEL(srv->orgs, o);
         free(o->id);
         free(o);
-    }
-    struct rate_entry *e, *et;
-    HASH_ITER(hh, srv->rates, e, et) {
-        HASH_DEL(srv->rates, e);
-        free(e->key);
-        free(e);
     }
     for (size_t i = 0; i < pw_len; i++) {
         free(pw[i].org);

@@ -6,9 +6,11 @@
  * each connection's whole queue with one uv_write (a writev) per loop turn,
  * so many events for one socket cost one system call. A connection whose
  * queue passes CONN_MAX_OUT is dropped rather than allowed to grow. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/rate.h"
 #include "net/server.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -54,6 +56,7 @@ void conn_close(struct conn *c)
     hub_detach(c);
     list_remove(&c->pending_link);
     list_remove(&c->linger_link);
+    list_remove(&c->wait_link);
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
@@ -78,9 +81,28 @@ static void linger(struct conn *c)
     }
 }
 
-void conn_reap_lingering(struct server *srv)
+void conn_wait_request(struct conn *c)
+{
+    list_remove(&c->wait_link);
+    c->wait_until = c->srv->now + c->srv->cfg.header_timeout_ms;
+    list_insert_tail(&c->srv->waiting, &c->wait_link);
+}
+
+void conn_reap(struct server *srv)
 {
     struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->waiting) {
+        struct conn *c = list_entry(pos, struct conn, wait_link);
+        if (c->wait_until > srv->now)
+            break; /* appended in deadline order */
+        list_remove(pos);
+        if (c->state == CONN_HTTP) {
+            /* A request that trickles in (slowloris) must not hold a
+             * socket forever. */
+            http_error(c, 408, "timeout", "request not received in time");
+            conn_close_after_write(c);
+        }
+    }
     list_each_safe(pos, tmp, &srv->lingering) {
         struct conn *c = list_entry(pos, struct conn, linger_link);
         if (c->linger_until > srv->now)
@@ -97,6 +119,7 @@ void conn_close_after_write(struct conn *c)
         c->state = CONN_CLOSING;
         hub_detach(c); /* no more broadcasts to a closing socket */
     }
+    list_remove(&c->wait_link);
     c->close_after_write = 1;
     /* A peer gets LINGER_MS to take what is queued and to hang up; one
      * that reads nothing cannot hold the socket open. */
@@ -112,13 +135,13 @@ void conn_send(struct conn *c, struct frame *f)
 {
     if (c->state == CONN_CLOSED || c->overflow)
         return;
-    if (c->out_bytes + f->len > CONN_MAX_OUT) {
+    if (c->out_bytes + f->len > (size_t)c->srv->cfg.max_out) {
         /* docs/protocol.md: a client that does not read is dropped. Not
          * here, though: we may be inside a presence announcement, and
          * closing would feed the core a disconnect while it is busy. The
          * flusher closes it at the end of this loop turn. */
-        log_warn("%s: output queue over %d bytes, closing", c->peer,
-                 CONN_MAX_OUT);
+        log_warn("%s: output queue over %lld bytes, closing", c->peer,
+                 (long long)c->srv->cfg.max_out);
         c->overflow = 1;
         if (!list_linked(&c->pending_link))
             list_insert_tail(&c->srv->pending, &c->pending_link);
@@ -250,7 +273,8 @@ int conn_start(struct server *srv, uv_stream_t *listener)
     list_init(&c->all_link);
     list_init(&c->pending_link);
     list_init(&c->linger_link);
-    buf_init(&c->in, HTTP_MAX_HEADER + HTTP_MAX_BODY + 1024);
+    list_init(&c->wait_link);
+    buf_init(&c->in, HTTP_MAX_HEADER + (size_t)srv->cfg.max_body + 1024);
     uv_tcp_init(srv->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         c->state = CONN_CLOSED;
@@ -269,8 +293,17 @@ int conn_start(struct server *srv, uv_stream_t *listener)
         else if (ss.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
     }
+    /* docs/security.md: new connections per address per second. */
+    char key[64];
+    snprintf(key, sizeof key, "conn:%s", c->peer);
+    if (rate_add(srv->rates, key, 1000, srv->now) > srv->cfg.conn_rate) {
+        c->state = CONN_CLOSED;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return -1;
+    }
     http_conn_init(c);
     c->state = CONN_HTTP;
+    conn_wait_request(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "net/rate.h"
 #include "net/server.h"
 #include "presence/presence.h"
 #include "store/store.h"
@@ -47,7 +48,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct server *srv = of((uv_handle_t *)t);
     presence_tick(srv->presence, server_now(srv));
-    conn_reap_lingering(srv);
+    conn_reap(srv);
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -175,6 +176,8 @@ int server_run(const struct config *cfg)
     list_init(&srv->conns);
     list_init(&srv->pending);
     list_init(&srv->lingering);
+    list_init(&srv->waiting);
+    srv->rates = rate_new();
     server_now(srv);
     signal(SIGPIPE, SIG_IGN);
 
@@ -288,6 +291,7 @@ out_store:
     hub_dispose(srv);
     store_close(srv->store);
 out_free:
+    rate_free(srv->rates);
     free(srv);
     return rc;
 }

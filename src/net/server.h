@@ -27,8 +27,6 @@ struct store;
 struct frame;
 
 #define HTTP_MAX_HEADER (16 * 1024) /* request line + headers: 431 past it */
-#define HTTP_MAX_BODY (64 * 1024)   /* 413 past it */
-#define CONN_MAX_OUT (1024 * 1024)  /* queued bytes before we drop a client */
 
 enum conn_state {
     CONN_HTTP,     /* reading requests */
@@ -88,19 +86,16 @@ struct conn {
     struct list linger_link;    /* in server.lingering after shutdown() */
     int64_t linger_until;
     int shut;                   /* uv_shutdown() called */
+    struct list wait_link;      /* in server.waiting: reading a request */
+    int64_t wait_until;         /* header_timeout deadline */
+    int64_t msg_window;         /* msg_rate: start of this second */
+    uint32_t msg_count;
 };
 
 struct hub_org {
     char *id;
     struct list conns;          /* struct conn.org_link */
     unsigned nconns;
-    UT_hash_handle hh;
-};
-
-struct rate_entry {
-    char *key;
-    int64_t window_start;
-    int64_t count;
     UT_hash_handle hh;
 };
 
@@ -117,8 +112,9 @@ struct server {
     struct list conns;          /* every WebSocket connection */
     struct list pending;        /* connections with output to write */
     struct list lingering;      /* half-closed, draining input until EOF */
+    struct list waiting;        /* HTTP connections awaiting a request */
     struct frame *ping;         /* shared heartbeat ping frame */
-    struct rate_entry *rates;   /* failed logins, by "ip:..." / "email:..." */
+    struct rate_table *rates;   /* failed logins, new connections */
     unsigned char secret[512];
     size_t secret_len;
     char admin_key[65];
@@ -145,8 +141,11 @@ void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 int conn_start(struct server *srv, uv_stream_t *listener);
 void conn_flush_pending(struct server *srv);
-/* Closes lingering connections whose time is up. */
-void conn_reap_lingering(struct server *srv);
+/* Closes lingering connections, and answers 408 to requests that did not
+ * arrive in time (slowloris), whose time is up. */
+void conn_reap(struct server *srv);
+/* (Re)starts the header_timeout clock of a connection awaiting a request. */
+void conn_wait_request(struct conn *c);
 
 /* http/http.c */
 void http_conn_init(struct conn *c);
