@@ -48,7 +48,8 @@ static struct conn *conn_of(http_parser *p) { return p->data; }
 static int too_big(struct conn *c, int what)
 {
     c->req->complete = -what;
-    return 1;
+    return -1; /* an error to the parser (1 from headers_complete would
+                  mean "no body") */
 }
 
 static int count(struct conn *c, size_t n)
