@@ -94,6 +94,8 @@ static const struct setting settings[] = {
      "new connections accepted per client address per second"},
     {"msg_rate", T_INT, AT(msg_rate), 1, 1000000, "20",
      "WebSocket messages per connection per second (burst: twice)"},
+    {"large_org", T_INT, AT(large_org), 1, 100000000, "1000",
+     "members from which subscribers get only the users they subscribed to"},
     {"demo", T_BOOL, AT(demo), 0, 1, "0",
      "demo mode (generates a JWT secret if none is set)"},
 };

@@ -716,6 +716,9 @@ void api_handle(struct conn *c, struct http_req *r)
                        "too many open connections for this user");
             return;
         }
+        char sub[4];
+        c->subscriber = q && query_get(q, qlen, "subscribe", sub, sizeof sub) > 0 &&
+                        strcmp(sub, "0") != 0;
         ws_upgrade(c, r, w.org, w.user, w.session);
         return;
     }

@@ -43,23 +43,58 @@ static struct hub_org *org_get(struct server *srv, const char *id, int create)
         o = xcalloc(1, sizeof *o);
         o->id = xstrdup(id);
         list_init(&o->conns);
+        list_init(&o->subscribers);
+        list_init(&o->online_link);
         HASH_ADD_KEYPTR(hh, srv->orgs, o->id, strlen(o->id), o);
     }
     return o;
 }
 
-/* Queues frame f to every open connection of org. */
-static void hub_publish(struct server *srv, const char *org, struct frame *f)
+static int is_large(struct server *srv, const char *org)
 {
-    struct hub_org *o = org_get(srv, org, 0);
-    if (!o)
-        return;
+    return presence_org_size(srv->presence, org, NULL) >=
+           (unsigned)srv->cfg.large_org;
+}
+
+static void send_list(struct list *l, struct frame *f)
+{
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &o->conns) {
+    list_each_safe(pos, tmp, l) {
         struct conn *c = list_entry(pos, struct conn, org_link);
         if (c->state == CONN_WS)
             conn_send(c, f);
     }
+}
+
+/* Queues frame f, an event about user, to every connection of org that
+ * should see it: org-wide receivers always; subscribers too in a small
+ * organization, and in a large one only those who follow the user. This
+ * is the one place that says "announce this to organization X". */
+static void hub_publish(struct server *srv, const char *org,
+                        const char *user, struct frame *f)
+{
+    struct hub_org *o = org_get(srv, org, 0);
+    if (!o)
+        return;
+    send_list(&o->conns, f);
+    if (list_empty(&o->subscribers))
+        return;
+    if (!is_large(srv, org)) {
+        send_list(&o->subscribers, f);
+        return;
+    }
+    struct watch *w;
+    HASH_FIND_STR(o->watches, user, w);
+    if (w) {
+        struct list *pos, *tmp;
+        list_each_safe(pos, tmp, &w->subs) {
+            struct sub *s = list_entry(pos, struct sub, watch_link);
+            if (s->c->state == CONN_WS)
+                conn_send(s->c, f);
+        }
+    }
+    if (!list_linked(&o->online_link))
+        list_insert_tail(&srv->online_dirty, &o->online_link);
 }
 
 static void on_announce(void *ud, const struct presence_event *ev)
@@ -68,12 +103,89 @@ static void on_announce(void *ud, const struct presence_event *ev)
     buf_reset(&enc);
     msg_encode_presence(&enc, ev);
     struct frame *f = frame_new_text(enc.data, enc.len);
-    hub_publish(srv, ev->m.org, f);
+    hub_publish(srv, ev->m.org, ev->m.user, f);
     frame_unref(f);
     log_debug("presence %s/%s %s (%s) seq %llu", ev->m.org, ev->m.user,
               presence_status_name(ev->m.status),
               presence_reason_name(ev->reason),
               (unsigned long long)ev->seq);
+}
+
+void hub_send_online(struct server *srv)
+{
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->online_dirty) {
+        struct hub_org *o = list_entry(pos, struct hub_org, online_link);
+        list_remove(pos);
+        unsigned online;
+        presence_org_size(srv->presence, o->id, &online);
+        if (online == o->online_sent || list_empty(&o->subscribers))
+            continue;
+        o->online_sent = online;
+        buf_reset(&enc);
+        msg_encode_online(&enc, online,
+                          presence_org_seq(srv->presence, o->id));
+        struct frame *f = frame_new_text(enc.data, enc.len);
+        send_list(&o->subscribers, f);
+        frame_unref(f);
+    }
+}
+
+/* ---- subscriptions ---------------------------------------------------- */
+
+static struct sub *find_sub(struct conn *c, struct watch *w)
+{
+    /* Walk the shorter of the two lists. */
+    struct list *pos;
+    unsigned n = 0;
+    list_each(pos, &w->subs) {
+        if (++n > c->nsubs)
+            break;
+        struct sub *s = list_entry(pos, struct sub, watch_link);
+        if (s->c == c)
+            return s;
+    }
+    if (n <= c->nsubs)
+        return NULL;
+    list_each(pos, &c->subs) {
+        struct sub *s = list_entry(pos, struct sub, conn_link);
+        if (s->w == w)
+            return s;
+    }
+    return NULL;
+}
+
+static void drop_sub(struct hub_org *o, struct sub *s)
+{
+    struct watch *w = s->w;
+    list_remove(&s->watch_link);
+    list_remove(&s->conn_link);
+    s->c->nsubs--;
+    free(s);
+    if (list_empty(&w->subs)) {
+        HASH_DEL(o->watches, w);
+        free(w->user);
+        free(w);
+    }
+}
+
+static void drop_subs(struct conn *c)
+{
+    struct hub_org *o = org_get(c->srv, c->org, 0);
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &c->subs) {
+        drop_sub(o, list_entry(pos, struct sub, conn_link));
+    }
+}
+
+/* Moves c from the org-wide list to the subscribers. */
+static void make_subscriber(struct conn *c, struct hub_org *o)
+{
+    if (c->subscriber)
+        return;
+    c->subscriber = 1;
+    list_remove(&c->org_link);
+    list_insert_tail(&o->subscribers, &c->org_link);
 }
 
 static void on_load(void *ud, const struct store_user *u)
@@ -154,13 +266,23 @@ void hub_attach(struct conn *c)
     send_text(c, &enc);
 
     buf_reset(&enc);
-    msg_snapshot_begin(&enc, presence_org_seq(srv->presence, c->org));
-    presence_each(srv->presence, c->org, on_member, NULL);
+    uint64_t seq = presence_org_seq(srv->presence, c->org);
+    if (c->subscriber) {
+        /* docs/protocol.md: a subscriber starts with no members, only the
+         * count, and adds the people it shows with "subscribe". */
+        unsigned online;
+        presence_org_size(srv->presence, c->org, &online);
+        msg_snapshot_begin_partial(&enc, seq, online);
+    } else {
+        msg_snapshot_begin(&enc, seq);
+        presence_each(srv->presence, c->org, on_member, NULL);
+    }
     msg_snapshot_end(&enc);
     send_text(c, &enc);
 
     struct hub_org *o = org_get(srv, c->org, 1);
-    list_insert_tail(&o->conns, &c->org_link);
+    list_insert_tail(c->subscriber ? &o->subscribers : &o->conns,
+                     &c->org_link);
     o->nconns++;
     list_insert_tail(&srv->conns, &c->all_link);
     srv->nconns_ws++;
@@ -174,6 +296,7 @@ void hub_detach(struct conn *c)
         struct hub_org *o = org_get(srv, c->org, 0);
         if (o)
             o->nconns--;
+        drop_subs(c);
     }
     if (list_linked(&c->all_link)) {
         list_remove(&c->all_link);
@@ -216,6 +339,83 @@ int hub_set_manual(struct server *srv, const char *org, const char *user,
     return 0;
 }
 
+struct sub_ctx {
+    struct conn *c;
+    struct hub_org *o;
+    int over;
+};
+
+static void subscribe_member(void *ud, const struct presence_member *m)
+{
+    struct sub_ctx *x = ud;
+    struct conn *c = x->c;
+    struct watch *w;
+    HASH_FIND_STR(x->o->watches, m->user, w);
+    if (!w) {
+        w = xcalloc(1, sizeof *w);
+        w->user = xstrdup(m->user);
+        list_init(&w->subs);
+        HASH_ADD_KEYPTR(hh, x->o->watches, w->user, strlen(w->user), w);
+    } else if (find_sub(c, w)) {
+        msg_snapshot_member(&enc, m); /* again: the client asked */
+        return;
+    }
+    if (c->nsubs >= HUB_MAX_SUBS) {
+        x->over = 1;
+        if (list_empty(&w->subs)) {
+            HASH_DEL(x->o->watches, w);
+            free(w->user);
+            free(w);
+        }
+        return;
+    }
+    struct sub *s = xcalloc(1, sizeof *s);
+    s->c = c;
+    s->w = w;
+    list_insert_tail(&w->subs, &s->watch_link);
+    list_insert_tail(&c->subs, &s->conn_link);
+    c->nsubs++;
+    msg_snapshot_member(&enc, m);
+}
+
+/* docs/protocol.md "Subscriptions": answers with a partial snapshot of
+ * the users subscribed to (unknown ids are left out, as are users of any
+ * other organization: they are simply not found). */
+static void subscribe(struct conn *c, const struct msg_in *m)
+{
+    struct server *srv = c->srv;
+    struct hub_org *o = org_get(srv, c->org, 1);
+    struct sub_ctx x = {c, o, 0};
+    make_subscriber(c, o);
+    unsigned online;
+    presence_org_size(srv->presence, c->org, &online);
+    buf_reset(&enc);
+    msg_snapshot_begin_partial(&enc, presence_org_seq(srv->presence, c->org),
+                               online);
+    for (size_t i = 0; i < m->nusers; i++)
+        presence_get(srv->presence, c->org, m->users[i], subscribe_member,
+                     &x);
+    msg_snapshot_end(&enc);
+    send_text(c, &enc);
+    if (x.over)
+        send_error(c, "too_many_subscriptions",
+                   "at most 10000 subscriptions per connection");
+}
+
+static void unsubscribe(struct conn *c, const struct msg_in *m)
+{
+    struct hub_org *o = org_get(c->srv, c->org, 0);
+    if (!o)
+        return;
+    for (size_t i = 0; i < m->nusers; i++) {
+        struct watch *w;
+        HASH_FIND_STR(o->watches, m->users[i], w);
+        struct sub *s = w ? find_sub(c, w) : NULL;
+        if (s)
+            drop_sub(o, s);
+    }
+}
+
 void hub_on_message(struct conn *c, const char *data, size_t len,
                     int binary)
 {
@@ -246,6 +446,12 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
         return;
     }
     switch (m.type) {
+    case MSG_SUBSCRIBE:
+        subscribe(c, &m);
+        break;
+    case MSG_UNSUBSCRIBE:
+        unsubscribe(c, &m);
+        break;
     case MSG_PING:
         buf_reset(&enc);
         msg_encode_pong(&enc);
@@ -262,6 +468,7 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
             send_error(c, "invalid_status", "status not allowed here");
         break;
     }
+    msg_in_dispose(&m);
 }
 
 void hub_heartbeat(struct server *srv)
@@ -408,6 +615,16 @@ void hub_dispose(struct server *srv)
 {
     struct hub_org *o, *t;
     HASH_ITER(hh, srv->orgs, o, t) {
+        struct watch *w, *wt;
+        HASH_ITER(hh, o->watches, w, wt) {
+            struct list *pos, *tmp;
+            list_each_safe(pos, tmp, &w->subs) {
+                free(list_entry(pos, struct sub, watch_link));
+            }
+            HASH_DEL(o->watches, w);
+            free(w->user);
+            free(w);
+        }
         HASH_DEL(srv->orgs, o);
         free(o->id);
         free(o);

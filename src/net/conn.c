@@ -274,6 +274,7 @@ int conn_start(struct server *srv, uv_stream_t *listener)
     list_init(&c->pending_link);
     list_init(&c->linger_link);
     list_init(&c->wait_link);
+    list_init(&c->subs);
     buf_init(&c->in, HTTP_MAX_HEADER + (size_t)srv->cfg.max_body + 1024);
     uv_tcp_init(srv->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {

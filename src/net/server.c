@@ -49,6 +49,12 @@ static void on_tick(uv_timer_t *t)
     struct server *srv = of((uv_handle_t *)t);
     presence_tick(srv->presence, server_now(srv));
     conn_reap(srv);
+    /* Online counts for subscribers: at most once a second. */
+    static int64_t last_online;
+    if (srv->now - last_online >= 1000) {
+        last_online = srv->now;
+        hub_send_online(srv);
+    }
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -177,6 +183,7 @@ int server_run(const struct config *cfg)
     list_init(&srv->pending);
     list_init(&srv->lingering);
     list_init(&srv->waiting);
+    list_init(&srv->online_dirty);
     srv->rates = rate_new();
     server_now(srv);
     signal(SIGPIPE, SIG_IGN);

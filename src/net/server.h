@@ -90,14 +90,39 @@ struct conn {
     int64_t wait_until;         /* header_timeout deadline */
     int64_t msg_window;         /* msg_rate: start of this second */
     uint32_t msg_count;
+    int subscriber;             /* wants only the users it subscribed to */
+    struct list subs;           /* struct sub.conn_link */
+    unsigned nsubs;
 };
 
+/* The connections of one organization. Org-wide receivers are on conns;
+ * subscribers on subscribers, and on the watch of each user they follow. */
 struct hub_org {
     char *id;
-    struct list conns;          /* struct conn.org_link */
+    struct list conns;          /* struct conn.org_link: org-wide */
+    struct list subscribers;    /* struct conn.org_link: subscribers */
     unsigned nconns;
+    struct watch *watches;      /* uthash by user id */
+    struct list online_link;    /* in server.online_dirty */
+    unsigned online_sent;       /* last online count told subscribers */
     UT_hash_handle hh;
 };
+
+/* The subscribers of one user. */
+struct watch {
+    char *user;
+    struct list subs;           /* struct sub.watch_link */
+    UT_hash_handle hh;
+};
+
+struct sub {
+    struct conn *c;
+    struct watch *w;
+    struct list watch_link;
+    struct list conn_link;
+};
+
+#define HUB_MAX_SUBS 10000      /* subscriptions per connection */
 
 struct server {
     uv_loop_t *loop;
@@ -113,6 +138,7 @@ struct server {
     struct list pending;        /* connections with output to write */
     struct list lingering;      /* half-closed, draining input until EOF */
     struct list waiting;        /* HTTP connections awaiting a request */
+    struct list online_dirty;   /* large orgs whose online count moved */
     struct frame *ping;         /* shared heartbeat ping frame */
     struct rate_table *rates;   /* failed logins, new connections */
     unsigned char secret[512];
@@ -192,6 +218,9 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
 int hub_set_manual(struct server *srv, const char *org, const char *user,
                    int status);
 void hub_heartbeat(struct server *srv);
+/* Tells subscribers of large organizations their new online count (at
+ * most once per call per organization; called every second). */
+void hub_send_online(struct server *srv);
 void hub_flush_store(struct server *srv);
 int hub_sweep(struct server *srv, int64_t older_than_ms);
 /* Closes every connection of a login session (1008) without grace. */

@@ -7,8 +7,10 @@
  * so the encoders write straight into the caller's struct buf with a
  * hand-rolled string escaper and no intermediate objects. */
 #include "presence/msg.h"
+#include "util/xalloc.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,6 +89,39 @@ static int parse_status(json_t *root, struct msg_in *m, char *err,
     return 0;
 }
 
+/* {"users":["u1",...]}: 1 to MSG_MAX_USERS ids of 1 to 128 bytes. */
+static int parse_users(json_t *root, struct msg_in *m, char *err,
+                       size_t errlen)
+{
+    json_t *a = json_object_get(root, "users");
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (n == 0 || n > MSG_MAX_USERS)
+        return parse_error(err, errlen, MSG_EFIELD,
+                           "users must be an array of 1 to %d user ids",
+                           MSG_MAX_USERS);
+    m->users = xcalloc(n, sizeof *m->users);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        size_t l = json_is_string(v) ? json_string_length(v) : 0;
+        if (l == 0 || l > 128 || strlen(json_string_value(v)) != l)
+            return parse_error(err, errlen, MSG_EFIELD,
+                               "users must hold user ids (strings of 1 to "
+                               "128 bytes)");
+        m->users[i] = json_string_value(v);
+    }
+    m->nusers = n;
+    return 0;
+}
+
+void msg_in_dispose(struct msg_in *m)
+{
+    free(m->users);
+    json_decref(m->_json);
+    m->users = NULL;
+    m->_json = NULL;
+    m->nusers = 0;
+}
+
 int msg_parse(const char *data, size_t len, struct msg_in *out, char *err,
               size_t errlen)
 {
@@ -115,12 +150,23 @@ int msg_parse(const char *data, size_t len, struct msg_in *out, char *err,
         m.type = MSG_PING;
     else if (string_is(type, "status"))
         rc = parse_status(root, &m, err, errlen);
-    else
+    else if (string_is(type, "subscribe") || string_is(type, "unsubscribe")) {
+        m.type = string_is(type, "subscribe") ? MSG_SUBSCRIBE
+                                               : MSG_UNSUBSCRIBE;
+        rc = parse_users(root, &m, err, errlen);
+    } else
         rc = parse_error(err, errlen, MSG_ETYPE,
-                         "type must be \"status\" or \"ping\"");
+                         "type must be \"status\", \"ping\", "
+                         "\"subscribe\" or \"unsubscribe\"");
+    if (rc == 0 && m.users) {
+        m._json = root; /* the user ids point into it */
+        root = NULL;
+    }
     json_decref(root);
     if (rc == 0)
         *out = m;
+    else
+        free(m.users);
     return rc;
 }
 
@@ -313,6 +359,25 @@ int msg_snapshot_begin(struct buf *b, uint64_t seq)
     size_t start = b->len;
     if (LIT(b, "{\"type\":\"snapshot\",\"seq\":") || put_u64(b, seq) ||
         LIT(b, ",\"members\":["))
+        return undo(b, start);
+    return 0;
+}
+
+int msg_snapshot_begin_partial(struct buf *b, uint64_t seq, unsigned online)
+{
+    size_t start = b->len;
+    if (LIT(b, "{\"type\":\"snapshot\",\"seq\":") || put_u64(b, seq) ||
+        LIT(b, ",\"partial\":true,\"online\":") || put_u64(b, online) ||
+        LIT(b, ",\"members\":["))
+        return undo(b, start);
+    return 0;
+}
+
+int msg_encode_online(struct buf *b, unsigned online, uint64_t seq)
+{
+    size_t start = b->len;
+    if (LIT(b, "{\"type\":\"online\",\"online\":") || put_u64(b, online) ||
+        LIT(b, ",\"seq\":") || put_u64(b, seq) || LIT(b, "}"))
         return undo(b, start);
     return 0;
 }

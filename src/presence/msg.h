@@ -12,15 +12,27 @@
 #include "util/buf.h"
 
 enum msg_type {
-    MSG_STATUS,  /* {"type":"status","status":S[,"auto":true]} */
-    MSG_PING,    /* {"type":"ping"} */
+    MSG_STATUS,      /* {"type":"status","status":S[,"auto":true]} */
+    MSG_PING,        /* {"type":"ping"} */
+    MSG_SUBSCRIBE,   /* {"type":"subscribe","users":["u1",...]} */
+    MSG_UNSUBSCRIBE, /* {"type":"unsubscribe","users":["u1",...]} */
 };
 
+#define MSG_MAX_USERS 1000 /* user ids in one (un)subscribe */
+
+/* A parsed client message. For (un)subscribe, users[0..nusers) point into
+ * memory the struct owns: call msg_in_dispose() when done with it. */
 struct msg_in {
     enum msg_type type;
     enum presence_status status; /* MSG_STATUS */
     int is_auto;                 /* MSG_STATUS: "auto":true */
+    const char **users;          /* MSG_(UN)SUBSCRIBE */
+    size_t nusers;
+    void *_json;
 };
+
+/* Frees what a parsed message owns; safe on any parsed message. */
+void msg_in_dispose(struct msg_in *m);
 
 /* Parse errors; msg_error_code() gives the wire code of each. */
 enum {
@@ -61,6 +73,12 @@ int msg_encode_presence(struct buf *b, const struct presence_event *ev);
 /* {"type":"snapshot","seq":N,"members":[{"user":..,"name":..,"status":..,
  *  "last_seen":..|null}, ...]}: begin, one call per member, end. */
 int msg_snapshot_begin(struct buf *b, uint64_t seq);
+/* The same with "partial":true and the organization's online count, for
+ * subscribers: {"type":"snapshot","seq":N,"partial":true,"online":M,
+ * "members":[...]}. */
+int msg_snapshot_begin_partial(struct buf *b, uint64_t seq, unsigned online);
+/* {"type":"online","online":M,"seq":N} */
+int msg_encode_online(struct buf *b, unsigned online, uint64_t seq);
 int msg_snapshot_member(struct buf *b, const struct presence_member *m);
 int msg_snapshot_end(struct buf *b);
 

@@ -48,6 +48,8 @@ struct org {
     UT_hash_handle hh;
     struct user *users; /* uthash, keyed by user id */
     uint64_t seq;       /* last seq announced; 0 before the first */
+    unsigned nusers;
+    unsigned nonline;   /* members whose effective status is not OFFLINE */
     char id[];
 };
 
@@ -180,6 +182,7 @@ static void update(struct presence *p, struct user *u,
      * and setting the same status twice announces nothing. */
     if (s == u->status)
         return;
+    u->org->nonline += (s != PRESENCE_OFFLINE) - (u->status != PRESENCE_OFFLINE);
     u->status = (signed char)s;
     mark_dirty(p, u);
     ev.seq = ++u->org->seq;
@@ -323,6 +326,8 @@ int presence_add_user(struct presence *p, const char *org, const char *user,
      * restart_grace_ms, so that a restart does not flap the whole org. The
      * stored status is shown as is, even if it disagrees with 'manual'. */
     u->status = (signed char)stored;
+    o->nusers++;
+    o->nonline += stored != PRESENCE_OFFLINE;
     u->base = (signed char)stored;
     if (stored != PRESENCE_OFFLINE)
         window_open(p, u, W_RESTORE, now + p->o.restart_grace_ms, stored);
@@ -592,6 +597,16 @@ uint64_t presence_org_seq(struct presence *p, const char *org)
     struct org *o = find_org(p, org);
 
     return o ? o->seq : 0;
+}
+
+unsigned presence_org_size(struct presence *p, const char *org,
+                           unsigned *online)
+{
+    struct org *o = find_org(p, org);
+
+    if (online)
+        *online = o ? o->nonline : 0;
+    return o ? o->nusers : 0;
 }
 
 void presence_each_all(struct presence *p, presence_member_cb *cb, void *ud)

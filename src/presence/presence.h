@@ -179,6 +179,11 @@ uint64_t presence_each(struct presence *p, const char *org,
  * snapshot taken now is current to. */
 uint64_t presence_org_seq(struct presence *p, const char *org);
 
+/* Members of org, and (if online is not NULL) how many of them are not
+ * OFFLINE. 0 for an unknown organization. O(1). */
+unsigned presence_org_size(struct presence *p, const char *org,
+                           unsigned *online);
+
 /* Calls cb once per member of every organization. */
 void presence_each_all(struct presence *p, presence_member_cb *cb, void *ud);
 

@@ -31,6 +31,9 @@ static inline void list_remove(struct list *n)
 #define list_entry(node, type, member) \
     ((type *)((char *)(node) - offsetof(type, member)))
 
+#define list_each(pos, head) \
+    for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
+
 /* Safe against removal of the current node. */
 #define list_each_safe(pos, tmp, head) \
     for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \

@@ -1044,6 +1044,38 @@ static void test_default_opts(void **state)
     presence_free(p);
 }
 
+static void test_org_size_and_online(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+    unsigned online = 99;
+
+    assert_int_equal(presence_org_size(f->p, "nope", &online), 0);
+    assert_int_equal(online, 0);
+    add(f, "acme", "alice");
+    add(f, "acme", "bob");
+    assert_int_equal(presence_add_user(f->p, "acme", "carol", NULL,
+                                       PRESENCE_AWAY, PRESENCE_UNSET, 1, 10),
+                     0);
+    add(f, "other", "dan");
+    assert_int_equal(presence_org_size(f->p, "acme", &online), 3);
+    assert_int_equal(online, 1); /* carol, restored AWAY */
+    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    assert_int_equal(presence_org_size(f->p, "acme", &online), 3);
+    assert_int_equal(online, 2);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 110), 0);
+    presence_org_size(f->p, "acme", &online);
+    assert_int_equal(online, 1); /* appear offline counts as offline */
+    presence_tick(f->p, 1000000); /* carol's restore window closes */
+    presence_org_size(f->p, "acme", &online);
+    assert_int_equal(online, 0);
+    assert_int_equal(presence_org_size(f->p, "other", NULL), 1);
+    presence_disconnect(f->p, c, 1000001, PRESENCE_NOW);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice OFFLINE manual 2;"
+                  "acme/carol OFFLINE restart 3;");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1065,6 +1097,7 @@ int main(void)
         T(test_login_window_expiry),
         T(test_login_then_connect),
         T(test_logout),
+        T(test_org_size_and_online),
         T(test_restore),
         T(test_stale_sweep),
         T(test_seq_per_org),
