@@ -208,7 +208,8 @@ static void test_parse_reasons(void **state)
     assert_string_equal(err, "message must be a JSON object");
     assert_int_equal(parse("{\"type\":\"x\"}", &m, err, sizeof err),
                      MSG_ETYPE);
-    assert_string_equal(err, "type must be \"status\" or \"ping\"");
+    assert_string_equal(err, "type must be \"status\", \"ping\", "
+                             "\"subscribe\" or \"unsubscribe\"");
     assert_int_equal(parse("{\"type\":\"ping\",\"x\":\"\xff\"}", &m, err,
                            sizeof err),
                      MSG_EJSON);
@@ -549,6 +550,62 @@ static void test_cap(void **state)
     buf_dispose(&member);
 }
 
+static void test_parse_subscribe(void **state)
+{
+    struct msg_in m;
+    char err[128];
+    const char *ok = "{\"type\":\"subscribe\",\"users\":[\"a\",\"b\"]}";
+    assert_int_equal(msg_parse(ok, strlen(ok), &m, err, sizeof err), 0);
+    assert_int_equal(m.type, MSG_SUBSCRIBE);
+    assert_int_equal(m.nusers, 2);
+    assert_string_equal(m.users[0], "a");
+    assert_string_equal(m.users[1], "b");
+    msg_in_dispose(&m);
+    const char *un = "{\"type\":\"unsubscribe\",\"users\":[\"a\"]}";
+    assert_int_equal(msg_parse(un, strlen(un), &m, err, sizeof err), 0);
+    assert_int_equal(m.type, MSG_UNSUBSCRIBE);
+    msg_in_dispose(&m);
+    const char *bad[] = {
+        "{\"type\":\"subscribe\"}",
+        "{\"type\":\"subscribe\",\"users\":[]}",
+        "{\"type\":\"subscribe\",\"users\":\"a\"}",
+        "{\"type\":\"subscribe\",\"users\":[1]}",
+        "{\"type\":\"subscribe\",\"users\":[\"\"]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(msg_parse(bad[i], strlen(bad[i]), &m, err,
+                                   sizeof err), MSG_EFIELD);
+    /* jansson refuses an embedded NUL outright. */
+    const char *nul = "{\"type\":\"subscribe\",\"users\":[\"a\\u0000b\"]}";
+    assert_int_equal(msg_parse(nul, strlen(nul), &m, err, sizeof err),
+                     MSG_EJSON);
+    /* 1001 ids: one too many. */
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "{\"type\":\"subscribe\",\"users\":[");
+    for (int i = 0; i <= MSG_MAX_USERS; i++)
+        buf_puts(&b, i ? ",\"x\"" : "\"x\"");
+    buf_puts(&b, "]}");
+    assert_int_equal(msg_parse(b.data, b.len, &m, err, sizeof err),
+                     MSG_EFIELD);
+    buf_dispose(&b);
+}
+
+static void test_encode_online(void **state)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    assert_int_equal(msg_encode_online(&b, 7, 42), 0);
+    assert_string_equal(b.data, "{\"type\":\"online\",\"online\":7,\"seq\":42}");
+    buf_reset(&b);
+    assert_int_equal(msg_snapshot_begin_partial(&b, 3, 2), 0);
+    assert_int_equal(msg_snapshot_end(&b), 0);
+    assert_string_equal(b.data, "{\"type\":\"snapshot\",\"seq\":3,"
+                                "\"partial\":true,\"online\":2,"
+                                "\"members\":[]}");
+    buf_dispose(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +613,8 @@ int main(void)
         cmocka_unit_test(test_parse_not_nul_terminated),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_parse_reasons),
+        cmocka_unit_test(test_parse_subscribe),
+        cmocka_unit_test(test_encode_online),
         cmocka_unit_test(test_parse_deep_nesting),
         cmocka_unit_test(test_error_code),
         cmocka_unit_test(test_append_string),
