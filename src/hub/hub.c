@@ -265,22 +265,33 @@ void hub_attach(struct conn *c)
     presence_get(srv->presence, c->org, c->user, on_self, &h);
     send_text(c, &enc);
 
-    buf_reset(&enc);
+    struct hub_org *o = org_get(srv, c->org, 1);
     uint64_t seq = presence_org_seq(srv->presence, c->org);
+    unsigned online, nusers = presence_org_size(srv->presence, c->org,
+                                                &online);
     if (c->subscriber) {
         /* docs/protocol.md: a subscriber starts with no members, only the
          * count, and adds the people it shows with "subscribe". */
-        unsigned online;
-        presence_org_size(srv->presence, c->org, &online);
+        buf_reset(&enc);
         msg_snapshot_begin_partial(&enc, seq, online);
+        msg_snapshot_end(&enc);
+        send_text(c, &enc);
     } else {
-        msg_snapshot_begin(&enc, seq);
-        presence_each(srv->presence, c->org, on_member, NULL);
+        /* One snapshot per organization, rebuilt only when an event or a
+         * new member made it stale: a reconnect storm encodes it once. */
+        if (!o->snap || o->snap_seq != seq || o->snap_users != nusers) {
+            frame_unref(o->snap);
+            buf_reset(&enc);
+            msg_snapshot_begin(&enc, seq);
+            presence_each(srv->presence, c->org, on_member, NULL);
+            msg_snapshot_end(&enc);
+            o->snap = frame_new_text(enc.data, enc.len);
+            o->snap_seq = seq;
+            o->snap_users = nusers;
+        }
+        conn_send(c, o->snap);
     }
-    msg_snapshot_end(&enc);
-    send_text(c, &enc);
 
-    struct hub_org *o = org_get(srv, c->org, 1);
     list_insert_tail(c->subscriber ? &o->subscribers : &o->conns,
                      &c->org_link);
     o->nconns++;
@@ -594,6 +605,11 @@ int hub_ensure_user(struct server *srv, const char *org, const char *user,
     } else if (name && *name && strcmp(name, u.name) != 0) {
         if (store_user_set_name(srv->store, org, user, name) == 0)
             snprintf(u.name, sizeof u.name, "%s", name);
+        struct hub_org *o = org_get(srv, org, 0);
+        if (o) { /* the cached snapshot shows the old name */
+            frame_unref(o->snap);
+            o->snap = NULL;
+        }
     }
     if (!known)
         return presence_add_user(srv->presence, org, user, u.name, u.status,
@@ -626,6 +642,7 @@ void hub_dispose(struct server *srv)
             free(w);
         }
         HASH_DEL(srv->orgs, o);
+        frame_unref(o->snap);
         free(o->id);
         free(o);
     }

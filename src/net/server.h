@@ -105,6 +105,9 @@ struct hub_org {
     struct watch *watches;      /* uthash by user id */
     struct list online_link;    /* in server.online_dirty */
     unsigned online_sent;       /* last online count told subscribers */
+    struct frame *snap;         /* the org-wide snapshot, while current */
+    uint64_t snap_seq;          /* ... as of this seq */
+    unsigned snap_users;        /* ... and this many members */
     UT_hash_handle hh;
 };
 
