@@ -96,6 +96,8 @@ static const struct setting settings[] = {
      "WebSocket messages per connection per second (burst: twice)"},
     {"large_org", T_INT, AT(large_org), 1, 100000000, "1000",
      "members from which subscribers get only the users they subscribed to"},
+    {"echo_endpoint", T_BOOL, AT(echo_endpoint), 0, 1, "0",
+     "mount /ws/echo (no authentication) for WebSocket conformance suites"},
     {"demo", T_BOOL, AT(demo), 0, 1, "0",
      "demo mode (generates a JWT secret if none is set)"},
 };

@@ -218,9 +218,47 @@ int server_demo_secret(const char *db, char *out, size_t outlen)
 
 /* ---- commands ----------------------------------------------------------- */
 
+/* SIGHUP re-reads the configuration from the same sources: the file, the
+ * environment and the command line as they were given. */
+static struct args serve_args;
+static char **serve_envp;
+
+static int reload_config(void *ud, struct config *out, char *err)
+{
+    struct args a = serve_args; /* load_config consumes flags: a copy */
+    char cerr[CONFIG_ERRLEN];
+    config_defaults(out);
+    const char *file = flag(&a, "config");
+    if (!file)
+        file = getenv("PRESENCED_CONFIG");
+    if ((file && config_load_file(out, file, cerr) != 0) ||
+        config_load_env(out, serve_envp, cerr) != 0) {
+        snprintf(err, CONFIG_ERRLEN, "%s", cerr);
+        return -1;
+    }
+    for (int i = 0; i < a.nflags; i++) {
+        if (!a.keys[i])
+            continue;
+        char key[64];
+        snprintf(key, sizeof key, "%s", a.keys[i]);
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        if (config_set(out, key, a.vals[i], cerr) != 0) {
+            snprintf(err, CONFIG_ERRLEN, "%s", cerr);
+            return -1;
+        }
+    }
+    if (a.demo)
+        out->demo = 1;
+    return 0;
+}
+
 static int cmd_serve(struct args *a, char **envp)
 {
     struct config c;
+    serve_args = *a;
+    serve_envp = envp;
     int rc = load_config(a, envp, &c, 1);
     if (rc)
         return rc;
@@ -230,7 +268,7 @@ static int cmd_serve(struct args *a, char **envp)
         fprintf(stderr, "presenced: libsodium failed to start\n");
         return 1;
     }
-    return server_run(&c) == 0 ? 0 : 1;
+    return server_run(&c, reload_config, NULL) == 0 ? 0 : 1;
 }
 
 static int cmd_org(struct args *a, char **envp)

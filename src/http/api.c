@@ -434,6 +434,7 @@ static void api_presence(struct conn *c, struct who *w)
     struct server *srv = c->srv;
     struct buf b;
     buf_init(&b, 0);
+    hub_sync_org(srv, w->org);
     buf_puts(&b, "{\"org\":");
     msg_append_string(&b, w->org);
     buf_printf(&b, ",\"seq\":%llu,\"members\":[",
@@ -720,6 +721,11 @@ void api_handle(struct conn *c, struct http_req *r)
         c->subscriber = q && query_get(q, qlen, "subscribe", sub, sizeof sub) > 0 &&
                         strcmp(sub, "0") != 0;
         ws_upgrade(c, r, w.org, w.user, w.session);
+        return;
+    }
+    if (is(r, -1, path, plen, "/ws/echo") && srv->cfg.echo_endpoint) {
+        if (ws_upgrade_check(c, r) == 0)
+            ws_upgrade(c, r, NULL, NULL, 0);
         return;
     }
     if (plen >= 4 && memcmp(path, "/ws/", 4) == 0) {

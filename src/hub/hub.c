@@ -241,6 +241,22 @@ static void on_member(void *ud, const struct presence_member *m)
     msg_snapshot_member(&enc, m);
 }
 
+static void on_load_missing(void *ud, const struct store_user *u)
+{
+    struct server *srv = ud;
+    if (presence_get(srv->presence, u->org, u->id, NULL, NULL) != 0)
+        on_load(ud, u);
+}
+
+void hub_sync_org(struct server *srv, const char *org)
+{
+    /* Users added by the CLI while we run are only in the database: a
+     * count tells cheaply whether any are missing. */
+    int n = store_user_count(srv->store, org);
+    if (n >= 0 && (unsigned)n != presence_org_size(srv->presence, org, NULL))
+        store_user_each(srv->store, org, on_load_missing, srv);
+}
+
 void hub_attach(struct conn *c)
 {
     struct server *srv = c->srv;
@@ -266,6 +282,7 @@ void hub_attach(struct conn *c)
     send_text(c, &enc);
 
     struct hub_org *o = org_get(srv, c->org, 1);
+    hub_sync_org(srv, c->org);
     uint64_t seq = presence_org_seq(srv->presence, c->org);
     unsigned online, nusers = presence_org_size(srv->presence, c->org,
                                                 &online);

@@ -37,7 +37,16 @@ static void on_connection(uv_stream_t *l, int status)
 {
     struct server *srv = l->data;
     if (status < 0) {
-        log_warn("accept: %s", uv_strerror(status));
+        /* Out of descriptors: libuv accepts and drops the waiting peers
+         * and tries again at the next one; live connections go on. Say so
+         * once a second, not once per refused peer. */
+        static int64_t last_log;
+        server_now(srv);
+        if (srv->now - last_log >= 1000) {
+            last_log = srv->now;
+            log_warn("accept: %s (new connections refused for now)",
+                     uv_strerror(status));
+        }
         return;
     }
     server_now(srv);
@@ -126,11 +135,53 @@ static void begin_stop(struct server *srv, const char *why)
     uv_timer_start(&stop_timer, on_stop_timer, 200, 0);
 }
 
+static void restart_timer(uv_timer_t *t, uv_timer_cb cb, int64_t ms)
+{
+    uv_timer_start(t, cb, (uint64_t)ms, (uint64_t)ms);
+}
+
+/* SIGHUP: everything but the address, the database and demo mode takes
+ * effect now; windows already open keep their deadlines. */
+static void reload(struct server *srv)
+{
+    struct config c;
+    char err[CONFIG_ERRLEN] = "no reload source";
+    if (!srv->reload || srv->reload(srv->reload_ud, &c, err) != 0) {
+        log_error("SIGHUP: configuration not reloaded: %s", err);
+        return;
+    }
+    if (strcmp(c.listen, srv->cfg.listen) || strcmp(c.db, srv->cfg.db))
+        log_warn("SIGHUP: listen and db change only at restart");
+    snprintf(c.listen, sizeof c.listen, "%s", srv->cfg.listen);
+    snprintf(c.db, sizeof c.db, "%s", srv->cfg.db);
+    c.demo = srv->cfg.demo;
+    size_t n = strlen(c.jwt_secret);
+    if (n >= 32) {
+        memcpy(srv->secret, c.jwt_secret, n);
+        srv->secret_len = n;
+    } else if (n || !srv->cfg.demo) {
+        log_error("SIGHUP: jwt_secret shorter than 32 bytes; not reloaded");
+        return;
+    }
+    srv->cfg = c;
+    enum log_level lvl;
+    if (log_parse_level(c.log_level, &lvl) == 0)
+        log_set_level(lvl);
+    struct presence_opts o = {c.grace_ms, c.login_grace_ms,
+                              c.restart_grace_ms};
+    presence_set_opts(srv->presence, &o);
+    restart_timer(&srv->heartbeat, on_heartbeat, c.heartbeat_ms);
+    restart_timer(&srv->flush, on_flush, c.flush_ms);
+    restart_timer(&srv->sweep, on_sweep, c.sweep_ms);
+    log_info("SIGHUP: configuration reloaded");
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct server *srv = of((uv_handle_t *)s);
     if (signum == SIGHUP) {
-        log_info("SIGHUP: configuration reload is not supported yet");
+        server_now(srv);
+        reload(srv);
         return;
     }
     begin_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -174,11 +225,14 @@ static int load_secret(struct server *srv)
 
 int server_demo_secret(const char *db, char *out, size_t outlen);
 
-int server_run(const struct config *cfg)
+int server_run(const struct config *cfg, server_reload_cb *reload_cb,
+               void *ud)
 {
     struct server *srv = xcalloc(1, sizeof *srv);
     int rc = -1;
     srv->cfg = *cfg;
+    srv->reload = reload_cb;
+    srv->reload_ud = ud;
     list_init(&srv->conns);
     list_init(&srv->pending);
     list_init(&srv->lingering);
@@ -206,6 +260,9 @@ int server_run(const struct config *cfg)
         log_error("cannot open database %s: %s", cfg->db, err);
         goto out_free;
     }
+    /* A lock held by another process (a CLI command) must not stall the
+     * loop for long: writes that fail are retried at the next flush. */
+    store_set_busy_timeout(srv->store, 250);
     if (hub_init(srv) != 0) {
         log_error("cannot load users from %s", cfg->db);
         goto out_store;

@@ -26,6 +26,9 @@ struct presence_conn;
 struct store;
 struct frame;
 
+/* Builds the configuration again (SIGHUP): 0, or -1 with a reason. */
+typedef int server_reload_cb(void *ud, struct config *out, char *err);
+
 #define HTTP_MAX_HEADER (16 * 1024) /* request line + headers: 431 past it */
 
 enum conn_state {
@@ -91,6 +94,7 @@ struct conn {
     int64_t msg_window;         /* msg_rate: start of this second */
     uint32_t msg_count;
     int subscriber;             /* wants only the users it subscribed to */
+    int echo;                   /* /ws/echo: no presence, echoes messages */
     struct list subs;           /* struct sub.conn_link */
     unsigned nsubs;
 };
@@ -150,12 +154,15 @@ struct server {
     char listen_addr[128];      /* actual address, after bind */
     unsigned nconns_ws, nconns_all;
     int stopping;
+    server_reload_cb *reload;
+    void *reload_ud;
     int64_t now;                /* ms since the epoch, refreshed per event */
 };
 
-/* Runs the server until SIGTERM/SIGINT. cfg is copied. Returns 0 on a clean
- * stop, -1 if it could not start (reason logged). */
-int server_run(const struct config *cfg);
+/* Runs the server until SIGTERM/SIGINT. cfg is copied. On SIGHUP, reload
+ * (may be NULL) gives the new configuration. Returns 0 on a clean stop,
+ * -1 if it could not start (reason logged). */
+int server_run(const struct config *cfg, server_reload_cb *reload, void *ud);
 
 /* Refreshes srv->now from the real-time clock and returns it. */
 int64_t server_now(struct server *srv);
@@ -200,8 +207,8 @@ int api_init(void);
 
 /* ws/ws.c */
 /* Validates the upgrade headers; on success queues the 101 response and
- * switches c to CONN_WS (authenticated as org/user/session). Returns 0, or
- * -1 after responding with an error. */
+ * switches c to CONN_WS (authenticated as org/user/session; org NULL: the
+ * echo endpoint). Returns 0, or -1 after responding with an error. */
 /* 0 if r is a valid upgrade request, else -1 after a 400/426 answer. */
 int ws_upgrade_check(struct conn *c, struct http_req *r);
 int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
@@ -233,4 +240,6 @@ void hub_end_session(struct server *srv, const char *org, const char *user,
 int hub_ensure_user(struct server *srv, const char *org, const char *user,
                     const char *name);
 void hub_shutdown(struct server *srv);
+/* Loads members the store has and the core lacks (added by the CLI). */
+void hub_sync_org(struct server *srv, const char *org);
 #endif

@@ -256,6 +256,16 @@ struct presence *presence_new(const struct presence_opts *o,
     return p;
 }
 
+void presence_set_opts(struct presence *p, const struct presence_opts *o)
+{
+    /* Windows already open keep their deadlines; new ones use these.
+     * window_open() keeps each list sorted whatever the lengths. */
+    p->o = *o;
+    p->o.grace_ms = clamp0(p->o.grace_ms);
+    p->o.login_grace_ms = clamp0(p->o.login_grace_ms);
+    p->o.restart_grace_ms = clamp0(p->o.restart_grace_ms);
+}
+
 void presence_free(struct presence *p)
 {
     struct org *o, *otmp;
@@ -565,8 +575,10 @@ int presence_get(struct presence *p, const char *org, const char *user,
 
     if (!u)
         return PRESENCE_ENOENT;
-    fill_member(u, &m);
-    cb(ud, &m);
+    if (cb) {
+        fill_member(u, &m);
+        cb(ud, &m);
+    }
     return 0;
 }
 

@@ -100,6 +100,8 @@ typedef void presence_member_cb(void *ud, const struct presence_member *m);
 struct presence *presence_new(const struct presence_opts *o,
                               presence_event_cb *announce, void *ud);
 void presence_free(struct presence *p); /* NULL is a no-op; frees conns too */
+/* New window lengths (configuration reload); open windows keep theirs. */
+void presence_set_opts(struct presence *p, const struct presence_opts *o);
 
 /* Adds a known member without announcing anything (loading from the store,
  * or a user just created). 'stored' is the status kept in the database: if
@@ -166,7 +168,8 @@ int64_t presence_tick(struct presence *p, int64_t now);
 int presence_sweep_stale(struct presence *p, int64_t now,
                          int64_t older_than_ms);
 
-/* Looks one member up. Returns 0 or PRESENCE_ENOENT. */
+/* Looks one member up (cb may be NULL: just "is it there"). Returns 0 or
+ * PRESENCE_ENOENT. */
 int presence_get(struct presence *p, const char *org, const char *user,
                  presence_member_cb *cb, void *ud);
 

@@ -1184,6 +1184,11 @@ int store_server_clear(struct store *s, int64_t pid)
     return rc;
 }
 
+void store_set_busy_timeout(struct store *s, int ms)
+{
+    sqlite3_busy_timeout(s->db, ms);
+}
+
 int store_check(struct store *s, char *err)
 {
     sqlite3_stmt *st = s->st[ST_CHECK];

@@ -140,6 +140,10 @@ int store_server_set(struct store *s, const struct store_server *srv);
 int store_server_get(struct store *s, struct store_server *out);
 int store_server_clear(struct store *s, int64_t pid);
 
+/* How long a call waits for another process's lock before STORE_EIO
+ * (default 5000 ms; the server uses less so that its loop never stalls). */
+void store_set_busy_timeout(struct store *s, int ms);
+
 /* PRAGMA integrity_check == "ok": 0, else STORE_EIO. */
 int store_check(struct store *s, char *err);
 #endif

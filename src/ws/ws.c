@@ -51,6 +51,17 @@ static void on_msg(wslay_event_context_ptr ctx,
     struct conn *c = ud;
     if (c->state != CONN_WS)
         return;
+    if (c->echo) {
+        /* /ws/echo: the same frame code, answering each message with
+         * itself (conformance suites drive it). */
+        if (arg->opcode == WSLAY_TEXT_FRAME ||
+            arg->opcode == WSLAY_BINARY_FRAME) {
+            struct wslay_event_msg m = {arg->opcode, arg->msg,
+                                        arg->msg_length};
+            wslay_event_queue_msg(ctx, &m);
+        }
+        return;
+    }
     if (arg->opcode == WSLAY_TEXT_FRAME)
         hub_on_message(c, (const char *)arg->msg, arg->msg_length, 0);
     else if (arg->opcode == WSLAY_BINARY_FRAME)
@@ -88,7 +99,17 @@ void ws_on_data(struct conn *c)
     if (c->state == CONN_CLOSED)
         return;
     if (rc != 0) {
-        conn_close(c);
+        /* A frame wslay refuses outright (fragmented or oversized control
+         * frame, ...): the client still deserves to hear why, RFC 6455
+         * 7.4.1 "protocol error", unless a close already went out. */
+        if (!wslay_event_get_close_sent(c->ws)) {
+            struct frame *f = frame_new_close(1002, "protocol error");
+            conn_send(c, f);
+            frame_unref(f);
+        }
+        if (c->state == CONN_WS)
+            c->state = CONN_CLOSING;
+        conn_close_after_write(c);
         return;
     }
     pump(c);
@@ -209,11 +230,15 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     buf_dispose(&b);
 
     c->state = CONN_WS;
-    c->org = xstrdup(org);
-    c->user = xstrdup(user);
-    c->session_id = session_id;
     c->last_rx_ms = c->srv->now;
-    hub_attach(c);
+    if (org) {
+        c->org = xstrdup(org);
+        c->user = xstrdup(user);
+        c->session_id = session_id;
+        hub_attach(c);
+    } else {
+        c->echo = 1;
+    }
     /* Frames the client sent right behind its request. */
     if (c->state == CONN_WS && c->in.len) {
         size_t n;

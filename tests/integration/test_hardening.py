@@ -1,0 +1,313 @@
+"""Hardening (issue 5): raw frames, reload, echo endpoint, descriptors,
+crash durability, session fixation, isolation probing, injection."""
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import BIN, JWT_SECRET, RawWS, token_for, wait_until
+
+
+def raw(server, org="o1", user="u1", path=None):
+    r = RawWS(server.port, path or "/ws/presence/?token=" + token_for(org, user))
+    assert r.status == 101, r.head
+    if path is None:
+        assert r.recv_json()["type"] == "hello"
+        assert r.recv_json()["type"] == "snapshot"
+    return r
+
+
+# ---- WebSocket frames as raw bytes ----------------------------------------
+
+def test_invalid_utf8_split_across_fragments_closes_1007(server):
+    r = raw(server)
+    # "é" is C3 A9; the first fragment ends inside it, the second breaks it.
+    r.send_frame(0x1, b'{"type":"ping","x":"\xc3', fin=False)
+    r.send_frame(0x0, b'\x28"}', fin=True)
+    code, _, _ = r.wait_close(3)
+    assert code == 1007, code
+
+
+def test_whole_invalid_utf8_text_closes_1007(server):
+    r = raw(server)
+    r.send_frame(0x1, b'{"type":"ping","x":"\xff"}')
+    code, _, _ = r.wait_close(3)
+    assert code == 1007, code
+
+
+def test_valid_utf8_split_across_fragments_is_fine(server):
+    r = raw(server)
+    r.send_frame(0x1, b'{"type":"ping","x":"\xc3', fin=False)
+    r.send_frame(0x0, b'\xa9"}', fin=True)
+    assert r.recv_json()["type"] == "pong"
+
+
+def test_fragmented_control_frame_closes_1002(server):
+    r = raw(server)
+    r.send_frame(0x9, b"abc", fin=False)
+    code, _, _ = r.wait_close(3)
+    assert code == 1002, code
+
+
+def test_oversized_control_frame_closes_1002(server):
+    r = raw(server)
+    r.send_frame(0x9, b"x" * 126)
+    code, _, _ = r.wait_close(3)
+    assert code == 1002, code
+
+
+def test_ping_gets_pong_with_same_payload(server):
+    r = raw(server)
+    r.send_frame(0x9, b"hello-123")
+    while True:
+        op, payload = r.recv_frame(3)
+        if op == 0xA:
+            break
+    assert payload == b"hello-123"
+
+
+def test_continuation_without_start_closes_1002(server):
+    r = raw(server)
+    r.send_frame(0x0, b"abc", fin=True)
+    code, _, _ = r.wait_close(3)
+    assert code == 1002, code
+
+
+# ---- echo endpoint ------------------------------------------------------------
+
+def test_echo_endpoint_is_off_by_default(server):
+    r = RawWS(server.port, "/ws/echo")
+    assert r.status == 404
+
+
+@pytest.mark.settings(echo_endpoint=1)
+def test_echo_endpoint_echoes_text_binary_and_fragments(server):
+    r = raw(server, path="/ws/echo")
+    r.send_frame(0x1, "héllo")
+    assert r.recv_frame() == (0x1, "héllo".encode())
+    r.send_frame(0x2, b"\x00\x01\xff")
+    assert r.recv_frame() == (0x2, b"\x00\x01\xff")
+    r.send_frame(0x1, "ab", fin=False)
+    r.send_frame(0x9, b"mid")            # control frames may interleave
+    r.send_frame(0x0, "cd", fin=True)
+    got = [r.recv_frame(), r.recv_frame()]
+    assert (0xA, b"mid") in got and (0x1, b"abcd") in got, got
+    r.send_frame(0x8, b"\x03\xe8")
+    code, _, _ = r.wait_close(3)
+    assert code == 1000
+
+
+# ---- configuration reload -------------------------------------------------------
+
+def test_sighup_reloads_the_config_file(srv, tmp_path):
+    conf = tmp_path / "presenced.conf"
+    conf.write_text("msg_rate = 100\n")
+    srv.start(args=("--config", str(conf)))
+    c = srv.ws("o1", "u1")
+    for _ in range(10):
+        c.send_json({"type": "ping"})
+    for _ in range(10):
+        assert c.recv_json()["type"] == "pong"
+    conf.write_text("msg_rate = 3\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in srv.log_text(), 3,
+               what="reload log line")
+    time.sleep(1.1)   # a fresh one-second window
+    for _ in range(5):
+        c.send_json({"type": "ping"})
+    got = [c.recv_json()["type"] for _ in range(4)]
+    assert got == ["pong", "pong", "pong", "error"], got
+    # A bad file is refused and the running configuration kept.
+    conf.write_text("msg_rate = lots\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "not reloaded" in srv.log_text(), 3, what="refusal")
+    assert srv.http("GET", "/healthz").status_code == 200
+
+
+# ---- descriptors ------------------------------------------------------------------
+
+def test_out_of_descriptors_keeps_live_connections(srv):
+    # Start the server with a small descriptor limit of its own.
+    def lower():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+    env = srv.env(extra={"PRESENCED_CONN_RATE": "1000000"})
+    log = open(os.path.join(srv.dir, "emfile.log"), "w")
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:%d" % srv.port],
+                            env=env, stderr=log, stdout=log, preexec_fn=lower)
+    try:
+        wait_until(lambda: _healthy(srv), 10, what="server up")
+        live = [srv.ws("o1", "u%d" % i) for i in range(5)]
+        extra = []
+        for i in range(60):          # far past the limit
+            try:
+                extra.append(RawWS(srv.port, "/ws/presence/?token=" +
+                                   token_for("o1", "x%d" % i), timeout=1))
+            except Exception:
+                pass
+        # The live ones still work while the server is out of descriptors.
+        for c in live:
+            c.ping()
+        # Some were refused: the limit was really reached.
+        assert len(extra) < 60, len(extra)
+        for r in extra:
+            r.close()
+        # Descriptors come back, and new connections are accepted again.
+        wait_until(lambda: _healthy(srv), 10, what="accepting again")
+        late = srv.ws("o1", "late")
+        late.ping()
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        log.close()
+    text = open(os.path.join(srv.dir, "emfile.log")).read()
+    assert proc.returncode == 0
+    assert "ERROR: AddressSanitizer" not in text
+
+
+def _healthy(srv):
+    try:
+        return requests.get(srv.base + "/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+# ---- crash durability ---------------------------------------------------------------
+
+@pytest.mark.settings(flush="100ms", restart_grace="1s", msg_rate=1000000)
+def test_kill9_under_load_keeps_database_whole(srv):
+    srv.add_org("o1")
+    for i in range(20):
+        srv.add_user("o1", "u%d" % i)
+    srv.cli_ok("channel", "add", "--org", "o1", "--name", "all",
+               "--members", ",".join("u%d" % i for i in range(20)))
+    srv.start()
+    clients = [srv.ws("o1", "u%d" % i) for i in range(20)]
+    deadline = time.time() + 1.5
+    i = 0
+    while time.time() < deadline:      # status churn and writes in flight
+        clients[i % 20].set_manual("BUSY" if i % 2 else "ONLINE")
+        i += 1
+    srv.kill9()
+    db = sqlite3.connect(srv.db)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 20
+    assert db.execute("SELECT count(*) FROM channel_members").fetchone()[0] == 20
+    db.close()
+    srv.restart()
+    back = srv.ws("o1", "u0")
+    # Everyone else goes OFFLINE (reason restart) once the window closes.
+    gone = set()
+    deadline = time.time() + 6
+    while time.time() < deadline and len(gone) < 19:
+        m = back.recv_json(timeout=max(deadline - time.time(), 0.1))
+        if m["type"] == "presence" and m["status"] == "OFFLINE":
+            assert m["reason"] == "restart", m
+            gone.add(m["user"])
+    assert gone == {"u%d" % i for i in range(1, 20)}, gone
+    me = [m for m in srv.presence(token_for("o1", "u0"))["members"] if m["user"] == "u0"]
+    assert me[0]["status"] in ("ONLINE", "BUSY")
+
+
+# ---- auth ---------------------------------------------------------------------------
+
+def test_session_fixation_login_issues_a_new_session(server):
+    server.add_org("o1")
+    server.add_user("o1", "ann", email="ann@x.example")
+    planted = "A" * 43
+    r = requests.post(server.base + "/api/login",
+                      json={"email": "ann@x.example", "password": "pw-secret-123"},
+                      cookies={"presenced_session": planted})
+    assert r.status_code == 200, r.text
+    new = r.cookies.get("presenced_session")
+    assert new and new != planted
+    # The planted value never became a session.
+    assert server.http("GET", "/api/me", cookie=planted).status_code == 401
+    assert server.http("GET", "/api/me", cookie=new).status_code == 200
+    # Two logins: two different sessions.
+    r2 = requests.post(server.base + "/api/login",
+                       json={"email": "ann@x.example", "password": "pw-secret-123"})
+    assert r2.cookies.get("presenced_session") not in (None, new)
+
+
+def test_replayed_logout_session_is_refused(server):
+    server.add_org("o1")
+    server.add_user("o1", "ann", email="ann@x.example")
+    r = requests.post(server.base + "/api/login",
+                      json={"email": "ann@x.example", "password": "pw-secret-123"})
+    cookie = r.cookies.get("presenced_session")
+    out = server.http("POST", "/api/logout", cookie=cookie,
+                      headers={"X-Requested-With": "t"})
+    assert out.status_code == 200
+    for method, path in (("GET", "/api/me"), ("POST", "/api/logout")):
+        again = server.http(method, path, cookie=cookie,
+                            headers={"X-Requested-With": "t"})
+        assert again.status_code == 401, (path, again.status_code)
+
+
+# ---- isolation ----------------------------------------------------------------------
+
+def test_second_org_learns_nothing_from_any_route_or_message(server):
+    server.add_org("o1")
+    server.add_user("o1", "secret-user", name="Top Secret")
+    server.cli_ok("channel", "add", "--org", "o1", "--name", "hidden",
+                  "--members", "secret-user")
+    a = server.ws("o1", "secret-user")
+    spy_tok = token_for("o2", "spy")
+    spy = server.ws_token(spy_tok, label="spy")
+    chans = server.http("GET", "/api/channels", token=token_for("o1", "secret-user")).json()
+    cid = chans["channels"][0]["id"]
+    probes = [("GET", "/api/presence"), ("GET", "/api/me"),
+              ("GET", "/api/users/secret-user"), ("GET", "/api/channels"),
+              ("GET", "/api/channels/" + cid), ("GET", "/api/projects"),
+              ("GET", "/api/projects/p_000000000000"),
+              ("GET", "/api/users/nobody-at-all")]
+    for method, path in probes:
+        r = server.http(method, path, token=spy_tok)
+        assert "secret" not in r.text.lower() and "hidden" not in r.text, (path, r.text)
+        if "secret-user" in path or cid in path or "p_0" in path or "nobody" in path:
+            # Same answer for "exists elsewhere" and "exists nowhere".
+            assert r.status_code == 404, (path, r.status_code)
+            assert r.json() == server.http(method, "/api/users/nobody-at-all",
+                                           token=spy_tok).json() or "channel" in path \
+                or "project" in path
+    # Every message type from the spy: nothing about o1 comes back.
+    spy.send_json({"type": "subscribe", "users": ["secret-user"]})
+    part = spy.expect("snapshot", strict=True)
+    assert part["members"] == []
+    spy.send_json({"type": "status", "status": "BUSY"})
+    spy.send_json({"type": "ping"})
+    a.set_manual("AWAY")
+    deadline = time.time() + 1.5
+    while time.time() < deadline:
+        try:
+            m = spy.recv_json(timeout=0.3)
+        except Exception:
+            continue
+        assert "secret" not in json.dumps(m), m
+
+
+# ---- injection ------------------------------------------------------------------------
+
+def test_tricky_names_round_trip(server):
+    names = ["Robert'); DROP TABLE users;--", 'quote " and \\ backslash',
+             "tab\there\x01ctrl", "emoji 🎉👩‍💻", "é" * 100]   # 200 bytes
+    assert len(names[-1].encode()) == 200
+    server.add_org("o1")
+    for i, name in enumerate(names):
+        server.add_user("o1", "n%d" % i, name=name)
+    members = {m["user"]: m["name"] for m in
+               server.presence(token_for("o1", "n0"))["members"]}
+    for i, name in enumerate(names):
+        assert members["n%d" % i] == name, (i, members["n%d" % i])
+    c = server.ws("o1", "n3")
+    assert c.hello["name"] == names[3]
+    db = sqlite3.connect(server.db)
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] >= len(names)
+    db.close()
