@@ -160,6 +160,8 @@ static int on_complete(http_parser *p)
     return 0;
 }
 
+static void parse(struct conn *c);
+
 static const http_parser_settings settings = {
     .on_message_begin = on_begin,
     .on_url = on_url,
@@ -177,6 +179,20 @@ void http_conn_init(struct conn *c)
 }
 
 void http_on_data(struct conn *c)
+{
+    /* A response written inside the loop below resumes reading through
+     * http_done(); the loop itself then goes on with the next pipelined
+     * request, instead of a recursion as deep as the pipeline. */
+    if (c->parsing)
+        return;
+    c->parsing = 1;
+    conn_ref(c);
+    parse(c);
+    c->parsing = 0;
+    conn_unref(c);
+}
+
+static void parse(struct conn *c)
 {
     while (c->state == CONN_HTTP && c->in.len) {
         size_t n = http_parser_execute(&c->parser, &settings, c->in.data,

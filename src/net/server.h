@@ -95,6 +95,7 @@ struct conn {
     uint32_t msg_count;
     int subscriber;             /* wants only the users it subscribed to */
     int echo;                   /* /ws/echo: no presence, echoes messages */
+    int parsing;                /* inside http_on_data() */
     struct list subs;           /* struct sub.conn_link */
     unsigned nsubs;
 };
