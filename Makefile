@@ -25,7 +25,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WEB      := $(shell find web -type f 2>/dev/null)
 
-.PHONY: all run test unit integration browser asan deps test-deps clean bench
+.PHONY: all run test unit integration browser fuzz fuzz-smoke bench bench-big \
+        bench-smoke soak asan deps test-deps clean
 all: $(B)/presenced
 
 deps:
@@ -66,6 +67,21 @@ browser: $(B)/presenced
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && \
 	PRESENCED_BIN=$(abspath $(B)/presenced) node --test --test-concurrency=1 ./*.test.mjs
 
+# libFuzzer targets for every parser of outside input (clang, ASan, UBSan).
+FUZZ_SECONDS ?= 600
+fuzz:
+	$(MAKE) -C tests/fuzz fuzz SECONDS=$(FUZZ_SECONDS)
+fuzz-smoke:
+	$(MAKE) -C tests/fuzz run SECONDS=20
+
+# The load generator and the floor (bench/); figures go to bench/results.md.
+bench: all
+	$(MAKE) -C bench bench
+bench-big: all
+	$(MAKE) -C bench bench-big
+bench-smoke: all
+	$(MAKE) -C bench smoke
+
 asan:
 	$(MAKE) B=build-asan SAN=1 all
 
@@ -76,10 +92,11 @@ run: deps
 
 test: test-deps
 	$(MAKE) all
-	$(MAKE) unit integration browser
+	$(MAKE) unit integration browser bench-smoke fuzz-smoke
 	$(MAKE) B=build-asan SAN=1 unit integration
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan tests/fuzz/build
+	$(MAKE) -C bench clean
 
 -include $(OBJ:.o=.d) $(B)/obj/src/main.d
