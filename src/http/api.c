@@ -429,6 +429,35 @@ static void api_status(struct conn *c, struct http_req *r, struct who *w)
     respond_member(c, w->org, w->user);
 }
 
+static void manual_cb(void *ud, const struct presence_member *m)
+{
+    *(int *)ud = m->manual;
+}
+
+/* The caller as a member, plus its manual status (null if none), which
+ * only the caller may see: others see the effective status. */
+static void api_me(struct conn *c, struct who *w)
+{
+    struct buf b;
+    int manual = PRESENCE_UNSET;
+    buf_init(&b, 0);
+    if (presence_get(c->srv->presence, w->org, w->user, member_cb, &b) != 0) {
+        buf_dispose(&b);
+        http_error(c, 404, "not_found", "no such user");
+        return;
+    }
+    presence_get(c->srv->presence, w->org, w->user, manual_cb, &manual);
+    b.len--; /* the closing brace */
+    buf_puts(&b, ",\"manual\":");
+    if (manual == PRESENCE_UNSET)
+        buf_puts(&b, "null");
+    else
+        msg_append_string(&b, presence_status_name(manual));
+    buf_puts(&b, "}");
+    http_respond_json(c, 200, NULL, &b);
+    buf_dispose(&b);
+}
+
 static void api_presence(struct conn *c, struct who *w)
 {
     struct server *srv = c->srv;
@@ -597,10 +626,18 @@ static void api_groups(struct conn *c, struct who *w, int project,
     "X-Frame-Options: DENY\r\n"                                          \
     "Referrer-Policy: same-origin\r\n"
 
-static void serve_asset(struct conn *c, const struct asset *a)
+/* Files are revalidated on each use (no-cache) and answered 304 while
+ * the browser's copy is current: pages change with each build. */
+static void serve_asset(struct conn *c, struct http_req *r,
+                        const struct asset *a)
 {
-    http_respond(c, 200, PAGE_HEADERS, a->type, (const char *)a->data,
-                 a->len);
+    char hdr[1024];
+    snprintf(hdr, sizeof hdr, PAGE_HEADERS "Cache-Control: no-cache\r\n"
+             "ETag: %s\r\n", a->etag);
+    if (r->if_none_match && strcmp(r->if_none_match, a->etag) == 0)
+        http_respond(c, 304, hdr, a->type, "", 0);
+    else
+        http_respond(c, 200, hdr, a->type, (const char *)a->data, a->len);
 }
 
 static int prefix_id(const char *path, size_t plen, const char *prefix)
@@ -640,7 +677,7 @@ static int try_page(struct conn *c, struct http_req *r, const char *path,
         if (!a)
             http_error(c, 404, "not_found", "no such file");
         else
-            serve_asset(c, a);
+            serve_asset(c, r, a);
         return 1;
     }
     const char *file = page_for(path, plen);
@@ -661,7 +698,7 @@ static int try_page(struct conn *c, struct http_req *r, const char *path,
     if (!a)
         http_error(c, 404, "not_found", "page not built");
     else
-        serve_asset(c, a);
+        serve_asset(c, r, a);
     return 1;
 }
 
@@ -779,7 +816,7 @@ void api_handle(struct conn *c, struct http_req *r)
         /* Everything else under /api/ is read-only. */
         http_error(c, 405, "method_not_allowed", "use GET");
     } else if (is(r, -1, path, plen, "/api/me")) {
-        respond_member(c, w.org, w.user);
+        api_me(c, &w);
     } else if (is(r, -1, path, plen, "/api/presence")) {
         api_presence(c, &w);
     } else if (is(r, -1, path, plen, "/api/channels")) {

@@ -37,7 +37,8 @@ void http_req_free(struct http_req *r)
     buf_dispose(&r->hvalue);
     char **fields[] = {&r->host, &r->origin, &r->upgrade, &r->connection,
                        &r->ws_key, &r->ws_version, &r->authorization,
-                       &r->cookie, &r->xrw, &r->content_type};
+                       &r->cookie, &r->xrw, &r->content_type,
+                       &r->if_none_match};
     for (size_t i = 0; i < ARRAY_LEN(fields); i++)
         free(*fields[i]);
     free(r);
@@ -93,6 +94,7 @@ static void store_header(struct http_req *r)
         {"cookie", offsetof(struct http_req, cookie)},
         {"x-requested-with", offsetof(struct http_req, xrw)},
         {"content-type", offsetof(struct http_req, content_type)},
+        {"if-none-match", offsetof(struct http_req, if_none_match)},
     };
     if (!r->hname.len)
         return;
@@ -266,17 +268,20 @@ void http_respond(struct conn *c, int status, const char *extra_headers,
                http_should_keep_alive(&c->parser) && status < 400;
     struct buf b;
     buf_init(&b, 0);
+    /* API answers are never cached unless the caller says otherwise. */
+    int own_cache = extra_headers && strstr(extra_headers, "Cache-Control:");
     buf_printf(&b,
                "HTTP/1.1 %d %s\r\n"
                "Content-Type: %s\r\n"
                "Content-Length: %zu\r\n"
-               "Cache-Control: no-store\r\n"
+               "%s"
                "X-Content-Type-Options: nosniff\r\n"
                "Connection: %s\r\n%s\r\n",
                status, reason(status), content_type, len,
+               own_cache ? "" : "Cache-Control: no-store\r\n",
                keep ? "keep-alive" : "close",
                extra_headers ? extra_headers : "");
-    if (len && c->parser.method != HTTP_HEAD)
+    if (len && c->parser.method != HTTP_HEAD && status != 304)
         buf_append(&b, body, len);
     conn_send_bytes(c, b.data, b.len);
     buf_dispose(&b);

@@ -45,7 +45,7 @@ struct http_req {
     struct buf url;
     struct buf body;
     char *host, *origin, *upgrade, *connection, *ws_key, *ws_version,
-        *authorization, *cookie, *xrw, *content_type;
+        *authorization, *cookie, *xrw, *content_type, *if_none_match;
     int keep_alive;
     /* parser scratch */
     struct buf hname, hvalue;

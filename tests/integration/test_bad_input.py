@@ -1,0 +1,164 @@
+"""Bad input on the WebSocket and over HTTP: every bad client message gets an
+error frame and the connection stays usable; other clients never notice
+(docs/protocol.md "Client to server", "Liveness and close codes")."""
+
+import json
+import socket
+import struct
+
+import pytest
+import requests
+
+from conftest import RawWS, token_for
+
+# (frame sent, error code expected).  str is a text frame, bytes a binary one.
+BAD_MESSAGES = [
+    ("not json{", "bad_json"),
+    ("", "bad_json"),
+    ('{"type":"ping"', "bad_json"),
+    ("[1,2,3]", "bad_message"),
+    ('"a string"', "bad_message"),
+    ("42", "bad_message"),
+    ("null", "bad_message"),
+    ('{"type":"status","status":"AWAY","auto":"yes"}', "bad_message"),
+    (b"\x00\x01binary", "bad_message"),
+    (b'{"type":"ping"}', "bad_message"),
+    ('{"type":"dance"}', "unknown_type"),
+    ('{"status":"AWAY"}', "unknown_type"),
+    ('{"type":"status","status":"HAPPY"}', "invalid_status"),
+    ('{"type":"status"}', "invalid_status"),
+    ('{"type":"status","status":"BUSY","auto":true}', "invalid_status"),
+]
+
+
+def ids(case):
+    frame, code = case
+    return "%s-%s" % (code, (repr(frame))[:24])
+
+
+@pytest.mark.parametrize("frame,code", BAD_MESSAGES, ids=[ids(c) for c in BAD_MESSAGES])
+def test_bad_message_gets_error_and_connection_survives(shared_server, frame, code):
+    server = shared_server
+    org = "org-%d" % BAD_MESSAGES.index((frame, code))
+    other = server.ws(org, "other")
+    c = server.ws(org, "u1")
+    other.expect_presence("u1", "ONLINE", "connect")
+    if isinstance(frame, bytes):
+        c.send_bytes(frame)
+    else:
+        c.send_text(frame)
+    e = c.expect("error", strict=True)
+    assert e["code"] == code, e
+    assert isinstance(e.get("message"), str) and e["message"], e
+    # The same connection still works, and its status did not change.
+    c.ping()
+    c.ping()
+    other.assert_no_message(0.3)
+    other.ping()
+    c.set_manual("BUSY")
+    other.expect_presence("u1", "BUSY", "manual")
+
+
+def test_many_bad_messages_in_a_row(server):
+    c = server.ws("o1", "u1")
+    for frame, code in BAD_MESSAGES:
+        if isinstance(frame, bytes):
+            c.send_bytes(frame)
+        else:
+            c.send_text(frame)
+    got = [c.expect("error", strict=True)["code"] for _ in BAD_MESSAGES]
+    assert got == [code for _, code in BAD_MESSAGES]
+    c.ping()
+
+
+def test_invalid_utf8_text_closes_1007(server):
+    # RFC 6455 8.1: a text message that is not UTF-8 fails the connection
+    # with 1007 (docs/protocol.md "Liveness and close codes").
+    raw = RawWS(server.port, "/ws/presence/?token=" + token_for("o1", "u1"))
+    assert raw.status == 101
+    assert raw.recv_json()["type"] == "hello"
+    assert raw.recv_json()["type"] == "snapshot"
+    raw.send_frame(0x1, b'{"type":"\xff\xfe"}')
+    code, _, _ = raw.wait_close(3)
+    assert code == 1007, code
+    # Others are served all along.
+    assert server.http("GET", "/healthz").status_code == 200
+    raw.close()
+
+
+def test_oversized_message_closes_with_1009(server):
+    other = server.ws("o1", "other")
+    c = server.ws("o1", "u1")
+    other.expect_presence("u1", "ONLINE", "connect")
+    c.send_text(json.dumps({"type": "ping", "pad": "x" * 70000}))
+    code, _ = c.wait_closed(3)
+    assert code == 1009, code
+    other.ping()
+    # Closing starts the grace, then OFFLINE as for any disconnect.
+    other.expect_presence("u1", "OFFLINE", "grace_expired", timeout=4)
+
+
+@pytest.mark.settings(max_msg="1k")
+def test_max_msg_setting(server):
+    c = server.ws("o1", "u1")
+    assert c.hello["max_message"] == 1024
+    c.send_text(json.dumps({"type": "ping", "pad": "x" * 900}))     # < 1 KiB
+    c.expect("pong", strict=True)
+    c.send_fragments(['{"type":"ping","pad":"', "x" * 600, "y" * 600, '"}'])
+    code, _ = c.wait_closed(3)
+    assert code == 1009, "fragments adding up past max_msg: close %r" % code
+
+
+def test_unmasked_client_frame_is_protocol_error(server):
+    raw = RawWS(server.port, "/ws/presence/?token=" + token_for("o1", "u1"))
+    assert raw.status == 101
+    raw.send_frame(0x1, '{"type":"ping"}', mask=False)
+    code, _, _ = raw.wait_close(3)
+    assert code == 1002, code
+    raw.close()
+
+
+def test_reserved_bits_and_bad_opcode_are_protocol_errors(server):
+    for kw in ({"opcode": 0x1, "rsv": 0x4}, {"opcode": 0x3}):
+        raw = RawWS(server.port, "/ws/presence/?token=" + token_for("o1", "u1"))
+        assert raw.status == 101
+        opcode = kw.pop("opcode")
+        raw.send_frame(opcode, '{"type":"ping"}', **kw)
+        code, _, _ = raw.wait_close(3)
+        assert code == 1002, (opcode, kw, code)
+        raw.close()
+    assert requests.get(server.url("/healthz"), timeout=5).status_code == 200
+
+
+def test_garbage_http_request_does_not_hurt_the_server(server):
+    obs = server.ws("o1", "obs")
+    for junk in (b"GARBAGE\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,
+                 b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Long: " + b"a" * 200000 + b"\r\n\r\n"):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        try:
+            s.sendall(junk)
+            s.settimeout(3)
+            try:
+                resp = s.recv(4096)
+            except (socket.timeout, ConnectionResetError):
+                resp = b""
+        except (BrokenPipeError, ConnectionResetError):
+            resp = b""
+        finally:
+            s.close()
+        if resp:
+            assert resp.startswith(b"HTTP/1.1 4") or resp.startswith(b"HTTP/1.0 4"), resp[:100]
+    assert requests.get(server.url("/healthz"), timeout=5).status_code == 200
+    obs.ping()
+
+
+def test_client_disappearing_mid_frame(server):
+    obs = server.ws("o1", "obs")
+    raw = RawWS(server.port, "/ws/presence/?token=" + token_for("o1", "u1"))
+    assert raw.status == 101
+    obs.expect_presence("u1", "ONLINE", "connect")
+    # Header announcing 1000 bytes, then only 10, then the socket closes.
+    raw.sock.sendall(struct.pack("!BBH", 0x81, 0x80 | 126, 1000) + b"\x00" * 4 + b"x" * 10)
+    raw.sock.close()
+    obs.expect_presence("u1", "OFFLINE", "grace_expired", timeout=4)
+    obs.ping()

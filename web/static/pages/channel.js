@@ -1,0 +1,3 @@
+import { groupPage } from './group.js';
+
+groupPage('channels');

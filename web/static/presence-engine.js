@@ -1,0 +1,418 @@
+// presence-engine.js - the one WebSocket to /ws/presence/ and everything
+// that lives with it: heartbeat, reconnects with backoff, the idle detector
+// and the organization's member map.
+//
+// It runs either inside the SharedWorker (presence-worker.js, one for all
+// tabs of the browser) or, where that is unavailable, inside the page
+// (presence.js, "direct" mode). It never touches the DOM. It reports through
+// emit(msg) with these messages:
+//   {t:"state", state:"connecting"|"connected"|"offline", retryIn?:ms}
+//   {t:"frame", frame}   a server frame: hello, snapshot, presence, error
+//                        (and a synthetic error {code:"logged_out"} on 1008)
+//   {t:"manual", manual} the caller's manual status changed (null = none)
+
+export const STATUSES = ['ONLINE', 'AWAY', 'BUSY', 'OFFLINE'];
+
+export const BACKOFF_BASE_MS = 1000;
+export const BACKOFF_MAX_MS = 30000;
+// A connection that stayed open this long resets the backoff.
+const HEALTHY_MS = 10000;
+// After a wake-up (tab visible, network back) an open socket must answer a
+// ping within this time, else it is presumed dead (laptop sleep, NAT drop).
+const PROBE_MS = 5000;
+
+// Full jitter: a random delay in [0, min(max, base * 2^attempt)).
+export function backoffDelay(attempt, base = BACKOFF_BASE_MS,
+                             max = BACKOFF_MAX_MS, random = Math.random) {
+  const cap = Math.min(max, base * 2 ** Math.min(attempt, 20));
+  return Math.floor(random() * cap);
+}
+
+function member(f) {
+  return {
+    user: String(f.user),
+    name: typeof f.name === 'string' ? f.name : String(f.user),
+    status: STATUSES.includes(f.status) ? f.status : 'OFFLINE',
+    last_seen: typeof f.last_seen === 'number' ? f.last_seen : null,
+  };
+}
+
+export class Engine {
+  constructor({ url, token = null, emit, WebSocketImpl = globalThis.WebSocket,
+                now = () => Date.now() }) {
+    this.url = url;
+    this.token = token;
+    this.emit = emit;
+    this.WS = WebSocketImpl;
+    this.now = now;
+
+    this.ws = null;          // the single current socket; others are stale
+    this.wanted = false;     // start()ed and not stopped
+    this.state = 'offline';
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.beatTimer = 0;
+    this.probeTimer = 0;
+    this.idleTimer = 0;
+    this.openedAt = 0;
+    this.lastFrame = 0;
+    this.lastPing = 0;
+
+    this.hello = null;       // last hello, kept current (status, manual)
+    this.synced = false;     // a snapshot arrived on the current socket
+    this.seq = 0;
+    this.members = new Map();
+    this.manual = null;
+    this.pendingManual = null;
+
+    this.heartbeat = 30;
+    this.awayAfter = 300;
+    this.offlineAfter = 1800;
+    this.lastActivity = now();
+    this.autoSent = null;    // this connection's auto status as the server has it
+  }
+
+  // ---- lifecycle ------------------------------------------------------
+
+  start() {
+    this.wanted = true;
+    if (!this.ws && !this.retryTimer)
+      this._open();
+  }
+
+  // Reconnect at once if not connected (network back, tab visible); if a
+  // socket looks open, make sure it still is.
+  wake() {
+    this.wanted = true;
+    if (this.ws) {
+      if (this.ws.readyState === 1)
+        this._probe();
+      return;
+    }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    this._open();
+  }
+
+  // Drop the current socket (if any) and connect again now.
+  reconnect() {
+    this.wanted = true;
+    this._kill(false);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    this._open();
+  }
+
+  stop() {
+    this.wanted = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    this._kill(false);
+    this._setState('offline');
+  }
+
+  setToken(token) {
+    if (token)
+      this.token = token;
+  }
+
+  // ---- public actions -------------------------------------------------
+
+  // Manual status: BUSY, AWAY, OFFLINE ("appear offline"), ONLINE clears.
+  // Returns true when it went out on an open socket; otherwise it is sent
+  // as soon as the next connection says hello.
+  setStatus(status) {
+    if (!STATUSES.includes(status))
+      throw new TypeError('status must be one of ' + STATUSES.join(', '));
+    this._setManual(status === 'ONLINE' ? null : status);
+    if (this._send({ type: 'status', status })) {
+      this.pendingManual = null;
+      return true;
+    }
+    this.pendingManual = status;
+    return false;
+  }
+
+  // User activity somewhere (this page, or any tab through the worker).
+  activity() {
+    this.lastActivity = this.now();
+    if (this.autoSent && this.autoSent !== 'ONLINE')
+      this._syncAuto();
+    else if (!this.idleTimer)
+      this._scheduleIdle();
+  }
+
+  snapshotFrame() {
+    return { type: 'snapshot', seq: this.seq, members: [...this.members.values()].map((m) => ({ ...m })) };
+  }
+
+  helloFrame() {
+    return this.hello ? { ...this.hello, manual: this.manual } : null;
+  }
+
+  // ---- socket ---------------------------------------------------------
+
+  _fullUrl() {
+    if (!this.token)
+      return this.url;
+    const u = new URL(this.url);
+    u.searchParams.set('token', this.token);
+    return u.href;
+  }
+
+  _open() {
+    if (!this.wanted || this.ws)
+      return;
+    let ws;
+    try {
+      ws = new this.WS(this._fullUrl());
+    } catch (e) {
+      this._setState('offline');
+      this._scheduleRetry();
+      return;
+    }
+    this.ws = ws;
+    this.synced = false;
+    this.openedAt = 0;
+    this._setState('connecting');
+    ws.onopen = () => {
+      if (this.ws !== ws)
+        return;
+      this.openedAt = this.lastFrame = this.now();
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws)
+        return;
+      this.lastFrame = this.now();
+      this._frame(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws)
+        return;
+      this._detach();
+      this._dropped(ev.code, ev.reason);
+    };
+    ws.onerror = () => {};  // a close event follows
+  }
+
+  // Forget the current socket: its events are ignored from now on.
+  _detach() {
+    const ws = this.ws;
+    this.ws = null;
+    clearInterval(this.beatTimer);
+    clearTimeout(this.probeTimer);
+    this.beatTimer = this.probeTimer = 0;
+    this.autoSent = null;
+    this.synced = false;
+    if (ws)
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    return ws;
+  }
+
+  // Close the current socket ourselves; with retry, treat it as a drop.
+  _kill(retry) {
+    const ws = this._detach();
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch (e) { /* already closing */ }
+    }
+    if (retry && ws)
+      this._dropped(1006, 'no answer');
+  }
+
+  _dropped(code, reason) {
+    const lived = this.openedAt ? this.now() - this.openedAt : 0;
+    if (lived >= HEALTHY_MS)
+      this.attempt = 0;
+    if (code === 1008) {
+      // The login session was logged out: reconnecting cannot succeed.
+      this.wanted = false;
+      this.emit({ t: 'frame', frame: { type: 'error', code: 'logged_out', message: reason || 'logged out' } });
+      this._setState('offline');
+      return;
+    }
+    this._scheduleRetry();
+  }
+
+  _scheduleRetry() {
+    if (!this.wanted) {
+      this._setState('offline');
+      return;
+    }
+    clearTimeout(this.retryTimer);
+    const delay = backoffDelay(this.attempt++);
+    this._setState('offline', delay);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = 0;
+      this._open();
+    }, delay);
+  }
+
+  _send(obj) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1)
+      return false;
+    try {
+      ws.send(JSON.stringify(obj));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  _setState(state, retryIn) {
+    if (state === this.state && retryIn === undefined)
+      return;
+    this.state = state;
+    const msg = { t: 'state', state };
+    if (retryIn !== undefined)
+      msg.retryIn = retryIn;
+    this.emit(msg);
+  }
+
+  _setManual(manual) {
+    if (this.hello)
+      this.hello.manual = manual;
+    if (manual === this.manual)
+      return;
+    this.manual = manual;
+    this.emit({ t: 'manual', manual });
+  }
+
+  // ---- heartbeat ------------------------------------------------------
+
+  _startHeartbeat() {
+    clearInterval(this.beatTimer);
+    this.lastPing = 0;
+    this.beatTimer = setInterval(() => {
+      // The previous ping got no answer (nor anything else): dead socket.
+      if (this.lastPing && this.lastFrame < this.lastPing) {
+        this._kill(true);
+        return;
+      }
+      this.lastPing = this.now();
+      this._send({ type: 'ping' });
+    }, this.heartbeat * 1000);
+  }
+
+  _probe() {
+    if (this.probeTimer)
+      return;
+    const asked = this.now();
+    this._send({ type: 'ping' });
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = 0;
+      if (this.ws && this.lastFrame < asked)
+        this._kill(true);
+    }, PROBE_MS);
+  }
+
+  // ---- frames ---------------------------------------------------------
+
+  _frame(text) {
+    let f;
+    try {
+      f = JSON.parse(text);
+    } catch (e) {
+      return;
+    }
+    if (!f || typeof f !== 'object')
+      return;
+    switch (f.type) {
+    case 'hello':
+      this._hello(f);
+      break;
+    case 'snapshot':
+      this.members = new Map();
+      for (const m of Array.isArray(f.members) ? f.members : [])
+        if (m && m.user != null)
+          this.members.set(String(m.user), member(m));
+      this.seq = typeof f.seq === 'number' ? f.seq : 0;
+      this.synced = true;
+      this.emit({ t: 'frame', frame: this.snapshotFrame() });
+      break;
+    case 'presence': {
+      if (f.user == null)
+        return;
+      if (typeof f.seq === 'number') {
+        if (f.seq <= this.seq)
+          return;  // already in the snapshot
+        this.seq = f.seq;
+      }
+      const m = member(f);
+      this.members.set(m.user, m);
+      if (this.hello && m.user === String(this.hello.user)) {
+        this.hello.status = m.status;
+        if (typeof f.name === 'string')
+          this.hello.name = f.name;
+        // A manual change made elsewhere (another device, the HTTP API).
+        if (f.reason === 'manual')
+          this._setManual(m.status === 'ONLINE' ? null : m.status);
+      }
+      this.emit({ t: 'frame', frame: { ...f, ...m } });
+      break;
+    }
+    case 'pong':
+      break;
+    default:
+      this.emit({ t: 'frame', frame: f });
+    }
+  }
+
+  _hello(f) {
+    const num = (v, d) => (typeof v === 'number' && v > 0 ? v : d);
+    this.heartbeat = num(f.heartbeat, 30);
+    this.awayAfter = num(f.away_after, 300);
+    this.offlineAfter = num(f.offline_after, 1800);
+    this.hello = { ...f };
+    this.autoSent = 'ONLINE';  // a new connection starts ONLINE
+    this.manual = f.manual === undefined ? null : f.manual;
+    this._startHeartbeat();
+    this.emit({ t: 'frame', frame: this.helloFrame() });
+    this.emit({ t: 'manual', manual: this.manual });
+    this._setState('connected');
+    if (this.pendingManual) {
+      const s = this.pendingManual;
+      this.pendingManual = null;
+      this.setStatus(s);
+    }
+    this._syncAuto();
+  }
+
+  // ---- idle detector --------------------------------------------------
+
+  _wantedAuto() {
+    const idle = this.now() - this.lastActivity;
+    if (idle >= this.offlineAfter * 1000)
+      return 'OFFLINE';
+    if (idle >= this.awayAfter * 1000)
+      return 'AWAY';
+    return 'ONLINE';
+  }
+
+  // Report the auto status if it differs from what the server has.
+  _syncAuto() {
+    if (this.autoSent) {
+      const want = this._wantedAuto();
+      if (want !== this.autoSent &&
+          this._send({ type: 'status', status: want, auto: true }))
+        this.autoSent = want;
+    }
+    this._scheduleIdle();
+  }
+
+  _scheduleIdle() {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = 0;
+    const idle = this.now() - this.lastActivity;
+    const away = this.awayAfter * 1000;
+    const off = this.offlineAfter * 1000;
+    const next = idle < away ? away - idle : idle < off ? off - idle : -1;
+    if (next >= 0)
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = 0;
+        this._syncAuto();
+      }, next + 20);
+  }
+}
