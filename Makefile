@@ -82,6 +82,11 @@ bench-big: all
 bench-smoke: all
 	$(MAKE) -C bench smoke
 
+# Churns 10,000 connections for SOAK_SECONDS and checks RSS stays flat.
+SOAK_SECONDS ?= 300
+soak: all
+	$(PY) tests/soak/soak.py --bin $(B)/presenced --seconds $(SOAK_SECONDS)
+
 asan:
 	$(MAKE) B=build-asan SAN=1 all
 
