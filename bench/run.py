@@ -1,0 +1,662 @@
+#!/usr/bin/python3
+"""run.py - runs bench/loadgen and bench/floor against presenced.
+
+  run.py smoke [--server BIN]              a few seconds; exit 0 when sound
+  run.py bench [--big] [--server BIN] [--out results.md] [--runs N]
+
+Every server is started here, on 127.0.0.1 port 0 with a temp database and a
+generated secret, and stopped here (SIGTERM, then SIGKILL); every child has
+a timeout, so each run stops by itself. Standard library only.
+
+The server runs with its per-client-address limits lifted (--conn-rate,
+--msg-rate): the load generator plays thousands of people from four loopback
+addresses, and those limits exist for single abusive clients, not for this.
+
+Users exist before a measured run: each layout (users o<i%O>/u<i>) is
+provisioned once by `loadgen provision` on a server with --grace 1h, which
+leaves them stored as ONLINE. Each measured run starts a fresh server on a
+copy of that database:
+  - hold and storm with --restart-grace 1ms: everyone is OFFLINE again, so
+    every connect is announced to the organization (a cold start);
+  - fanout with --restart-grace 1h: reconnects announce nothing, so the
+    setup does not cost N^2/2 connect events, and the measured window holds
+    only the senders' changes.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LOADGEN = os.path.join(HERE, "loadgen")
+FLOOR = os.path.join(HERE, "floor")
+SECRET = "bench-" + os.urandom(16).hex()  # 38 bytes
+LIMITS_OFF = ["--msg-rate", "1000000", "--conn-rate", "1000000"]
+NICE = 0  # --nice: priority of every process a run starts
+
+
+def _renice():
+    if NICE:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, NICE)
+        except OSError:
+            pass  # not root: run at the normal priority
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+# ---- processes -----------------------------------------------------------
+
+class Proc:
+    """A background process whose output goes to a file; waits for a line."""
+
+    def __init__(self, argv, logpath, ready_re, timeout=20):
+        self.argv = argv
+        self.logpath = logpath
+        self.f = open(logpath, "w")
+        self.p = subprocess.Popen(argv, stdout=self.f, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL,
+                                  start_new_session=True,
+                                  preexec_fn=_renice)
+        self.pid = self.p.pid
+        self.port = None
+        end = time.time() + timeout
+        rx = re.compile(ready_re)
+        while time.time() < end:
+            with open(logpath) as r:
+                m = rx.search(r.read())
+            if m:
+                self.port = int(m.group(1))
+                return
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("%s did not start; log:\n%s" %
+                           (argv[0], open(logpath).read()[-2000:]))
+
+    def stop(self, timeout=20):
+        """SIGTERM, then SIGKILL; returns the exit code."""
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.f.close()
+        return self.p.returncode
+
+
+def start_server(binary, db, extra, tmp, tag):
+    argv = [binary, "serve", "--listen", "127.0.0.1:0", "--db", db,
+            "--jwt-secret", SECRET] + LIMITS_OFF + extra
+    return Proc(argv, os.path.join(tmp, "server-%s.log" % tag),
+                r"listening on http://127\.0\.0\.1:(\d+)")
+
+
+def start_floor(tmp, tag, max_seconds):
+    return Proc([FLOOR, "--port", "0", "--max-seconds", str(max_seconds)],
+                os.path.join(tmp, "floor-%s.log" % tag),
+                r"floor listening on 127\.0\.0\.1:(\d+)")
+
+
+def loadgen(args, port, pid, timeout, quiet=False):
+    """Runs loadgen; returns (exit code, its JSON line as a dict or None,
+    the command line with the run's port, secret and pid as placeholders)."""
+    argv = [LOADGEN] + args + ["--port", str(port), "--secret", SECRET]
+    if pid:
+        argv += ["--server-pid", str(pid)]
+    shown = " ".join(["bench/loadgen"] + args +
+                     ["--port", "$PORT", "--secret", "$SECRET"] +
+                     (["--server-pid", "$PID"] if pid else []))
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout, preexec_fn=_renice)
+    except subprocess.TimeoutExpired as e:
+        log("  loadgen timed out after %d s" % timeout)
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return 124, None, shown, out
+    result = None
+    for line in r.stdout.splitlines():
+        if line.startswith('{"scenario":'):
+            result = json.loads(line)
+        elif not quiet:
+            log(line)
+    if r.stderr.strip():
+        log(r.stderr.strip())
+    return r.returncode, result, shown, r.stdout
+
+
+# ---- the machine ---------------------------------------------------------
+
+def cpu_sample():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v), idle
+
+
+def busy_cores(a, b):
+    total, idle = b[0] - a[0], b[1] - a[1]
+    return (os.cpu_count() or 1) * (1 - idle / total) if total else 0.0
+
+
+def wait_quiet(limit_s, threshold=0.25):
+    """Waits (at most limit_s) for a second in which the machine uses under
+    threshold cores; returns the last second's busy cores."""
+    end = time.time() + limit_s
+    while True:
+        a = cpu_sample()
+        time.sleep(1)
+        b = cpu_sample()
+        busy = busy_cores(a, b)
+        if busy < threshold or time.time() >= end:
+            return busy
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    nofile = subprocess.run(["sh", "-c", "ulimit -Hn"], capture_output=True,
+                            text=True).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": os.uname().release,
+        "memory_gib": round(mem_kb / 1048576, 1),
+        "nofile_hard": nofile,
+        "os": open("/etc/debian_version").read().strip()
+        if os.path.exists("/etc/debian_version") else "?",
+    }
+
+
+# ---- provisioning --------------------------------------------------------
+
+def provision(server_bin, tmp, name, conns, orgs):
+    """Creates users o<i%orgs>/u<i> in a new database, stored ONLINE."""
+    db = os.path.join(tmp, "%s.db" % name)
+    srv = start_server(server_bin, db, ["--grace", "1h"], tmp, "prov-" + name)
+    try:
+        rc, res, _, _ = loadgen(["provision", "--conns", str(conns), "--orgs",
+                                 str(orgs), "--batch", "500", "--json-only"],
+                                srv.port, 0, 600, quiet=True)
+    finally:
+        code = srv.stop()
+    if rc != 0 or code != 0:
+        raise RuntimeError("provisioning %s failed (loadgen %d, server %d): %s"
+                           % (name, rc, code, res))
+    log("  provisioned %s: %d users in %d organizations (%.1f s)" %
+        (name, conns, orgs, res["connect_s"]))
+    return db
+
+
+def copy_db(template, tmp, tag):
+    db = os.path.join(tmp, "run-%s.db" % tag)
+    for sfx in ("", "-wal", "-shm"):
+        if os.path.exists(template + sfx):
+            shutil.copyfile(template + sfx, db + sfx)
+        elif os.path.exists(db + sfx):
+            os.unlink(db + sfx)
+    return db
+
+
+# ---- smoke ---------------------------------------------------------------
+
+def smoke(args):
+    """A few seconds: every scenario once, small, against a fresh server, and
+    fanout against the floor. Fails on any loss, error or unclean stop."""
+    t0 = time.time()
+    for b in (LOADGEN, FLOOR, args.server):
+        if not os.access(b, os.X_OK):
+            sys.exit("smoke: %s is not built" % b)
+    tmp = tempfile.mkdtemp(prefix="presenced-bench-smoke-")
+    ok = True
+    srv = flo = None
+    try:
+        srv = start_server(args.server, os.path.join(tmp, "smoke.db"), [],
+                           tmp, "smoke")
+        common = ["--source-addrs", "2", "--setup-timeout", "20",
+                  "--json-only"]
+        runs = [
+            ["fanout", "--conns", "200", "--orgs", "4", "--senders", "8",
+             "--seconds", "1.5", "--event-timeout", "5"],
+            ["fanout", "--conns", "200", "--orgs", "4", "--senders", "4",
+             "--rate", "50", "--flip", "auto", "--seconds", "1",
+             "--event-timeout", "5"],
+            ["hold", "--conns", "200", "--orgs", "2", "--idle-seconds", "0.5",
+             "--app-ping", "0.5"],
+            ["storm", "--conns", "200", "--orgs", "20"],
+        ]
+        for r in runs:
+            rc, res, shown, out = loadgen(r + common, srv.port, srv.pid, 40,
+                                          quiet=True)
+            good = rc == 0 and res is not None and \
+                res.get("connected") == 200 and res.get("lost", 0) == 0
+            log("smoke: %-6s rc=%d %s" % (r[0], rc, json.dumps(res)))
+            ok = ok and good
+        code = srv.stop()
+        srv = None
+        if code != 0:
+            log("smoke: server exited with %d" % code)
+            ok = False
+        flo = start_floor(tmp, "smoke", 30)
+        rc, res, _, _ = loadgen(["fanout", "--conns", "200", "--orgs", "4",
+                                 "--senders", "8", "--seconds", "1"] + common,
+                                flo.port, flo.pid, 30, quiet=True)
+        log("smoke: floor  rc=%d %s" % (rc, json.dumps(res)))
+        ok = ok and rc == 0 and res is not None and res["lost"] == 0
+    except Exception as e:  # a server that does not start, a timeout
+        log("smoke: %s" % e)
+        ok = False
+    finally:
+        if srv:
+            srv.stop()
+        if flo:
+            flo.stop()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log("smoke: logs kept in %s" % tmp)
+    log("smoke: %s in %.1f s" % ("ok" if ok else "FAILED", time.time() - t0))
+    return 0 if ok else 1
+
+
+# ---- the standard set ----------------------------------------------------
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r and isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def bench(args):
+    big = args.big
+    n_runs = args.runs
+    hold_idle = args.hold_idle or (90 if big else 30)
+    fan_secs = args.fan_seconds or (30 if big else 10)
+    p99_secs = args.fan_seconds or (60 if big else 20)
+    senders = args.senders
+    t_start = time.time()
+    tmp = tempfile.mkdtemp(prefix="presenced-bench-")
+    log("bench: temp dir %s, %d runs each%s" %
+        (tmp, n_runs, ", big" if big else ""))
+    m = machine()
+    log("bench: %s" % m)
+
+    layouts = {
+        "hold": (19500, 20),
+        "storm": (19500, 1950),
+        "fan10": (10000, 10),
+        "fan1": (10000, 1),
+    }
+    if args.only:
+        wanted = set(args.only.split(","))
+        need = {"hold": "hold", "storm": "storm", "fanout10": "fan10",
+                "fanout1": "fan1"}
+        layouts = {k: v for k, v in layouts.items()
+                   if any(need[w] == k for w in wanted)}
+    else:
+        wanted = {"hold", "fanout10", "fanout1", "storm"}
+    log("bench: provisioning users")
+    dbs = {}
+    for name, (n, o) in layouts.items():
+        dbs[name] = provision(args.server, tmp, name, n, o)
+
+    results = {"hold": [], "fanout10": [], "floor10": [], "fanout1": [],
+               "storm": []}
+    commands = {}
+    other_load = []
+
+    def measured(key, layout, srv_extra, lg_args, timeout, delay=0.0):
+        tag = "%s-%d" % (key, len(results[key]))
+        pre = wait_quiet(args.quiet_wait)
+        db = copy_db(dbs[layout], tmp, tag)
+        srv = start_server(args.server, db, srv_extra, tmp, tag)
+        try:
+            if delay:
+                time.sleep(delay)
+            a = cpu_sample()
+            rc, res, shown, _ = loadgen(lg_args, srv.port, srv.pid, timeout)
+            b = cpu_sample()
+        finally:
+            code = srv.stop()
+        if res is not None:
+            res["machine_busy_cores"] = round(busy_cores(a, b), 2)
+            res["busy_before_cores"] = round(pre, 2)
+            res["rc"] = rc
+        commands[key] = ("bench/../build/presenced serve --listen "
+                         "127.0.0.1:0 --db COPY.db --jwt-secret $SECRET " +
+                         " ".join(LIMITS_OFF + srv_extra) + "\n" + shown)
+        results[key].append(res)
+        if code != 0:
+            log("  server exited with %d (log %s)" % (code, srv.logpath))
+        return res
+
+    def floor_run(key, lg_args, timeout):
+        pre = wait_quiet(args.quiet_wait)
+        flo = start_floor(tmp, "%s-%d" % (key, len(results[key])),
+                          timeout + 30)
+        try:
+            a = cpu_sample()
+            rc, res, shown, _ = loadgen(lg_args, flo.port, flo.pid, timeout)
+            b = cpu_sample()
+        finally:
+            flo.stop()
+        if res is not None:
+            res["machine_busy_cores"] = round(busy_cores(a, b), 2)
+            res["busy_before_cores"] = round(pre, 2)
+            res["rc"] = rc
+        commands[key] = ("bench/floor --port 0\n" + shown)
+        results[key].append(res)
+        return res
+
+    fan10 = ["fanout", "--conns", "10000", "--orgs", "10", "--senders",
+             str(senders), "--seconds", str(fan_secs), "--source-addrs", "4"]
+    fan1 = ["fanout", "--conns", "10000", "--orgs", "1", "--senders", "100",
+            "--rate", "10", "--seconds", str(p99_secs), "--source-addrs", "4"]
+    hold = ["hold", "--conns", "19500", "--orgs", "20", "--idle-seconds",
+            str(hold_idle), "--source-addrs", "4", "--max-pending", "1000"]
+    storm = ["storm", "--conns", "19500", "--orgs", "1950",
+             "--source-addrs", "4"]
+
+    for i in range(n_runs):
+        log("bench: round %d of %d" % (i + 1, n_runs))
+        if "fanout10" in wanted:
+            log(" fanout 10 x 1,000, the floor:")
+            floor_run("floor10", fan10, 120 + fan_secs)
+            log(" fanout 10 x 1,000, presenced:")
+            measured("fanout10", "fan10", ["--restart-grace", "1h"], fan10,
+                     240 + fan_secs)
+        if "fanout1" in wanted:
+            log(" fanout 1 x 10,000 at 10 changes/s, presenced:")
+            measured("fanout1", "fan1", ["--restart-grace", "1h"], fan1,
+                     300 + p99_secs)
+        if "storm" in wanted:
+            log(" storm 19,500:")
+            measured("storm", "storm", ["--restart-grace", "1ms"], storm, 120,
+                     delay=0.5)
+        if "hold" in wanted:
+            log(" hold 19,500:")
+            measured("hold", "hold", ["--restart-grace", "1ms"], hold,
+                     300 + hold_idle, delay=0.5)
+
+    elapsed = time.time() - t_start
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump({"machine": m, "results": results, "commands": commands,
+                   "elapsed": elapsed, "big": big, "runs": n_runs,
+                   "senders": senders, "nice": NICE}, f, indent=1)
+    write_results(args, m, results, commands, elapsed, big)
+    ok = all(r and r.get("rc") == 0 for k in results for r in results[k])
+    if ok:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        log("bench: some runs failed; logs kept in %s" % tmp)
+    log("bench: done in %.0f s; wrote %s" % (elapsed, args.out))
+    return 0 if ok else 1
+
+
+def fmt(v, nd=1):
+    if isinstance(v, float) and v != v:
+        return "n/a"
+    if isinstance(v, float):
+        return ("{:,.%df}" % nd).format(v)
+    return "{:,}".format(v)
+
+
+def write_results(args, m, R, commands, elapsed, big):
+    L = []
+    w = L.append
+    w("# presenced benchmark results")
+    w("")
+    w("Written by `make -C bench %s` (bench/run.py) in %.0f s. Medians of %d "
+      "runs each; every run's JSON line is in the .json file next to this one." %
+      ("bench-big" if big else "bench", elapsed, args.runs))
+    w("")
+    w("## Machine")
+    w("")
+    w("| | |")
+    w("|---|---|")
+    w("| CPU | %s, %d cores (`nproc`) |" % (m["cpu"], m["nproc"]))
+    w("| memory | %s GiB |" % m["memory_gib"])
+    w("| kernel | Linux %s, Debian %s |" % (m["kernel"], m["os"]))
+    w("| descriptors | %s per process (hard limit) |" % m["nofile_hard"])
+    w("| network | loopback only; load generator and server share the cores |")
+    w("")
+    w("The server runs one event loop (one core). The load generator is one "
+      "thread. `busy` columns are the whole machine's CPU use during a run, "
+      "in cores (2.0 = both cores saturated); anything above server + "
+      "loadgen is other work on the machine. Server, floor and loadgen ran "
+      "at nice %d. The server's per-client-address limits are lifted "
+      "(`%s`): loadgen plays thousands of people from 4 loopback "
+      "addresses." % (NICE, " ".join(LIMITS_OFF)))
+    w("")
+
+    H, F10, FL, F1, S = (R["hold"], R["fanout10"], R["floor10"], R["fanout1"],
+                         R["storm"])
+    w("## Figures")
+    w("")
+    if H:
+        w("### hold: 19,500 idle connections, 20 organizations of 975")
+        w("")
+        w("| connect time (s) | RSS before (MiB) | RSS after (MiB) | bytes/conn "
+          "| kernel bytes/socket | idle CPU (% of a core) | extrapolated to "
+          "1,000,000 (% of a core) | busy |")
+        w("|---|---|---|---|---|---|---|---|")
+        w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            fmt(med(H, "connect_s"), 2), fmt(med(H, "rss_before") / 1048576),
+            fmt(med(H, "rss_after") / 1048576), fmt(med(H, "bytes_per_conn"), 0),
+            fmt(med(H, "kernel_bytes_per_socket"), 0),
+            fmt(med(H, "idle_cpu_pct"), 3), fmt(med(H, "idle_cpu_pct_at_1m"), 1),
+            fmt(med(H, "machine_busy_cores"), 2)))
+        w("")
+        w("Connect time is from the first connect to the last snapshot, with "
+          "every connect announced to its organization (users stored OFFLINE). "
+          "Bytes/conn is (RSS after - RSS before) / connections, the users "
+          "being loaded before; kernel bytes/socket is the Slab growth over "
+          "2 x connections (both ends are on this machine). Idle CPU is the "
+          "server's utime+stime over the idle window, 30 s heartbeats.")
+        w("")
+    if F10:
+        w("### fanout: 10 organizations of 1,000, %d senders, closed loop" %
+          args.senders)
+        w("")
+        w("| | deliveries/s | % of floor | p50 (ms) | p99 (ms) | p99.9 (ms) | "
+          "max (ms) | lost | server CPU | loadgen CPU | busy |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        ratios = [a["deliveries_per_s"] / b["deliveries_per_s"] * 100
+                  for a, b in zip(F10, FL) if a and b and b["deliveries_per_s"]]
+        for name, X, ratio in (("floor", FL, 100.0),
+                               ("presenced", F10,
+                                statistics.median(ratios) if ratios
+                                else float("nan"))):
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s %% | %s |" % (
+                name, fmt(med(X, "deliveries_per_s"), 0), fmt(ratio, 0),
+                fmt(med(X, "p50_ms"), 2), fmt(med(X, "p99_ms"), 2),
+                fmt(med(X, "p999_ms"), 2), fmt(med(X, "max_ms"), 2),
+                fmt(med(X, "lost"), 0), fmt(med(X, "server_cpu_pct"), 0),
+                fmt(med(X, "loadgen_cpu_pct"), 0),
+                fmt(med(X, "machine_busy_cores"), 2)))
+        w("")
+        w("Per round: " + "; ".join(
+            "floor %s, presenced %s: %s %%" % (fmt(b["deliveries_per_s"], 0),
+                                 fmt(a["deliveries_per_s"], 0),
+                                 fmt(a["deliveries_per_s"] /
+                                     b["deliveries_per_s"] * 100, 0))
+            for a, b in zip(F10, FL) if a and b and b["deliveries_per_s"]))
+        w("")
+        w("%% of floor is the median of the per-round ratios (floor and "
+          "presenced measured back to back in each round, same loadgen "
+          "command). Latency is per delivery, from the sender's send to each "
+          "receipt; with %d changes in flight it is mostly queueing (Little's "
+          "law). Lost counts every (event, member) pair that did not arrive." %
+          args.senders)
+        w("")
+    if F1:
+        w("### fanout: 1 organization of 10,000 at 10 changes/s")
+        w("")
+        w("| change to last receipt p50 (ms) | p99 (ms) | max (ms) | delivery "
+          "p99 (ms) | deliveries/s | lost | server CPU | busy |")
+        w("|---|---|---|---|---|---|---|---|")
+        w("| %s | %s | %s | %s | %s | %s | %s %% | %s |" % (
+            fmt(med(F1, "last_p50_ms"), 2), fmt(med(F1, "last_p99_ms"), 2),
+            fmt(med(F1, "last_max_ms"), 2), fmt(med(F1, "p99_ms"), 2),
+            fmt(med(F1, "deliveries_per_s"), 0), fmt(med(F1, "lost"), 0),
+            fmt(med(F1, "server_cpu_pct"), 0),
+            fmt(med(F1, "machine_busy_cores"), 2)))
+        w("")
+    if S:
+        w("### storm: 19,500 clients at once, 1,950 organizations of 10")
+        w("")
+        w("| upgrades/s | first connect to last snapshot (s) | connect->"
+          "snapshot p50 (ms) | p99 (ms) | failed | busy |")
+        w("|---|---|---|---|---|---|")
+        w("| %s | %s | %s | %s | %s | %s |" % (
+            fmt(med(S, "upgrades_per_s"), 0), fmt(med(S, "last_snapshot_s"), 3),
+            fmt(med(S, "conn_p50_ms"), 1), fmt(med(S, "conn_p99_ms"), 1),
+            fmt(med(S, "failed"), 0), fmt(med(S, "machine_busy_cores"), 2)))
+        w("")
+    w("## Commands")
+    w("")
+    w("Each measured run starts a fresh server on a copy of a provisioned "
+      "database (see the docstring of bench/run.py), then runs:")
+    w("")
+    for k in ("floor10", "fanout10", "fanout1", "storm", "hold"):
+        if k in commands:
+            w("%s:" % k)
+            w("")
+            w("```")
+            w(commands[k])
+            w("```")
+            w("")
+    w("## Every run")
+    w("")
+    w("```")
+    for k in ("hold", "floor10", "fanout10", "fanout1", "storm"):
+        for r in R[k]:
+            w(json.dumps(r))
+    w("```")
+    with open(args.out, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+# ---- profile -------------------------------------------------------------
+
+def profile(args):
+    """perf record of the server (or the floor) during fanout 10 x 1,000;
+    prints perf report's top entries."""
+    if not shutil.which("perf"):
+        sys.exit("profile: perf is not installed (linux-perf)")
+    tmp = tempfile.mkdtemp(prefix="presenced-bench-profile-")
+    secs = args.fan_seconds or 10
+    lg = ["fanout", "--conns", "10000", "--orgs", "10", "--senders",
+          str(args.senders), "--seconds", str(secs + 4), "--source-addrs", "4"]
+    if args.floor:
+        target = start_floor(tmp, "profile", secs + 200)
+    else:
+        db = provision(args.server, tmp, "fan10", 10000, 10)
+        target = start_server(args.server, db, ["--restart-grace", "1h"], tmp,
+                              "profile")
+    data = os.path.join(tmp, "perf.data")
+    try:
+        argv = [LOADGEN] + lg + ["--port", str(target.port), "--secret",
+                                 SECRET, "--server-pid", str(target.pid)]
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
+                             preexec_fn=_renice)
+        # The sending window opens about a second after the connect
+        # summary (the organizations settle first).
+        out = []
+        for line in p.stdout:
+            out.append(line)
+            if line.startswith("  CPU while connecting"):
+                break
+        time.sleep(args.profile_delay)
+        subprocess.run(["perf", "record", "-F", "999", "-g", "-o", data, "-p",
+                        str(target.pid), "--", "sleep", str(secs)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=secs + 60)
+        rest, _ = p.communicate(timeout=300)
+        log(("".join(out) + rest).strip())
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                              "--no-children", "--percent-limit", "0.7",
+                              "-g", "none", "--sort", "dso,symbol"],
+                             capture_output=True, text=True, timeout=300)
+        log("\n".join(l for l in rep.stdout.splitlines()
+                      if l and not l.startswith("#"))[:6000])
+    finally:
+        target.stop()
+    log("profile: perf data in %s" % data)
+    return 0
+
+
+def report(args):
+    """Rewrites the markdown from a results .json (run.py bench writes both)."""
+    global NICE
+    with open(args.json) as f:
+        d = json.load(f)
+    args.runs, args.senders, NICE = d["runs"], d["senders"], d["nice"]
+    write_results(args, d["machine"], d["results"], d["commands"],
+                  d["elapsed"], d["big"])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["smoke", "bench", "profile", "report"])
+    ap.add_argument("--json", default=os.path.join(HERE, "results.json"),
+                    help="report: the results file to render")
+    ap.add_argument("--server", default=os.path.join(ROOT, "build",
+                                                     "presenced"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("--big", action="store_true")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--senders", type=int, default=20)
+    ap.add_argument("--only", default="",
+                    help="comma list of hold,fanout10,fanout1,storm")
+    ap.add_argument("--quiet-wait", type=float, default=20,
+                    help="seconds to wait for an idle machine before a run")
+    ap.add_argument("--hold-idle", type=float, default=0,
+                    help="hold: idle window in seconds (30; big: 90)")
+    ap.add_argument("--fan-seconds", type=float, default=0,
+                    help="fanout: sending window in seconds (10 and 20; "
+                         "big: 30 and 60)")
+    ap.add_argument("--floor", action="store_true",
+                    help="profile: profile the floor instead of presenced")
+    ap.add_argument("--profile-delay", type=float, default=2,
+                    help="profile: seconds from the end of the connect "
+                         "phase to recording")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run server, floor and loadgen at this nice value "
+                         "(negative needs root), against other work on a "
+                         "shared machine")
+    args = ap.parse_args()
+    global NICE
+    NICE = args.nice
+    args.server = os.path.abspath(args.server)
+    if args.what == "smoke":
+        return smoke(args)
+    if args.what == "profile":
+        return profile(args)
+    if args.what == "report":
+        return report(args)
+    return bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
