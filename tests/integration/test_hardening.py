@@ -4,6 +4,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -311,3 +312,87 @@ def test_tricky_names_round_trip(server):
     db = sqlite3.connect(server.db)
     assert db.execute("SELECT count(*) FROM users").fetchone()[0] >= len(names)
     db.close()
+
+
+# ---- database trouble -------------------------------------------------------------
+
+@pytest.mark.settings(flush="200ms")
+def test_locked_database_presence_goes_on_then_catches_up(server):
+    a = server.ws("o1", "a")
+    b = server.ws("o1", "b")
+    # Another process takes the write lock and keeps it for 2 s.
+    locker = sqlite3.connect(server.db, timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        t = time.time()
+        b.set_manual("BUSY")                    # a manual write fails...
+        m = a.wait_presence("b", "BUSY")        # ...but presence goes on
+        assert m["reason"] == "manual"
+        a.ping()
+        assert time.time() - t < 1.5, "the loop stalled on the lock"
+        time.sleep(0.6)                         # a flush or two fail too
+    finally:
+        locker.rollback()
+        locker.close()
+    assert "store:" in server.log_text() or "could not" in server.log_text()
+    # The next flush retries and the row reaches the database.
+    wait_until(lambda: server.db_user("o1", "b")["status"] == 3, 5,
+               what="BUSY stored after the lock went away")
+    assert server.http("GET", "/healthz").status_code == 200
+
+
+# ---- many slow consumers ---------------------------------------------------------
+
+def _masked_text(text):
+    data = text.encode()
+    key = os.urandom(4)
+    assert len(data) < 126
+    return (bytes([0x81, 0x80 | len(data)]) + key +
+            bytes(b ^ key[i % 4] for i, b in enumerate(data)))
+
+
+# large_org=1: the slow ones follow only "flip", so joining does not already
+# fill their queues with each other's connect events.
+@pytest.mark.settings(max_out="64k", msg_rate=1000000, heartbeat="60s",
+                      conn_rate=1000000, large_org=1)
+def test_thousand_slow_consumers_are_dropped_memory_bounded(server):
+    flipper = server.ws("o1", "flip", name="F" * 180)
+    good = server.ws("o1", "good")
+    slow = []
+    for i in range(1000):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", server.port))
+        s.sendall(("GET /ws/presence/?subscribe=1&token=%s HTTP/1.1\r\n"
+                   "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n"
+                   % token_for("o1", "slow%d" % i)).encode())
+        s.sendall(_masked_text('{"type":"subscribe","users":["flip"]}'))
+        slow.append(s)
+    time.sleep(0.5)
+    lat = []
+    for i in range(6000):
+        flipper.send_json({"type": "status",
+                           "status": "BUSY" if i % 2 == 0 else "ONLINE"})
+        if i % 20 == 19:
+            t = time.time()
+            good.ping(timeout=10)
+            flipper.ping(timeout=10)
+            lat.append(time.time() - t)
+            if i % 500 == 499 and \
+                    server.log_text().count("output queue over") >= 1000:
+                break
+    dropped = server.log_text().count("output queue over")
+    rss = int([l for l in open("/proc/%d/status" % server.proc.pid)
+               if l.startswith("VmRSS")][0].split()[1])
+    for s in slow:
+        s.close()
+    assert dropped == 1000, dropped
+    # 1,000 queues capped at 64 KiB each: bounded, whatever they are sent.
+    assert rss < 300 * 1024, "server RSS %d KiB" % rss
+    good.ping()
+    lat.sort()
+    # The healthy clients were served all along (a functional bound, not a
+    # speed test: every round trip finished while the slow ones piled up).
+    assert lat[len(lat) // 2] < 2.0, lat[len(lat) // 2]
