@@ -593,12 +593,27 @@ void hub_end_session(struct server *srv, const char *org, const char *user,
     }
 }
 
+struct name_check {
+    const char *name;
+    int same;
+};
+
+static void same_name(void *ud, const struct presence_member *m)
+{
+    struct name_check *nc = ud;
+    nc->same = !nc->name || !*nc->name || strcmp(nc->name, m->name) == 0;
+}
+
 int hub_ensure_user(struct server *srv, const char *org, const char *user,
                     const char *name)
 {
-    struct fields f;
     struct store_user u;
-    int known = presence_get(srv->presence, org, user, get_fields, &f) == 0;
+    struct name_check nc = {name, 0};
+    /* The common case, a known user with an unchanged name, costs no
+     * database read: a reconnect storm stays in memory. */
+    if (presence_get(srv->presence, org, user, same_name, &nc) == 0 &&
+        nc.same)
+        return 0;
     int rc = store_user_get(srv->store, org, user, &u);
     if (rc == STORE_ENOENT) {
         rc = store_org_exists(srv->store, org);
@@ -628,11 +643,9 @@ int hub_ensure_user(struct server *srv, const char *org, const char *user,
             o->snap = NULL;
         }
     }
-    if (!known)
-        return presence_add_user(srv->presence, org, user, u.name, u.status,
-                                 u.manual, u.last_seen_ms, srv->now);
-    return presence_add_user(srv->presence, org, user, u.name,
-                             PRESENCE_OFFLINE, PRESENCE_UNSET, 0, srv->now);
+    /* For a known user this only refreshes the name. */
+    return presence_add_user(srv->presence, org, user, u.name, u.status,
+                             u.manual, u.last_seen_ms, srv->now);
 }
 
 void hub_shutdown(struct server *srv)
