@@ -396,3 +396,57 @@ def test_thousand_slow_consumers_are_dropped_memory_bounded(server):
     # The healthy clients were served all along (a functional bound, not a
     # speed test: every round trip finished while the slow ones piled up).
     assert lat[len(lat) // 2] < 2.0, lat[len(lat) // 2]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs of our own, so the database can run out of room or
+    turn read-only under a running server."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(d)],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): %s" % r.stderr)
+    yield d
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.mark.settings(flush="200ms")
+def test_disk_full_and_read_only_database(srv, small_disk):
+    srv.db = str(small_disk / "presenced.db")
+    srv.start()
+    a = srv.ws("o1", "a")
+    b = srv.ws("o1", "b")
+    time.sleep(0.5)                       # first rows written
+    filler = small_disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", "of=%s" % filler, "bs=64k"],
+                   capture_output=True)   # until the disk is full
+    b.set_manual("BUSY")
+    assert a.wait_presence("b", "BUSY")["reason"] == "manual"
+    a.set_auto("AWAY")
+    assert b.wait_presence("a", "AWAY")["reason"] == "idle"
+    time.sleep(0.6)                       # flushes fail meanwhile
+    assert srv.http("GET", "/healthz").status_code == 200
+    os.unlink(filler)
+    wait_until(lambda: (srv.db_user("o1", "b") or {}).get("status") == 3, 5,
+               what="BUSY written once there is room again")
+
+    # Read-only: a mount cannot turn read-only under open files (tmpfs says
+    # busy), so the server is started on a read-only database. SQLite cannot
+    # even keep its WAL there: the server says so and exits, not crashes.
+    srv.stop()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        srv.start(wait=False)
+        rc = srv.proc.wait(10)
+        assert rc == 1, rc
+        log = srv.log_text()
+        assert "cannot open database" in log, log[-2000:]
+        assert "AddressSanitizer" not in log
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    db = sqlite3.connect(srv.db)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 2
+    db.close()
