@@ -2,10 +2,10 @@
 // (3 s) and OFFLINE after offline_after (6 s); B moves the mouse and A sees
 // B ONLINE again.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Server, Person, launchBrowser, goto, waitForStatus, recordStatuses, readStatusLog,
+  demoSuite, goto, waitForStatus, recordStatuses, readStatusLog,
   serverMember, withDiagnostics, connState, sleep,
 } from './lib.mjs';
 
@@ -14,31 +14,12 @@ const OFFLINE_AFTER = 6000;
 const SLACK = 1000; // clock granularity of an idle detector that checks every second
 
 describe('idle detection', () => {
-  let server;
-  let browser;
-  const people = [];
-  const person = async (id) => {
-    const p = new Person(browser, server, id);
-    people.push(p);
-    return p.open();
-  };
-
-  before(async () => {
-    server = new Server();
-    server.seedDemo();
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    if (browser) await browser.close();
-    if (server) await server.cleanup();
-  });
+  const suite = demoSuite();
+  const { person } = suite;
 
   test('idle B goes AWAY at 3 s and OFFLINE at 6 s for A; moving the mouse brings B back ONLINE',
     { timeout: 90_000 },
-    withDiagnostics(() => server, () => people, async () => {
+    suite.run(async () => {
       const A = await person('ann');
       const pa = await A.login();
       await goto(pa, '/members');

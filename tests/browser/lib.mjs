@@ -1,3 +1,4 @@
+import { before, after } from 'node:test';
 // Helpers for the end-to-end browser tests of presenced.
 //
 // Each test file starts its own server (temp dir, demo data, short timings)
@@ -558,6 +559,32 @@ export async function connState(page) {
 // Wraps a test body so that a failure carries the server log tail and the
 // console/page errors of every person involved (with BROWSER_TEST_VERBOSE=1
 // the console/page errors are printed for passing tests too).
+/* One demo-seeded server and one Chromium for a describe() block: registers
+ * the before/after hooks and returns what the tests use. person(id) opens a
+ * browser context for that demo user; run(fn) wraps a test body so that a
+ * failure prints the server log and every page's console. */
+export function demoSuite(env = {}) {
+  const s = { server: null, browser: null, people: [] };
+  s.person = async (id) => {
+    const p = new Person(s.browser, s.server, id);
+    s.people.push(p);
+    return p.open();
+  };
+  s.run = (fn) => withDiagnostics(() => s.server, () => s.people, fn);
+  before(async () => {
+    s.server = new Server(env);
+    s.server.seedDemo();
+    await s.server.start();
+    s.browser = await launchBrowser();
+  });
+  after(async () => {
+    for (const p of s.people) await p.close();
+    if (s.browser) await s.browser.close();
+    if (s.server) await s.server.cleanup();
+  });
+  return s;
+}
+
 export function withDiagnostics(getServer, getPeople, fn) {
   return async (t) => {
     try {

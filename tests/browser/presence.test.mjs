@@ -2,39 +2,20 @@
 // sign-in (green within 2 s), Busy (red on the member directory, the channel
 // page, the channel list and the profile), "appear offline", sign-out (grey).
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Server, Person, launchBrowser, goto, waitForStatus, assertStatus, personInfo,
+  demoSuite, goto, waitForStatus, assertStatus, personInfo,
   apiGet, serverMember, keepActive, withDiagnostics, connState, waitUntil, assertChrome,
 } from './lib.mjs';
 
 describe('presence between two people', () => {
-  let server;
-  let browser;
-  const people = [];
-  const person = async (id) => {
-    const p = new Person(browser, server, id);
-    people.push(p);
-    return p.open();
-  };
-
-  before(async () => {
-    server = new Server();
-    server.seedDemo();
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    if (browser) await browser.close();
-    if (server) await server.cleanup();
-  });
+  const suite = demoSuite();
+  const { person } = suite;
 
   test('A sees B turn ONLINE within 2 s, BUSY on members/channel/profile, OFFLINE after sign-out',
     { timeout: 90_000 },
-    withDiagnostics(() => server, () => people, async () => {
+    suite.run(async () => {
       const A = await person('ann');
       // A wrong password first: the error shows in #login-error, no way in.
       const pa = await A.newPage();

@@ -4,42 +4,23 @@
 // who left while the server was down is OFFLINE, and a status set after the
 // restart arrives live.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Server, Person, launchBrowser, goto, waitForStatus, recordConnState, readConnLog,
+  demoSuite, goto, waitForStatus, recordConnState, readConnLog,
   serverMember, withDiagnostics, connState, sleep, waitUntil, keepActive, recordStatuses, readStatusLog,
 } from './lib.mjs';
 
 describe('reconnect after a server restart', () => {
-  let server;
-  let browser;
-  const people = [];
-  const person = async (id) => {
-    const p = new Person(browser, server, id);
-    people.push(p);
-    return p.open();
-  };
-
-  before(async () => {
-    // A short restore window: bob, who left while the server was down, goes
-    // OFFLINE (reason restart) right after the start, before the page's
-    // reconnect, so the page must take it from the new snapshot.
-    server = new Server({ PRESENCED_RESTART_GRACE: '200ms' });
-    server.seedDemo();
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    if (browser) await browser.close();
-    if (server) await server.cleanup();
-  });
+  // A short restore window: bob, who left while the server was down, goes
+  // OFFLINE (reason restart) right after the start, before the page's
+  // reconnect, so the page must take it from the new snapshot.
+  const suite = demoSuite({ PRESENCED_RESTART_GRACE: '200ms' });
+  const { person } = suite;
 
   test('the page reconnects by itself after SIGTERM + restart and shows current statuses without a reload',
     { timeout: 120_000 },
-    withDiagnostics(() => server, () => people, async () => {
+    suite.run(async () => {
       const A = await person('ann');
       const pa = await A.login();
       await goto(pa, '/members');
@@ -64,7 +45,7 @@ describe('reconnect after a server restart', () => {
       assert.equal(await connState(pa), 'connected');
 
       // Network drop.
-      const stopped = await server.stop();
+      const stopped = await suite.server.stop();
       assert.ok(stopped, 'server was running');
       await waitUntil(async () => (await connState(pa)) !== 'connected', 10_000,
         "A's #conn-state to leave 'connected' once the server is gone");
@@ -75,7 +56,7 @@ describe('reconnect after a server restart', () => {
       bActive.stop();
       await B.close();
       await sleep(1500);
-      await server.start();
+      await suite.server.start();
 
       await waitUntil(async () => (await connState(pa)) === 'connected', 30_000,
         "A's #conn-state back to 'connected' after the restart");

@@ -3,41 +3,22 @@
 // tab makes them OFFLINE after the grace period; navigating from page to page
 // in the only tab does not flicker them OFFLINE.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Server, Person, launchBrowser, goto, waitForStatus, waitReady, recordStatuses, readStatusLog,
+  demoSuite, goto, waitForStatus, waitReady, recordStatuses, readStatusLog,
   serverMember, withDiagnostics, connState, sleep, waitUntil, keepActive,
 } from './lib.mjs';
 
 const GRACE = 1000;
 
 describe('tabs and navigation', () => {
-  let server;
-  let browser;
-  const people = [];
-  const person = async (id) => {
-    const p = new Person(browser, server, id);
-    people.push(p);
-    return p.open();
-  };
-
-  before(async () => {
-    server = new Server();
-    server.seedDemo();
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    if (browser) await browser.close();
-    if (server) await server.cleanup();
-  });
+  const suite = demoSuite();
+  const { person } = suite;
 
   test('three tabs of B use one WebSocket; activity in tab 3 keeps B ONLINE; closing all makes B OFFLINE',
     { timeout: 90_000 },
-    withDiagnostics(() => server, () => people, async () => {
+    suite.run(async () => {
       const A = await person('ann');
       const pa = await A.login();
       await goto(pa, '/members');
@@ -97,7 +78,7 @@ describe('tabs and navigation', () => {
 
   test('navigating members -> channels -> dashboard in the only tab does not flicker B OFFLINE for A',
     { timeout: 90_000 },
-    withDiagnostics(() => server, () => people, async () => {
+    suite.run(async () => {
       const A = await person('ann');
       const pa = await A.login();
       await goto(pa, '/members');
