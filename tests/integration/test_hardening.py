@@ -370,7 +370,14 @@ def test_thousand_slow_consumers_are_dropped_memory_bounded(server):
                    % token_for("o1", "slow%d" % i)).encode())
         s.sendall(_masked_text('{"type":"subscribe","users":["flip"]}'))
         slow.append(s)
+        if i % 50 == 49:
+            # The healthy ones read the connect events as they come (a
+            # websockets client stops reading past 32 unread messages).
+            good.ping(timeout=10)
+            flipper.ping(timeout=10)
     time.sleep(0.5)
+    good.ping(timeout=10)
+    flipper.ping(timeout=10)
     lat = []
     for i in range(6000):
         flipper.send_json({"type": "status",
