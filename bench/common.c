@@ -160,7 +160,10 @@ int64_t self_cpu_ns(void)
            ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
-long long kernel_slab(void) { return field_kb("/proc/meminfo", "Slab:"); }
+long long kernel_slab(void)
+{
+    return field_kb("/proc/meminfo", "Slab:");
+}
 
 long long kernel_tcp_mem(void)
 {
@@ -233,9 +236,13 @@ int frame_encode(int opcode, const void *payload, size_t len, uint8_t *out,
         return -1;
     cap_state = (struct capture){out, 0, cap};
     struct wslay_frame_iocb io = {
-        .fin = 1, .rsv = 0, .opcode = (uint8_t)opcode,
-        .payload_length = len, .mask = 0,
-        .data = payload, .data_length = len,
+        .fin = 1,
+        .rsv = 0,
+        .opcode = (uint8_t)opcode,
+        .payload_length = len,
+        .mask = 0,
+        .data = payload,
+        .data_length = len,
     };
     /* The callback takes every byte, so one call writes the whole frame
      * and leaves the context ready for the next. */

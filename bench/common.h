@@ -12,8 +12,8 @@
 
 /* ---- clocks ---------------------------------------------------------- */
 
-int64_t now_ns(void);      /* CLOCK_MONOTONIC, nanoseconds */
-int64_t wall_ms(void);     /* CLOCK_REALTIME, milliseconds */
+int64_t now_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
+int64_t wall_ms(void); /* CLOCK_REALTIME, milliseconds */
 
 /* ---- latency histogram ---------------------------------------------- */
 

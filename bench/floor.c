@@ -56,9 +56,9 @@ struct fconn {
     wslay_event_context_ptr ws;
     const uint8_t *rx;
     size_t rx_len;
-    struct ref **q;          /* ring of frame references */
+    struct ref **q; /* ring of frame references */
     unsigned qhead, qlen, qcap;
-    size_t off;              /* bytes of q[qhead] already written */
+    size_t off; /* bytes of q[qhead] already written */
     struct fconn *next_pending;
 };
 
@@ -251,15 +251,16 @@ static void publish(struct fconn *from, int status, int is_auto)
 {
     struct forg *o = &F.orgs[from->org];
     char json[256];
-    const char *reason = !is_auto ? "manual"
-                         : status == ST_ONLINE ? "active" : "idle";
-    int n = snprintf(json, sizeof json,
-                     "{\"type\":\"presence\",\"user\":\"u%d\",\"name\":\"u%d\","
-                     "\"status\":\"%s\",\"last_seen\":%lld,\"seq\":%llu,"
-                     "\"reason\":\"%s\"}",
-                     from->user, from->user, status_name(status),
-                     (long long)wall_ms(), (unsigned long long)++o->seq,
-                     reason);
+    const char *reason = !is_auto              ? "manual"
+                         : status == ST_ONLINE ? "active"
+                                               : "idle";
+    int n =
+        snprintf(json, sizeof json,
+                 "{\"type\":\"presence\",\"user\":\"u%d\",\"name\":\"u%d\","
+                 "\"status\":\"%s\",\"last_seen\":%lld,\"seq\":%llu,"
+                 "\"reason\":\"%s\"}",
+                 from->user, from->user, status_name(status),
+                 (long long)wall_ms(), (unsigned long long)++o->seq, reason);
     struct ref *r = ref_new(WSLAY_TEXT_FRAME, json, (size_t)n);
     for (int i = 0; i < o->n; i++)
         enqueue(o->m[i], r);
@@ -407,7 +408,8 @@ static long upgrade(struct fconn *c)
                  "HTTP/1.1 101 Switching Protocols\r\n"
                  "Upgrade: websocket\r\n"
                  "Connection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+                 "Sec-WebSocket-Accept: %s\r\n\r\n",
+                 accept);
     struct ref *r = ref_raw(resp, (size_t)n);
     enqueue(c, r);
     unref(r);
@@ -420,7 +422,8 @@ static long upgrade(struct fconn *c)
                  "{\"type\":\"hello\",\"user\":\"u%d\",\"org\":\"o%d\","
                  "\"name\":\"u%d\",\"heartbeat\":30,\"away_after\":300,"
                  "\"offline_after\":1800,\"status\":\"ONLINE\","
-                 "\"manual\":null,\"max_message\":65536}", user, org, user);
+                 "\"manual\":null,\"max_message\":65536}",
+                 user, org, user);
     send_text(c, json, (size_t)n);
     n = snprintf(json, sizeof json,
                  "{\"type\":\"snapshot\",\"seq\":%llu,\"members\":[]}",
@@ -456,7 +459,8 @@ static void on_readable(struct fconn *c)
         return;
     }
     size_t take = (size_t)n < REQ_CAP - 1 - c->req_len
-                      ? (size_t)n : REQ_CAP - 1 - c->req_len;
+                      ? (size_t)n
+                      : REQ_CAP - 1 - c->req_len;
     unsigned old = c->req_len;
     memcpy(c->req + old, F.rbuf, take);
     c->req_len += (unsigned)take;
@@ -492,18 +496,27 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     int port = 0;
     double max_seconds = 600;
-    static const struct option opts[] = {
-        {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'},
-        {"max-seconds", 1, 0, 't'}, {"help", 0, 0, '?'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"host", 1, 0, 'h'},
+                                         {"port", 1, 0, 'p'},
+                                         {"max-seconds", 1, 0, 't'},
+                                         {"help", 0, 0, '?'},
+                                         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 't': max_seconds = atof(optarg); break;
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 't':
+            max_seconds = atof(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: floor [--host 127.0.0.1] [--port P (0: any)]"
-                            " [--max-seconds T (600)]\n");
+            fprintf(stderr,
+                    "usage: floor [--host 127.0.0.1] [--port P (0: any)]"
+                    " [--max-seconds T (600)]\n");
             return 2;
         }
     }

@@ -77,10 +77,10 @@ struct client {
     int8_t manual;      /* hello said a manual status is set */
     int8_t sent_status; /* what the change in flight asked for */
     wslay_event_context_ptr ws;
-    char *hs;           /* request being sent, then response being read */
+    char *hs; /* request being sent, then response being read */
     unsigned hs_len, hs_sent;
-    char accept[32];    /* expected Sec-WebSocket-Accept */
-    const uint8_t *rx;  /* bytes being fed to wslay */
+    char accept[32];   /* expected Sec-WebSocket-Accept */
+    const uint8_t *rx; /* bytes being fed to wslay */
     size_t rx_len;
     uint64_t snap_seq, last_seq, deliveries, gaps, dups;
     int64_t t_start, t_upgraded, t_ready, sent_ns;
@@ -88,15 +88,15 @@ struct client {
 
 struct event {
     uint64_t seq;
-    int64_t sent;     /* 0: not caused by one of our changes */
+    int64_t sent; /* 0: not caused by one of our changes */
     uint32_t receipts;
     int32_t sender;
-    int done;         /* reached every member */
+    int done; /* reached every member */
 };
 
 struct org {
-    int members;      /* clients of this org that have their snapshot */
-    int members0;     /* members when the measured window started */
+    int members;  /* clients of this org that have their snapshot */
+    int members0; /* members when the measured window started */
     uint64_t start_seq, max_seq;
     uint64_t sends, matched, completed, unanswered, incomplete;
     uint64_t deliveries, spurious;
@@ -118,10 +118,10 @@ static struct {
     uint8_t *rbuf;
     int conn_lo, conn_hi, next_conn; /* connecting [lo, hi) */
     int64_t connect_t0;
-    int in_progress;                 /* connecting, not yet ready */
+    int in_progress; /* connecting, not yet ready */
     int ready, ever_ready, upgraded, failed, closed_unexpected;
     int64_t t_first_connect, t_last_upgraded, t_last_ready, last_event;
-    struct hist conn_lat;            /* connect -> snapshot */
+    struct hist conn_lat; /* connect -> snapshot */
     uint64_t snap_bytes, snaps, pings, pongs, errors, early, gaps, dups;
     uint64_t presence_rx; /* every event received, setup included */
     char first_error[256];
@@ -182,8 +182,9 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
     struct client *c = ud;
     ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
     if (n < 0) {
-        wslay_event_set_error(ctx, errno == EAGAIN ? WSLAY_ERR_WOULDBLOCK
-                                                   : WSLAY_ERR_CALLBACK_FAILURE);
+        wslay_event_set_error(ctx, errno == EAGAIN
+                                       ? WSLAY_ERR_WOULDBLOCK
+                                       : WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
     return n;
@@ -384,8 +385,7 @@ static void on_text(struct client *c, const char *m, size_t n)
         on_presence(c, m, n);
     } else if (tl == 8 && !memcmp(t, "snapshot", 8)) {
         uint64_t seq = 0;
-        if (json_u64(m, n, "\"seq\":", &seq) || !c->got_hello ||
-            c->got_snap) {
+        if (json_u64(m, n, "\"seq\":", &seq) || !c->got_hello || c->got_snap) {
             G.errors++;
             fail_note("unexpected snapshot%s (%d)", "", c->idx);
             return;
@@ -441,8 +441,8 @@ static void prepare(struct client *c)
     randombytes_buf(raw, sizeof raw);
     sodium_bin2base64(key, sizeof key, raw, sizeof raw,
                       sodium_base64_VARIANT_ORIGINAL);
-    int kn = snprintf(in, sizeof in, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
-                      key);
+    int kn =
+        snprintf(in, sizeof in, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
     EVP_Digest(in, (size_t)kn, sha, &shalen, EVP_sha1(), NULL);
     sodium_bin2base64(c->accept, sizeof c->accept, sha, shalen,
                       sodium_base64_VARIANT_ORIGINAL);
@@ -645,8 +645,9 @@ static void send_change(struct client *s)
     else
         st = s->status == ST_BUSY ? ST_ONLINE : ST_BUSY;
     char msg[96];
-    int n = snprintf(msg, sizeof msg, "{\"type\":\"status\",\"status\":\"%s\"%s}",
-                     status_name(st), auto_ ? ",\"auto\":true" : "");
+    int n =
+        snprintf(msg, sizeof msg, "{\"type\":\"status\",\"status\":\"%s\"%s}",
+                 status_name(st), auto_ ? ",\"auto\":true" : "");
     s->pending = 1;
     s->matched = 0;
     s->sent_status = (int8_t)st;
@@ -667,8 +668,9 @@ static void pace_connects(int64_t now)
         return;
     long due = G.conn_hi - G.next_conn;
     if (G.connect_rate > 0) {
-        long allowed = (long)((double)(now - G.connect_t0) / 1e9 *
-                              G.connect_rate) + 1 - (G.next_conn - G.conn_lo);
+        long allowed =
+            (long)((double)(now - G.connect_t0) / 1e9 * G.connect_rate) + 1 -
+            (G.next_conn - G.conn_lo);
         if (allowed < due)
             due = allowed;
     }
@@ -816,16 +818,15 @@ static int connect_range(int lo, int hi, double timeout_s)
     G.conn_hi = hi;
     G.connect_t0 = now_ns();
     pace_connects(G.connect_t0);
-    int ok = run_until(all_settled,
-                       G.connect_t0 + (int64_t)(timeout_s * 1e9));
+    int ok = run_until(all_settled, G.connect_t0 + (int64_t)(timeout_s * 1e9));
     double win = (double)(now_ns() - G.connect_t0) / 1e9;
     long long cpu1 = G.server_pid ? proc_cpu_ticks(G.server_pid) : -1;
     G.connect_server_cpu = G.cpu_server0 >= 0
                                ? (double)(cpu1 - G.cpu_server0) /
                                      (double)sysconf(_SC_CLK_TCK) / win * 100
                                : -1;
-    G.connect_self_cpu = (double)(self_cpu_ns() - G.cpu_self0) / 1e9 / win *
-                         100;
+    G.connect_self_cpu =
+        (double)(self_cpu_ns() - G.cpu_self0) / 1e9 / win * 100;
     /* The kernel's accept queue: SYNs dropped because it was full show
      * up as one-second (then three-second) retransmits in connect time.
      * Machine-wide counters; other listeners rarely overflow. */
@@ -857,7 +858,10 @@ static void close_all(void)
 
 /* ---- reporting ------------------------------------------------------- */
 
-static double ms(int64_t ns) { return (double)ns / 1e6; }
+static double ms(int64_t ns)
+{
+    return (double)ns / 1e6;
+}
 
 static void head(const char *scenario, int *first)
 {
@@ -873,9 +877,10 @@ static void conn_fields(int *first)
 {
     json_kv_i(stdout, "connected", G.ever_ready, first);
     json_kv_i(stdout, "failed", G.failed, first);
-    json_kv_d(stdout, "connect_s",
-              G.t_last_ready ? (double)(G.t_last_ready - G.t_first_connect) / 1e9
-                             : 0, first);
+    json_kv_d(
+        stdout, "connect_s",
+        G.t_last_ready ? (double)(G.t_last_ready - G.t_first_connect) / 1e9 : 0,
+        first);
     json_kv_d(stdout, "conn_p50_ms", ms(hist_pct(&G.conn_lat, 0.5)), first);
     json_kv_d(stdout, "conn_p99_ms", ms(hist_pct(&G.conn_lat, 0.99)), first);
     json_kv_d(stdout, "conn_max_ms", ms(G.conn_lat.max), first);
@@ -891,7 +896,8 @@ static void tail_fields(int *first)
 {
     json_kv_i(stdout, "presence_rx", (long long)G.presence_rx, first);
     json_kv_i(stdout, "closed_unexpected", G.closed_unexpected, first);
-    json_kv_i(stdout, "protocol_errors", (long long)(G.errors + G.early), first);
+    json_kv_i(stdout, "protocol_errors", (long long)(G.errors + G.early),
+              first);
     if (G.first_error[0]) {
         char clean[256];
         size_t j = 0;
@@ -925,7 +931,8 @@ static void human_connect(void)
           G.t_last_ready ? (double)(G.t_last_ready - G.t_first_connect) / 1e9
                          : 0,
           G.t_last_ready > G.t_first_connect
-              ? G.ever_ready / ((double)(G.t_last_ready - G.t_first_connect) / 1e9)
+              ? G.ever_ready /
+                    ((double)(G.t_last_ready - G.t_first_connect) / 1e9)
               : 0,
           ms(hist_pct(&G.conn_lat, 0.5)), ms(hist_pct(&G.conn_lat, 0.99)),
           ms(G.conn_lat.max));
@@ -948,13 +955,14 @@ static int scenario_hold(void)
     settle(30);
     long long rss1 = G.server_pid ? proc_rss(G.server_pid) : -1;
     long long slab1 = kernel_slab(), tcp1 = kernel_tcp_mem();
-    double per_conn = rss0 >= 0 && G.ready ? (double)(rss1 - rss0) / G.ready
-                                           : -1;
+    double per_conn =
+        rss0 >= 0 && G.ready ? (double)(rss1 - rss0) / G.ready : -1;
     double kper = G.ready ? (double)(slab1 - slab0) / (2.0 * G.ready) : -1;
     human("  server RSS %.1f MiB -> %.1f MiB: %.0f bytes per connection\n",
           rss0 / 1048576.0, rss1 / 1048576.0, per_conn);
     human("  kernel slab +%.1f MiB for %d socket pairs: ~%.0f bytes per "
-          "socket\n", (slab1 - slab0) / 1048576.0, G.ready, kper);
+          "socket\n",
+          (slab1 - slab0) / 1048576.0, G.ready, kper);
 
     long long cpu0 = G.server_pid ? proc_cpu_ticks(G.server_pid) : -1;
     uint64_t pings0 = G.pings;
@@ -1004,8 +1012,8 @@ static int scenario_storm(void)
     double up_s = (double)(G.t_last_upgraded - G.t_first_connect) / 1e9;
     double last_s = (double)(G.t_last_ready - G.t_first_connect) / 1e9;
     human("  %d upgrades in %.3f s: %.0f upgrades/s; last snapshot %.3f s "
-          "after the first connect\n", G.upgraded, up_s,
-          up_s > 0 ? G.upgraded / up_s : 0, last_s);
+          "after the first connect\n",
+          G.upgraded, up_s, up_s > 0 ? G.upgraded / up_s : 0, last_s);
     int first = 1;
     head("storm", &first);
     conn_fields(&first);
@@ -1021,8 +1029,8 @@ static int scenario_storm(void)
 
 static int scenario_provision(void)
 {
-    human("provision: %d users in %d organizations, %d at a time\n",
-          G.nconns, G.norgs, G.batch);
+    human("provision: %d users in %d organizations, %d at a time\n", G.nconns,
+          G.norgs, G.batch);
     for (int lo = 0; lo < G.nconns; lo += G.batch) {
         int hi = lo + G.batch < G.nconns ? lo + G.batch : G.nconns;
         connect_range(lo, hi, G.setup_timeout);
@@ -1073,7 +1081,8 @@ static int scenario_fanout(void)
     }
     /* Auto flips need no manual status in the way. */
     if (G.flip && !strcmp(G.flip, "auto")) {
-        static const char clear[] = "{\"type\":\"status\",\"status\":\"ONLINE\"}";
+        static const char clear[] =
+            "{\"type\":\"status\",\"status\":\"ONLINE\"}";
         for (int i = 0; i < G.nsenders; i++)
             if (G.cl[i].manual)
                 ws_send_text(&G.cl[i], clear, sizeof clear - 1);
@@ -1099,9 +1108,11 @@ static int scenario_fanout(void)
     G.t_rate0 = t0;
     run_for(G.seconds);
     G.sending = 0;
-    run_until(drained, now_ns() + (int64_t)(G.event_timeout * 1e9) +
-                           200 * 1000000LL);
-    check_timeouts(INT64_MAX); /* count what is still in flight */
+    run_until(drained,
+              now_ns() + (int64_t)(G.event_timeout * 1e9) + 200 * 1000000LL);
+    /* Count what is still in flight, as if its time were up. */
+    G.next_timeout_check = 0;
+    check_timeouts(now_ns() + (int64_t)(G.event_timeout * 1e9) + 1);
     settle(2);
     int64_t t1 = now_ns();
     long long cpu1 = G.server_pid ? proc_cpu_ticks(G.server_pid) : -1;
@@ -1134,7 +1145,8 @@ static int scenario_fanout(void)
           (unsigned long long)G.sends, (unsigned long long)G.skipped, events,
           (unsigned long long)G.deliveries, win, dps);
     human("  delivery latency p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, "
-          "max %.3f ms\n", ms(hist_pct(&G.lat, 0.5)), ms(hist_pct(&G.lat, 0.99)),
+          "max %.3f ms\n",
+          ms(hist_pct(&G.lat, 0.5)), ms(hist_pct(&G.lat, 0.99)),
           ms(hist_pct(&G.lat, 0.999)), ms(G.lat.max));
     human("  change to last receipt p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
           ms(hist_pct(&G.lat_last, 0.5)), ms(hist_pct(&G.lat_last, 0.99)),
@@ -1181,43 +1193,47 @@ static int scenario_fanout(void)
     }
     tail_fields(&first);
     free(lost_org);
-    int ok = lost == 0 && G.gaps == 0 && G.dups == 0 && !G.errors &&
-             !G.early && G.sends > 0 && !G.closed_unexpected;
+    int ok = lost == 0 && G.gaps == 0 && G.dups == 0 && !G.errors && !G.early &&
+             G.sends > 0 && !G.closed_unexpected;
     close_all();
     return ok ? 0 : 1;
 }
 
 /* ---- main ------------------------------------------------------------ */
 
+static const char *const usage_lines[] = {
+    "usage: loadgen SCENARIO [options]",
+    "scenarios: hold | fanout | storm | provision",
+    "  --host H           server address, loopback only (127.0.0.1)",
+    "  --port P           server port (required)",
+    "  --secret S         the server's PRESENCED_JWT_SECRET (required)",
+    "  --path P           WebSocket path (/ws/presence/)",
+    "  --conns N          connections (100)",
+    "  --orgs O           organizations; connection i is o<i%O>/u<i> (1)",
+    "  --senders S        fanout: connections flipping their status (1)",
+    "  --rate R           fanout: changes per second in total; 0: each",
+    "                     sender sends its next change once the last one",
+    "                     reached every member (0)",
+    "  --flip manual|auto fanout: BUSY<->ONLINE, or AWAY<->ONLINE on the",
+    "                     sender's connection (manual)",
+    "  --seconds T        fanout: how long to send (5)",
+    "  --event-timeout T  fanout: give up on a change after T s (5)",
+    "  --idle-seconds T   hold: CPU measurement window (10)",
+    "  --app-ping T       send {\"type\":\"ping\"} every T s per connection",
+    "  --connect-rate R   connects per second, 0: no limit (0)",
+    "  --max-pending N    handshakes in flight at most, 0: no cap (1000)",
+    "  --batch N          provision: connections per batch (1000)",
+    "  --source-addrs K   bind 127.0.0.2 .. 127.0.0.K+1 (4; 0: no bind)",
+    "  --server-pid PID   read the server's RSS and CPU from /proc",
+    "  --setup-timeout T  connect phase limit in seconds (180)",
+    "  --label L          copied into the JSON line",
+    "  --json-only        print only the JSON line",
+};
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-"usage: loadgen SCENARIO [options]\n"
-"scenarios: hold | fanout | storm | provision\n"
-"  --host H            server address, loopback only (127.0.0.1)\n"
-"  --port P            server port (required)\n"
-"  --secret S          the server's PRESENCED_JWT_SECRET (required)\n"
-"  --path P            WebSocket path (/ws/presence/)\n"
-"  --conns N           connections (100)\n"
-"  --orgs O            organizations; connection i is o<i%%O>/u<i> (1)\n"
-"  --senders S         fanout: connections that flip their status (1)\n"
-"  --rate R            fanout: changes per second in total; 0: each sender\n"
-"                      sends its next change once the last one reached\n"
-"                      every member (0)\n"
-"  --flip manual|auto  fanout: BUSY<->ONLINE (manual) or AWAY<->ONLINE\n"
-"                      (auto, per connection) (manual)\n"
-"  --seconds T         fanout: how long to send (5)\n"
-"  --event-timeout T   fanout: give up on a change after T s (5)\n"
-"  --idle-seconds T    hold: CPU measurement window (10)\n"
-"  --app-ping T        send {\"type\":\"ping\"} every T s per connection (off)\n"
-"  --connect-rate R    connects per second, 0: no limit (0)\n"
-"  --max-pending N     handshakes in flight at most, 0: no cap (1000)\n"
-"  --batch N           provision: connections per batch (1000)\n"
-"  --source-addrs K    bind 127.0.0.2 .. 127.0.0.K+1 (4; 0: do not bind)\n"
-"  --server-pid PID    read the server's RSS and CPU from /proc\n"
-"  --setup-timeout T   connect phase limit in seconds (180)\n"
-"  --label L           copied into the JSON line\n"
-"  --json-only         print only the JSON line\n");
+    for (size_t i = 0; i < sizeof usage_lines / sizeof *usage_lines; i++)
+        fprintf(f, "%s\n", usage_lines[i]);
 }
 
 int main(int argc, char **argv)
@@ -1239,44 +1255,100 @@ int main(int argc, char **argv)
     G.batch = 1000;
     G.nsrc = 4;
     G.setup_timeout = 180;
-    static const struct option opts[] = {
-        {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'}, {"secret", 1, 0, 's'},
-        {"path", 1, 0, 'P'}, {"conns", 1, 0, 'n'}, {"orgs", 1, 0, 'o'},
-        {"senders", 1, 0, 'S'}, {"rate", 1, 0, 'r'}, {"flip", 1, 0, 'f'},
-        {"seconds", 1, 0, 't'}, {"event-timeout", 1, 0, 'E'},
-        {"idle-seconds", 1, 0, 'i'}, {"app-ping", 1, 0, 'a'},
-        {"connect-rate", 1, 0, 'c'}, {"max-pending", 1, 0, 'm'},
-        {"batch", 1, 0, 'b'}, {"source-addrs", 1, 0, 'k'},
-        {"server-pid", 1, 0, 'x'}, {"setup-timeout", 1, 0, 'T'},
-        {"label", 1, 0, 'l'}, {"json-only", 0, 0, 'j'}, {"help", 0, 0, '?'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"host", 1, 0, 'h'},
+                                         {"port", 1, 0, 'p'},
+                                         {"secret", 1, 0, 's'},
+                                         {"path", 1, 0, 'P'},
+                                         {"conns", 1, 0, 'n'},
+                                         {"orgs", 1, 0, 'o'},
+                                         {"senders", 1, 0, 'S'},
+                                         {"rate", 1, 0, 'r'},
+                                         {"flip", 1, 0, 'f'},
+                                         {"seconds", 1, 0, 't'},
+                                         {"event-timeout", 1, 0, 'E'},
+                                         {"idle-seconds", 1, 0, 'i'},
+                                         {"app-ping", 1, 0, 'a'},
+                                         {"connect-rate", 1, 0, 'c'},
+                                         {"max-pending", 1, 0, 'm'},
+                                         {"batch", 1, 0, 'b'},
+                                         {"source-addrs", 1, 0, 'k'},
+                                         {"server-pid", 1, 0, 'x'},
+                                         {"setup-timeout", 1, 0, 'T'},
+                                         {"label", 1, 0, 'l'},
+                                         {"json-only", 0, 0, 'j'},
+                                         {"help", 0, 0, '?'},
+                                         {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'h': G.host = optarg; break;
-        case 'p': G.port = atoi(optarg); break;
-        case 's': G.secret = optarg; break;
-        case 'P': G.path = optarg; break;
-        case 'n': G.nconns = atoi(optarg); break;
-        case 'o': G.norgs = atoi(optarg); break;
-        case 'S': G.nsenders = atoi(optarg); break;
-        case 'r': G.rate = atof(optarg); break;
-        case 'f': G.flip = optarg; break;
-        case 't': G.seconds = atof(optarg); break;
-        case 'E': G.event_timeout = atof(optarg); break;
-        case 'i': G.idle_seconds = atof(optarg); break;
-        case 'a': G.app_ping = atof(optarg); break;
-        case 'c': G.connect_rate = atof(optarg); break;
-        case 'm': G.max_pending = atoi(optarg); break;
-        case 'b': G.batch = atoi(optarg); break;
-        case 'k': G.nsrc = atoi(optarg); break;
-        case 'x': G.server_pid = atoi(optarg); break;
-        case 'T': G.setup_timeout = atof(optarg); break;
-        case 'l': G.label = optarg; break;
-        case 'j': G.json_only = 1; break;
+        case 'h':
+            G.host = optarg;
+            break;
+        case 'p':
+            G.port = atoi(optarg);
+            break;
+        case 's':
+            G.secret = optarg;
+            break;
+        case 'P':
+            G.path = optarg;
+            break;
+        case 'n':
+            G.nconns = atoi(optarg);
+            break;
+        case 'o':
+            G.norgs = atoi(optarg);
+            break;
+        case 'S':
+            G.nsenders = atoi(optarg);
+            break;
+        case 'r':
+            G.rate = atof(optarg);
+            break;
+        case 'f':
+            G.flip = optarg;
+            break;
+        case 't':
+            G.seconds = atof(optarg);
+            break;
+        case 'E':
+            G.event_timeout = atof(optarg);
+            break;
+        case 'i':
+            G.idle_seconds = atof(optarg);
+            break;
+        case 'a':
+            G.app_ping = atof(optarg);
+            break;
+        case 'c':
+            G.connect_rate = atof(optarg);
+            break;
+        case 'm':
+            G.max_pending = atoi(optarg);
+            break;
+        case 'b':
+            G.batch = atoi(optarg);
+            break;
+        case 'k':
+            G.nsrc = atoi(optarg);
+            break;
+        case 'x':
+            G.server_pid = atoi(optarg);
+            break;
+        case 'T':
+            G.setup_timeout = atof(optarg);
+            break;
+        case 'l':
+            G.label = optarg;
+            break;
+        case 'j':
+            G.json_only = 1;
+            break;
         case '?':
-        default: usage(stderr); return 2;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (G.flip && strcmp(G.flip, "manual") && strcmp(G.flip, "auto")) {
@@ -1311,8 +1383,10 @@ int main(int argc, char **argv)
                      G.event_timeout + 120));
     long lim = raise_nofile();
     if (lim > 0 && G.nconns + 16 > lim) {
-        fprintf(stderr, "loadgen: %d connections need more than the %ld "
-                        "descriptors this process may hold\n", G.nconns, lim);
+        fprintf(stderr,
+                "loadgen: %d connections need more than the %ld "
+                "descriptors this process may hold\n",
+                G.nconns, lim);
         return 2;
     }
     G.ep = epoll_create1(EPOLL_CLOEXEC);

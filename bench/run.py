@@ -177,7 +177,10 @@ def machine():
         mem_kb = int(f.readline().split()[1])
     nofile = subprocess.run(["sh", "-c", "ulimit -Hn"], capture_output=True,
                             text=True).stdout.strip()
+    rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip()
     return {
+        "presenced": rev or "?",
         "nproc": os.cpu_count(),
         "cpu": model,
         "kernel": os.uname().release,
@@ -341,7 +344,7 @@ def bench(args):
             res["machine_busy_cores"] = round(busy_cores(a, b), 2)
             res["busy_before_cores"] = round(pre, 2)
             res["rc"] = rc
-        commands[key] = ("bench/../build/presenced serve --listen "
+        commands[key] = ("build/presenced serve --listen "
                          "127.0.0.1:0 --db COPY.db --jwt-secret $SECRET " +
                          " ".join(LIMITS_OFF + srv_extra) + "\n" + shown)
         results[key].append(res)
@@ -416,6 +419,14 @@ def bench(args):
     return 0 if ok else 1
 
 
+def _sysctl(name):
+    try:
+        with open("/proc/sys/" + name) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
 def fmt(v, nd=1):
     if isinstance(v, float) and v != v:
         return "n/a"
@@ -442,6 +453,10 @@ def write_results(args, m, R, commands, elapsed, big):
     w("| kernel | Linux %s, Debian %s |" % (m["kernel"], m["os"]))
     w("| descriptors | %s per process (hard limit) |" % m["nofile_hard"])
     w("| network | loopback only; load generator and server share the cores |")
+    w("| presenced | `%s` (`git describe --always --dirty`) |" %
+      m.get("presenced", "?"))
+    w("| listen queue | net.core.somaxconn %s, tcp_max_syn_backlog %s |" % (
+        _sysctl("net/core/somaxconn"), _sysctl("net/ipv4/tcp_max_syn_backlog")))
     w("")
     w("The server runs one event loop (one core). The load generator is one "
       "thread. `busy` columns are the whole machine's CPU use during a run, "
@@ -477,6 +492,14 @@ def write_results(args, m, R, commands, elapsed, big):
           "being loaded before; kernel bytes/socket is the Slab growth over "
           "2 x connections (both ends are on this machine). Idle CPU is the "
           "server's utime+stime over the idle window, 30 s heartbeats.")
+        w("")
+        bpc, kps = med(H, "bytes_per_conn"), med(H, "kernel_bytes_per_socket")
+        w("Extrapolated to 1,000,000 idle connections at these per-connection "
+          "costs: %s GiB of server user space + %s GiB of kernel socket "
+          "memory (server side) = %s GiB, and %s %% of a core for heartbeats."
+          % (fmt(bpc * 1e6 / 2**30, 1), fmt(kps * 1e6 / 2**30, 1),
+             fmt((bpc + kps) * 1e6 / 2**30, 1),
+             fmt(med(H, "idle_cpu_pct_at_1m"), 0)))
         w("")
     if F10:
         w("### fanout: 10 organizations of 1,000, %d senders, closed loop" %
@@ -556,6 +579,11 @@ def write_results(args, m, R, commands, elapsed, big):
                 fmt(med(X, "connect_loadgen_cpu_pct"), 0),
                 fmt(med(X, "machine_busy_cores"), 2)))
         w("")
+        w("Listen overflows are SYNs the kernel dropped because the "
+          "server's accept queue was full (min(backlog, somaxconn)); those "
+          "clients retry after 1 s, then 3 s, which is what stretches the "
+          "time to the last snapshot.")
+        w("")
         w("The floor answers the upgrade without checking the token and "
           "sends an empty snapshot; presenced verifies the JWT, looks the "
           "user up, announces the connect to the organization and sends "
@@ -563,8 +591,23 @@ def write_results(args, m, R, commands, elapsed, big):
         w("")
     w("## Commands")
     w("")
-    w("Each measured run starts a fresh server on a copy of a provisioned "
-      "database (see the docstring of bench/run.py), then runs:")
+    w("`make -C bench bench` runs `bench/run.py bench --nice -10` (and "
+      "`bench-big` adds `--big`: 90 s idle, 30 s and 60 s fanout windows). "
+      "Users are created once per layout, O organizations of N/O users "
+      "(o<i%O>/u<i>), on a server that keeps them ONLINE, stopped with "
+      "SIGTERM:")
+    w("")
+    w("```")
+    w("build/presenced serve --listen 127.0.0.1:0 --db LAYOUT.db --jwt-secret "
+      "$SECRET %s --grace 1h" % " ".join(LIMITS_OFF))
+    w("bench/loadgen provision --conns N --orgs O --batch 500 --port $PORT "
+      "--secret $SECRET")
+    w("```")
+    w("")
+    w("Each measured run then starts a fresh server on a copy of that "
+      "database (`--restart-grace 1ms`: everyone OFFLINE, every connect "
+      "announced; `--restart-grace 1h`: reconnects announce nothing, so the "
+      "fanout setup costs no N^2/2 connect events), or the floor, and runs:")
     w("")
     for k in ("floor10", "fanout10", "floor1", "fanout1", "floor_storm",
               "storm", "hold"):
@@ -572,7 +615,7 @@ def write_results(args, m, R, commands, elapsed, big):
             w("%s:" % k)
             w("")
             w("```")
-            w(commands[k])
+            w(commands[k].replace("bench/../build/", "build/"))
             w("```")
             w("")
     w("## Every run")
