@@ -45,6 +45,7 @@ static struct hub_org *org_get(struct server *srv, const char *id, int create)
         list_init(&o->conns);
         list_init(&o->subscribers);
         list_init(&o->online_link);
+        o->synced_version = -1; /* never synced */
         HASH_ADD_KEYPTR(hh, srv->orgs, o->id, strlen(o->id), o);
     }
     return o;
@@ -250,11 +251,18 @@ static void on_load_missing(void *ud, const struct store_user *u)
 
 void hub_sync_org(struct server *srv, const char *org)
 {
-    /* Users added by the CLI while we run are only in the database: a
-     * count tells cheaply whether any are missing. */
+    /* Users added by the CLI while we run are only in the database. Only
+     * another process's commit can have added any, and SQLite's
+     * data_version says whether one happened: a connect costs no count
+     * of the organization unless it did. */
+    struct hub_org *o = org_get(srv, org, 1);
+    int64_t v = store_data_version(srv->store);
+    if (v >= 0 && v == o->synced_version)
+        return;
     int n = store_user_count(srv->store, org);
     if (n >= 0 && (unsigned)n != presence_org_size(srv->presence, org, NULL))
         store_user_each(srv->store, org, on_load_missing, srv);
+    o->synced_version = v;
 }
 
 void hub_attach(struct conn *c)

@@ -113,6 +113,7 @@ struct hub_org {
     struct frame *snap;         /* the org-wide snapshot, while current */
     uint64_t snap_seq;          /* ... as of this seq */
     unsigned snap_users;        /* ... and this many members */
+    int64_t synced_version;     /* store_data_version() at the last sync */
     UT_hash_handle hh;
 };
 

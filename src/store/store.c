@@ -141,6 +141,7 @@ enum stmt {
     ST_USER_EACH_ORG,
     ST_USER_COUNT_ALL,
     ST_USER_COUNT_ORG,
+    ST_DATA_VERSION,
     ST_RESET_STALE,
     ST_SESSION_ADD,
     ST_SESSION_GET,
@@ -199,6 +200,7 @@ static const char *const sql[ST__COUNT] = {
                          " ORDER BY id",
     [ST_USER_COUNT_ALL] = "SELECT count(*) FROM users",
     [ST_USER_COUNT_ORG] = "SELECT count(*) FROM users WHERE org = ?1",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
     /* The WHERE matches the users_awake partial index term for term. */
     [ST_RESET_STALE] = "UPDATE users SET status = 0"
                        " WHERE status <> 0 AND last_seen_ms < ?1",
@@ -921,6 +923,16 @@ int store_user_count(struct store *s, const char *org)
                           : fail(s, rc, "count users");
     done(st);
     return rc;
+}
+
+int64_t store_data_version(struct store *s)
+{
+    sqlite3_stmt *st = s->st[ST_DATA_VERSION];
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0)
+                                 : fail(s, rc, "data_version");
+    done(st);
+    return v;
 }
 
 /* ------------------------------------------------------------------------

@@ -96,6 +96,9 @@ int store_user_each(struct store *s, const char *org, store_user_cb *cb,
  * OFFLINE; returns how many (>= 0) or a STORE_E* code. */
 int store_reset_stale(struct store *s, int64_t cutoff_ms);
 int store_user_count(struct store *s, const char *org); /* >= 0 or error */
+/* A number that changes when another connection (a CLI command) commits
+ * to the file, and only then (PRAGMA data_version); < 0 on error. */
+int64_t store_data_version(struct store *s);
 
 /* Login sessions: only a SHA-256 hash of the token is stored. */
 int store_session_add(struct store *s, const unsigned char hash[32],

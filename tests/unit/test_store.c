@@ -1067,6 +1067,26 @@ static void *commit_later(void *arg)
 /* The CLI beside a running server: a second handle whose write arrives
  * while the first holds the write lock waits for it (busy timeout) instead
  * of failing. */
+static void test_data_version(void **state)
+{
+    struct fx *f = *state;
+    struct store *cli = NULL;
+    char err[STORE_ERRLEN];
+
+    assert_int_equal(store_open(&cli, f->path, err), 0);
+    int64_t v0 = store_data_version(f->s);
+    assert_true(v0 >= 0);
+    /* Our own commits do not move it... */
+    assert_int_equal(store_org_add(f->s, "mine", NULL), 0);
+    assert_int_equal(store_data_version(f->s), v0);
+    /* ...another connection's do. */
+    assert_int_equal(store_org_add(cli, "theirs", NULL), 0);
+    int64_t v1 = store_data_version(f->s);
+    assert_true(v1 != v0);
+    assert_int_equal(store_data_version(f->s), v1);
+    store_close(cli);
+}
+
 static void test_two_handles(void **state)
 {
     struct fx *f = *state;
@@ -1206,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_transactions),
         cmocka_unit_test_setup_teardown(test_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_statement_left_open, setup,
                                         teardown),
     };
