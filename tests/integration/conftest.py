@@ -483,6 +483,21 @@ def connect_status(url, headers=None, origin=None, timeout=5.0):
 
 # ---------------------------------------------------------- raw WS ----
 
+def slow_reader(port, path):
+    """A socket that asks for a WebSocket at path and then never reads.
+    Its small receive buffer, set before connecting, keeps the kernel from
+    soaking up megabytes on the server's behalf, so the server's own queue
+    for it fills. The 101 answer is left unread."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n" % path).encode())
+    return s
+
+
 class RawWS:
     """A WebSocket client over a plain socket: nothing is automatic (no
     pong, no close reply)."""

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, JWT_SECRET, RawWS, token_for, wait_until
+from conftest import BIN, JWT_SECRET, RawWS, slow_reader, token_for, wait_until
 
 
 def raw(server, org="o1", user="u1", path=None):
@@ -360,14 +360,8 @@ def test_thousand_slow_consumers_are_dropped_memory_bounded(server):
     good = server.ws("o1", "good")
     slow = []
     for i in range(1000):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.connect(("127.0.0.1", server.port))
-        s.sendall(("GET /ws/presence/?subscribe=1&token=%s HTTP/1.1\r\n"
-                   "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n"
-                   % token_for("o1", "slow%d" % i)).encode())
+        s = slow_reader(server.port, "/ws/presence/?subscribe=1&token=" +
+                        token_for("o1", "slow%d" % i))
         s.sendall(_masked_text('{"type":"subscribe","users":["flip"]}'))
         slow.append(s)
         if i % 50 == 49:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import RawWS, WSClient, connect_status, token_for
+from conftest import RawWS, WSClient, connect_status, slow_reader, token_for
 
 
 def raw_http(port, data, timeout=5.0, pause=None):
@@ -125,17 +125,8 @@ def test_message_rate_limit_error_frame(server):
 # for its silence.
 @pytest.mark.settings(max_out="64k", msg_rate=1000000, heartbeat="60s")
 def test_slow_consumer_is_dropped_others_unaffected(server):
-    # A raw client that never reads while events pile up for it. A small
-    # receive buffer set before connecting keeps the kernel from soaking up
-    # megabytes on the server's behalf.
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    sock.sendall(("GET /ws/presence/?token=%s HTTP/1.1\r\nHost: x\r\n"
-                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n"
-                  % token_for("o1", "slow")).encode())
+    # A raw client that never reads while events pile up for it.
+    sock = slow_reader(server.port, "/ws/presence/?token=" + token_for("o1", "slow"))
     assert sock.recv(12) == b"HTTP/1.1 101"
     good = server.ws("o1", "good")
     flipper = server.ws("o1", "flip", name="F" * 180)
