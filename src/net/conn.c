@@ -193,7 +193,9 @@ static void release(struct conn *c, unsigned k)
 
 static void on_write(uv_write_t *req, int status)
 {
-    struct conn *c = container_of(req, struct conn, wreq);
+    struct conn *c = req->data;
+    free(req);
+    c->wreq = NULL;
     release(c, c->out_inflight);
     c->out_inflight = 0;
     if (status < 0) {
@@ -241,8 +243,12 @@ static void start_write(struct conn *c)
         bufs[done].base += left;
         bufs[done].len -= (unsigned)left;
         c->out_inflight = n - done;
-        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs + done,
+        c->wreq = xmalloc(sizeof *c->wreq);
+        c->wreq->data = c;
+        if (uv_write(c->wreq, (uv_stream_t *)&c->tcp, bufs + done,
                      n - done, on_write) < 0) {
+            free(c->wreq);
+            c->wreq = NULL;
             c->out_inflight = 0;
             conn_close(c);
         }

@@ -353,6 +353,7 @@ out_loop:
     free(srv->loop);
 out_store:
     hub_dispose(srv);
+    ws_pool_free();
     store_close(srv->store);
 out_free:
     rate_free(srv->rates);

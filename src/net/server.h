@@ -25,6 +25,7 @@ struct presence;
 struct presence_conn;
 struct store;
 struct frame;
+struct ws_ctx;
 
 /* Builds the configuration again (SIGHUP): 0, or -1 with a reason. */
 typedef int server_reload_cb(void *ud, struct config *out, char *err);
@@ -67,7 +68,9 @@ struct conn {
     struct buf in;              /* unparsed input (HTTP) or WS bytes */
 
     /* WebSocket */
-    wslay_event_context_ptr ws;
+    struct ws_ctx *ws;           /* only while a message is being read */
+    uint64_t ws_fed, ws_framed; /* bytes given to wslay; in its frames */
+    int ws_in_msg;              /* a fragmented message is open */
     struct presence_conn *pc;
     uint64_t session_id;
     char *org, *user;           /* copies, for fan-out and logs */
@@ -82,7 +85,7 @@ struct conn {
     struct frame **outq;
     unsigned out_head, out_len, out_cap, out_inflight;
     size_t out_bytes;
-    uv_write_t wreq;
+    uv_write_t *wreq;           /* only while a write is in flight */
     struct list pending_link;   /* in server.pending: has output to flush */
     int close_after_write;
     int overflow;               /* queue cap hit: closed by the flusher */
@@ -218,6 +221,7 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
 void ws_on_data(struct conn *c);
 void ws_close(struct conn *c, uint16_t code, const char *reason);
 void ws_conn_free(struct conn *c);
+void ws_pool_free(void);             /* at exit: the idle contexts */
 
 /* hub/hub.c */
 int hub_init(struct server *srv);

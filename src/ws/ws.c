@@ -5,7 +5,15 @@
  * send_cb into the connection's frame queue, where broadcast frames made
  * once for many recipients (hub.c) join it. Because send_cb always takes
  * every byte, wslay never leaves a frame half-written in the queue, so its
- * frames and ours never interleave. */
+ * frames and ours never interleave.
+ *
+ * Memory: a wslay context is about 8.5 KiB (two 4 KiB frame buffers). An
+ * idle connection holds none: a context is taken from a small per-thread
+ * pool when bytes arrive and given back as soon as the input ends exactly
+ * on a message boundary with nothing left to send (ws_idle()). Such a
+ * context is in the state wslay starts in (next byte is a frame header,
+ * no message, empty queues), so it may serve another connection; its
+ * user data is a slot that says which. */
 #include <openssl/evp.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -18,10 +26,20 @@
 #include "util/xalloc.h"
 #include "ws/frame.h"
 
+/* A wslay context and the connection it serves now. */
+struct ws_ctx {
+    wslay_event_context_ptr ev;
+    struct conn *c;
+};
+
+#define WS_POOL 64 /* idle contexts kept for reuse, per thread */
+static _Thread_local struct ws_ctx *pool[WS_POOL];
+static _Thread_local unsigned npool;
+
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *ud)
 {
-    struct conn *c = ud;
+    struct conn *c = ((struct ws_ctx *)ud)->c;
     if (!c->rx_len) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
@@ -30,13 +48,14 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
     memcpy(buf, c->rx, n);
     c->rx += n;
     c->rx_len -= n;
+    c->ws_fed += n;
     return (ssize_t)n;
 }
 
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
                        size_t len, int flags, void *ud)
 {
-    struct conn *c = ud;
+    struct conn *c = ((struct ws_ctx *)ud)->c;
     if (c->state == CONN_CLOSED) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -48,7 +67,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
 static void on_msg(wslay_event_context_ptr ctx,
                    const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
-    struct conn *c = ud;
+    struct conn *c = ((struct ws_ctx *)ud)->c;
     if (c->state != CONN_WS)
         return;
     if (c->echo) {
@@ -68,11 +87,82 @@ static void on_msg(wslay_event_context_ptr ctx,
         hub_on_message(c, NULL, 0, 1); /* answered as bad_message */
 }
 
+/* Counts the bytes of every frame wslay accepted, header included (wslay
+ * refuses non-minimal lengths, and a server's frames are masked, so the
+ * header size follows from the payload length), and whether a fragmented
+ * message is open. Input ends on a boundary when all bytes fed were
+ * framed so. */
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *a,
+                           void *ud)
+{
+    struct conn *c = ((struct ws_ctx *)ud)->c;
+    uint64_t len = a->payload_length;
+    c->ws_framed += 2 + 4 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + len;
+    if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME)
+        c->ws_in_msg = !a->fin;
+    else if (a->opcode == WSLAY_CONTINUATION_FRAME && a->fin)
+        c->ws_in_msg = 0;
+}
+
 static const struct wslay_event_callbacks callbacks = {
     .recv_callback = recv_cb,
     .send_callback = send_cb,
     .on_msg_recv_callback = on_msg,
+    .on_frame_recv_start_callback = on_frame_start,
 };
+
+/* The connection's wslay context, from the pool or new; NULL if out of
+ * memory. */
+static wslay_event_context_ptr ws_ctx(struct conn *c)
+{
+    if (c->ws)
+        return c->ws->ev;
+    struct ws_ctx *w;
+    if (npool) {
+        w = pool[--npool];
+    } else {
+        w = xcalloc(1, sizeof *w);
+        if (wslay_event_context_server_init(&w->ev, &callbacks, w) != 0) {
+            free(w);
+            return NULL;
+        }
+    }
+    wslay_event_config_set_max_recv_msg_length(w->ev,
+                                               (uint64_t)c->srv->cfg.max_msg);
+    w->c = c;
+    c->ws = w;
+    c->ws_fed = c->ws_framed = 0;
+    c->ws_in_msg = 0;
+    return w->ev;
+}
+
+static void ws_ctx_drop(struct ws_ctx *w, int reusable)
+{
+    if (reusable && npool < WS_POOL) {
+        w->c = NULL;
+        pool[npool++] = w;
+        return;
+    }
+    wslay_event_context_free(w->ev);
+    free(w);
+}
+
+/* Gives the context back if the connection is between messages: every
+ * byte read belongs to a complete frame, no fragmented message is open,
+ * nothing waits to be sent, and no close has begun. */
+static void ws_idle(struct conn *c)
+{
+    struct ws_ctx *w = c->ws;
+    if (!w || c->state != CONN_WS || c->ws_fed != c->ws_framed ||
+        c->ws_in_msg || !wslay_event_want_read(w->ev) ||
+        wslay_event_want_write(w->ev) ||
+        wslay_event_get_close_received(w->ev) ||
+        wslay_event_get_close_sent(w->ev))
+        return;
+    c->ws = NULL;
+    ws_ctx_drop(w, 1);
+}
 
 /* Pushes what wslay has queued into our frame queue, and closes once the
  * close handshake is over (wslay wants neither to read nor to write). */
@@ -80,21 +170,29 @@ static void pump(struct conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
-    if (wslay_event_send(c->ws) != 0) {
+    wslay_event_context_ptr ev = c->ws->ev;
+    if (wslay_event_send(ev) != 0) {
         conn_close(c);
         return;
     }
-    if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
+    if (!wslay_event_want_read(ev) && !wslay_event_want_write(ev)) {
         if (c->state == CONN_WS)
             c->state = CONN_CLOSING;
         conn_close_after_write(c);
+        return;
     }
+    ws_idle(c);
 }
 
 void ws_on_data(struct conn *c)
 {
     c->last_rx_ms = c->srv->now;
-    int rc = wslay_event_recv(c->ws);
+    wslay_event_context_ptr ev = ws_ctx(c);
+    if (!ev) {
+        conn_close(c);
+        return;
+    }
+    int rc = wslay_event_recv(ev);
     c->rx_len = 0;
     if (c->state == CONN_CLOSED)
         return;
@@ -102,7 +200,7 @@ void ws_on_data(struct conn *c)
         /* A frame wslay refuses outright (fragmented or oversized control
          * frame, ...): the client still deserves to hear why, RFC 6455
          * 7.4.1 "protocol error", unless a close already went out. */
-        if (!wslay_event_get_close_sent(c->ws)) {
+        if (!wslay_event_get_close_sent(ev)) {
             struct frame *f = frame_new_close(1002, "protocol error");
             conn_send(c, f);
             frame_unref(f);
@@ -120,9 +218,14 @@ void ws_close(struct conn *c, uint16_t code, const char *reason)
     if (c->state != CONN_WS)
         return;
     c->state = CONN_CLOSING;
-    wslay_event_queue_close(c->ws, code, (const uint8_t *)reason,
+    wslay_event_context_ptr ev = ws_ctx(c);
+    if (!ev) {
+        conn_close(c);
+        return;
+    }
+    wslay_event_queue_close(ev, code, (const uint8_t *)reason,
                             reason ? strlen(reason) : 0);
-    if (wslay_event_send(c->ws) != 0) {
+    if (wslay_event_send(ev) != 0) {
         conn_close(c);
         return;
     }
@@ -132,8 +235,14 @@ void ws_close(struct conn *c, uint16_t code, const char *reason)
 void ws_conn_free(struct conn *c)
 {
     if (c->ws)
-        wslay_event_context_free(c->ws);
+        ws_ctx_drop(c->ws, 0); /* state unknown: not reused */
     c->ws = NULL;
+}
+
+void ws_pool_free(void)
+{
+    while (npool)
+        ws_ctx_drop(pool[--npool], 0);
 }
 
 static int has_token(const char *list, const char *token)
@@ -212,12 +321,6 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     sodium_bin2base64(accept, sizeof accept, sha, shalen,
                       sodium_base64_VARIANT_ORIGINAL);
 
-    if (wslay_event_context_server_init(&c->ws, &callbacks, c) != 0) {
-        http_error(c, 500, "internal", "out of memory");
-        return -1;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ws,
-                                               (uint64_t)c->srv->cfg.max_msg);
     struct buf b;
     buf_init(&b, 0);
     buf_printf(&b,

@@ -35,6 +35,91 @@ def test_invalid_utf8_split_across_fragments_closes_1007(server):
     assert code == 1007, code
 
 
+def frame_bytes(opcode, payload, fin=True):
+    """One masked client frame as bytes (RawWS.send_frame, not sent)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    import struct
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        hdr = struct.pack("!BB", b0, 0x80 | n)
+    elif n < 65536:
+        hdr = struct.pack("!BBH", b0, 0x80 | 126, n)
+    else:
+        hdr = struct.pack("!BBQ", b0, 0x80 | 127, n)
+    key = os.urandom(4)
+    return hdr + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def trickle(r, data, cuts, pause=0.03):
+    """Sends data in pieces cut at the given offsets, pausing between them
+    so that the server reads each piece on its own (the server keeps a
+    connection's frame parser only while a message is incomplete)."""
+    r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    last = 0
+    for cut in list(cuts) + [len(data)]:
+        r.sock.sendall(data[last:cut])
+        last = cut
+        time.sleep(pause)
+
+
+def test_frames_split_anywhere_across_reads(server):
+    r = raw(server)
+    ping = frame_bytes(0x1, '{"type":"ping"}')
+    # Byte by byte: header, mask key and payload each arrive alone.
+    trickle(r, ping, range(1, len(ping)), pause=0.01)
+    assert r.recv_json()["type"] == "pong"
+    # A whole message, then one byte of the next header; then the rest.
+    trickle(r, ping + ping, [len(ping) + 1])
+    assert r.recv_json()["type"] == "pong"
+    assert r.recv_json()["type"] == "pong"
+    # A 16-bit length cut inside the length, then inside the mask key.
+    big = frame_bytes(0x1, '{"type":"ping","pad":"%s"}' % ("x" * 300))
+    trickle(r, big, [3, 6])
+    assert r.recv_json()["type"] == "pong"
+    # A fragmented message paused between fragments, a ping in between.
+    frags = (frame_bytes(0x1, '{"type":', fin=False) +
+             frame_bytes(0x9, b"mid") + frame_bytes(0x0, '"ping"}'))
+    first = len(frame_bytes(0x1, '{"type":', fin=False))
+    trickle(r, frags, [first, first + 9])
+    got = [r.recv_frame(), r.recv_frame()]
+    assert (0xA, b"mid") in got, got
+    assert any(op == 0x1 and json.loads(p)["type"] == "pong" for op, p in got)
+
+
+def test_invalid_utf8_split_across_paused_fragments_closes_1007(server):
+    r = raw(server)
+    data = (frame_bytes(0x1, b'{"type":"ping","x":"\xc3', fin=False) +
+            frame_bytes(0x0, b'\x28"}'))
+    trickle(r, data, [len(data) - 9])
+    code, _, _ = r.wait_close(3)
+    assert code == 1007, code
+
+
+def test_half_frames_of_two_connections_do_not_mix(server):
+    a, b = raw(server, user="u1"), raw(server, user="u2")
+    assert a.recv_json()["user"] == "u2"     # b's arrival
+    pa = frame_bytes(0x1, '{"type":"ping","from":"a"}')
+    pb = frame_bytes(0x1, '{"type":"ping","from":"b"}')
+    for s in (a, b):
+        s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    a.sock.sendall(pa[:9])          # a's message half read
+    time.sleep(0.05)
+    b.sock.sendall(pb)              # b's whole message meanwhile
+    assert b.recv_json()["type"] == "pong"
+    time.sleep(0.05)
+    a.sock.sendall(pa[9:])
+    assert a.recv_json()["type"] == "pong"
+    # And a's stream is still in step: one more message is understood.
+    a.sock.sendall(frame_bytes(0x1, '{"type":"status","status":"BUSY"}'))
+    while True:
+        m = a.recv_json()
+        if m["type"] == "presence" and m["user"] == "u1":
+            assert m["status"] == "BUSY"
+            break
+
+
 def test_whole_invalid_utf8_text_closes_1007(server):
     r = raw(server)
     r.send_frame(0x1, b'{"type":"ping","x":"\xff"}')
