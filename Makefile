@@ -2,8 +2,10 @@
 #   make            build build/presenced
 #   make run        install packages, build, seed demo data, serve
 #   make test       install packages, build, unit + integration tests,
-#                   then the same again under ASan + UBSan
+#                   then the same again under ASan + UBSan, and the
+#                   integration tests with four loops under TSan
 #   make asan       build build-asan/presenced with sanitizers
+#   make tsan       build build-tsan/presenced with ThreadSanitizer
 
 B        ?= build
 SAN      ?=
@@ -14,7 +16,10 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
             -Isrc -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lhttp_parser -lpthread -lm
-ifneq ($(SAN),)
+ifeq ($(SAN),thread)
+CFLAGS   += -O1 -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS  += -fsanitize=thread
+else ifneq ($(SAN),)
 CFLAGS   += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
@@ -26,7 +31,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WEB      := $(shell find web -type f 2>/dev/null)
 
 .PHONY: all run test unit integration browser fuzz fuzz-smoke bench bench-big \
-        bench-smoke soak asan deps test-deps clean
+        bench-smoke soak asan tsan deps test-deps clean
 all: $(B)/presenced
 
 deps:
@@ -72,7 +77,7 @@ FUZZ_SECONDS ?= 600
 fuzz:
 	$(MAKE) -C tests/fuzz fuzz SECONDS=$(FUZZ_SECONDS)
 fuzz-smoke:
-	$(MAKE) -C tests/fuzz run SECONDS=20
+	$(MAKE) -C tests/fuzz run SECONDS=10
 
 # The load generator and the floor (bench/); figures go to bench/results.md.
 bench: all
@@ -89,6 +94,8 @@ soak: all
 
 asan:
 	$(MAKE) B=build-asan SAN=1 all
+tsan:
+	$(MAKE) B=build-tsan SAN=thread all
 
 run: deps
 	$(MAKE) all
@@ -99,9 +106,10 @@ test: test-deps
 	$(MAKE) all
 	$(MAKE) unit integration browser bench-smoke fuzz-smoke
 	$(MAKE) B=build-asan SAN=1 unit integration
+	TEST_LOOPS=4 $(MAKE) B=build-tsan SAN=thread integration
 
 clean:
-	rm -rf build build-asan tests/fuzz/build
+	rm -rf build build-asan build-tsan tests/fuzz/build
 	$(MAKE) -C bench clean
 
 -include $(OBJ:.o=.d) $(B)/obj/src/main.d

@@ -50,6 +50,8 @@ struct setting {
 static const struct setting settings[] = {
     {"listen", T_LISTEN, AT(listen), 0, 0, "127.0.0.1:8080",
      "address to listen on, HOST:PORT (port 0: any free port)"},
+    {"loops", T_INT, AT(loops), 0, 64, "0",
+     "event loops (threads) serving connections; 0: one per core"},
     STR("db", db, "presenced.db", "SQLite database file"),
     STR("jwt_secret", jwt_secret, "",
         "HS256 secret for bearer JWTs (\"\": none; --demo makes one)"),

@@ -40,6 +40,7 @@ struct config {
     int64_t max_conns_per_user;/* max_conns_per_user 32 */
     int64_t conn_rate;         /* conn_rate   50: per address per second */
     int64_t msg_rate;          /* msg_rate    20: per connection per s */
+    int64_t loops;             /* loops 0: one per core */
     int64_t large_org;         /* large_org   1000: subscriptions only */
     int echo_endpoint;         /* echo_endpoint 0: mount /ws/echo */
     int demo;                  /* demo        0: demo mode (allows a

@@ -278,7 +278,8 @@ static void login_done(uv_work_t *req, int status)
     struct login_job *j = container_of(req, struct login_job, req);
     struct conn *c = j->c;
     struct server *srv = c->srv;
-    server_now(srv);
+    loop_now(c->lp);
+    server_lock(srv);
     if (c->state != CONN_BUSY)
         goto out;
     if (!j->ok) {
@@ -338,6 +339,7 @@ static void login_done(uv_work_t *req, int status)
     buf_dispose(&b);
     buf_dispose(&hdr);
 out:
+    server_unlock(srv);
     conn_unref(c);
     free(j);
 }
@@ -381,7 +383,7 @@ static void api_login(struct conn *c, struct http_req *r)
     job->c = c;
     conn_ref(c);
     /* argon2id takes tens of milliseconds: off the loop thread. */
-    uv_queue_work(srv->loop, &job->req, login_work, login_done);
+    uv_queue_work(&c->lp->uv, &job->req, login_work, login_done);
 }
 
 static void api_logout(struct conn *c, struct http_req *r, struct who *w)
@@ -772,7 +774,13 @@ void api_handle(struct conn *c, struct http_req *r)
     if (is(r, -1, path, plen, "/healthz")) {
         struct buf b;
         buf_init(&b, 0);
-        buf_puts(&b, "{\"status\":\"ok\"}");
+        /* WebSocket connections per event loop (the kernel spreads new
+         * connections over the loops' listeners). */
+        struct server *srv = c->srv;
+        buf_puts(&b, "{\"status\":\"ok\",\"loops\":[");
+        for (unsigned i = 0; i < srv->nloops; i++)
+            buf_printf(&b, "%s%u", i ? "," : "", srv->loops[i]->nconns_ws);
+        buf_puts(&b, "]}");
         http_respond_json(c, 200, NULL, &b);
         buf_dispose(&b);
         return;

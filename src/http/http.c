@@ -64,7 +64,7 @@ static int on_begin(http_parser *p)
 {
     struct conn *c = conn_of(p);
     http_req_free(c->req);
-    c->req = req_new((size_t)c->srv->cfg.max_body);
+    c->req = req_new((size_t)c->lp->cfg.max_body);
     return 0;
 }
 
@@ -141,7 +141,7 @@ static int on_headers_done(http_parser *p)
     r->method = p->method;
     r->keep_alive = http_should_keep_alive(p);
     if (p->content_length != ULLONG_MAX &&
-        p->content_length > (uint64_t)c->srv->cfg.max_body)
+        p->content_length > (uint64_t)c->lp->cfg.max_body)
         return too_big(c, TOO_BIG_BODY);
     return 0;
 }
@@ -221,7 +221,9 @@ static void parse(struct conn *c)
         c->req = NULL;
         c->state = CONN_BUSY;
         list_remove(&c->wait_link);
+        server_lock(c->srv);
         api_handle(c, r);
+        server_unlock(c->srv);
         http_req_free(r);
     }
 }

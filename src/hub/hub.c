@@ -21,9 +21,18 @@
 #include "util/xalloc.h"
 #include "ws/frame.h"
 
-/* One encoding buffer for the loop thread: events and snapshots are built
- * here and copied once into their frame. */
-static struct buf enc;
+/* One encoding buffer per thread: events and snapshots are built here and
+ * copied once into their frame. */
+static _Thread_local struct buf enc;
+
+/* What one loop hands another (struct post). */
+enum post_kind {
+    POST_EVENT,       /* f about user: org-wide receivers, and subscribers
+                         as hub_publish() says */
+    POST_SUBSCRIBERS, /* f to the org's subscribers (online count) */
+    POST_END_SESSION, /* close user's connections of session (logout) */
+    POST_SHUTDOWN,    /* close every connection (1001) */
+};
 
 /* Pending store writes that failed, kept for the next flush (the store may
  * be locked or full for a while; presence keeps serving from memory). */
@@ -40,10 +49,16 @@ static struct hub_org *org_get(struct server *srv, const char *id, int create)
     struct hub_org *o;
     HASH_FIND_STR(srv->orgs, id, o);
     if (!o && create) {
+        unsigned n = srv->nloops ? srv->nloops : 1;
         o = xcalloc(1, sizeof *o);
         o->id = xstrdup(id);
-        list_init(&o->conns);
-        list_init(&o->subscribers);
+        o->conns = xcalloc(n, sizeof *o->conns);
+        o->subscribers = xcalloc(n, sizeof *o->subscribers);
+        o->nconns = xcalloc(n, sizeof *o->nconns);
+        for (unsigned i = 0; i < n; i++) {
+            list_init(&o->conns[i]);
+            list_init(&o->subscribers[i]);
+        }
         list_init(&o->online_link);
         o->synced_version = -1; /* never synced */
         HASH_ADD_KEYPTR(hh, srv->orgs, o->id, strlen(o->id), o);
@@ -67,6 +82,123 @@ static void send_list(struct list *l, struct frame *f)
     }
 }
 
+static struct watch *watch_new(struct server *srv, const char *user)
+{
+    unsigned n = srv->nloops ? srv->nloops : 1;
+    struct watch *w = xcalloc(1, sizeof *w);
+    w->user = xstrdup(user);
+    w->subs = xcalloc(n, sizeof *w->subs);
+    for (unsigned i = 0; i < n; i++)
+        list_init(&w->subs[i]);
+    return w;
+}
+
+static void watch_free(struct watch *w)
+{
+    free(w->subs);
+    free(w->user);
+    free(w);
+}
+
+/* Closes lp's connections of org that belong to user's login session. */
+static void end_session_on(struct loop *lp, struct hub_org *o,
+                           const char *user, uint64_t session)
+{
+    struct list *lists[2] = {&o->conns[lp->id], &o->subscribers[lp->id]};
+    for (int i = 0; i < 2; i++) {
+        struct list *pos, *tmp;
+        list_each_safe(pos, tmp, lists[i]) {
+            struct conn *c = list_entry(pos, struct conn, org_link);
+            if (c->session_id == session && !strcmp(c->user, user))
+                ws_close(c, 1008, "logged out");
+        }
+    }
+}
+
+/* Carries out a post on lp's own connections (lp's thread, lock held). */
+static void run_post(struct loop *lp, const struct post *p)
+{
+    struct server *srv = lp->srv;
+    struct hub_org *o = p->o;
+    switch (p->kind) {
+    case POST_EVENT:
+        send_list(&o->conns[lp->id], p->f);
+        if (list_empty(&o->subscribers[lp->id]))
+            break;
+        if (!is_large(srv, o->id)) {
+            send_list(&o->subscribers[lp->id], p->f);
+            break;
+        }
+        struct watch *w;
+        HASH_FIND_STR(o->watches, p->user, w);
+        if (w) {
+            struct list *pos, *tmp;
+            list_each_safe(pos, tmp, &w->subs[lp->id]) {
+                struct sub *s = list_entry(pos, struct sub, watch_link);
+                if (s->c->state == CONN_WS)
+                    conn_send(s->c, p->f);
+            }
+        }
+        break;
+    case POST_SUBSCRIBERS:
+        send_list(&o->subscribers[lp->id], p->f);
+        break;
+    case POST_END_SESSION:
+        end_session_on(lp, o, p->user, p->session);
+        break;
+    case POST_SHUTDOWN:
+        hub_shutdown(lp);
+        break;
+    }
+}
+
+/* Does p on every loop with a connection in p->o (POST_SHUTDOWN: every
+ * loop): at once on this thread's loop, posted to the others. A loop
+ * runs its posts whenever it takes the lock, before anything else, so
+ * what it sends keeps the order in which events were made. */
+static void post_all(struct server *srv, const struct post *p)
+{
+    struct loop *me = loop_current();
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *lp = srv->loops[i];
+        if (p->kind != POST_SHUTDOWN && !p->o->nconns[i])
+            continue;
+        if (lp == me) {
+            run_post(lp, p);
+            continue;
+        }
+        if (lp->nposts == lp->capposts) {
+            lp->capposts = lp->capposts ? lp->capposts * 2 : 64;
+            lp->posts = xrealloc(lp->posts, lp->capposts * sizeof *lp->posts);
+        }
+        struct post *q = &lp->posts[lp->nposts++];
+        *q = *p;
+        q->user = p->user ? xstrdup(p->user) : NULL;
+        if (q->f)
+            frame_ref(q->f);
+        if (lp->nposts == 1)
+            loop_wake(lp);
+    }
+}
+
+void hub_run_posts(struct loop *lp)
+{
+    /* Posts made while these run (a close announcing a disconnect) are
+     * for other loops or run at once; none is added to lp's own list. */
+    for (size_t i = 0; i < lp->nposts; i++) {
+        struct post *p = &lp->posts[i];
+        run_post(lp, p);
+        frame_unref(p->f);
+        free(p->user);
+    }
+    lp->nposts = 0;
+    if (lp->capposts > 1024) {
+        free(lp->posts);
+        lp->posts = NULL;
+        lp->capposts = 0;
+    }
+}
+
 /* Queues frame f, an event about user, to every connection of org that
  * should see it: org-wide receivers always; subscribers too in a small
  * organization, and in a large one only those who follow the user. This
@@ -77,24 +209,11 @@ static void hub_publish(struct server *srv, const char *org,
     struct hub_org *o = org_get(srv, org, 0);
     if (!o)
         return;
-    send_list(&o->conns, f);
-    if (list_empty(&o->subscribers))
-        return;
-    if (!is_large(srv, org)) {
-        send_list(&o->subscribers, f);
-        return;
-    }
-    struct watch *w;
-    HASH_FIND_STR(o->watches, user, w);
-    if (w) {
-        struct list *pos, *tmp;
-        list_each_safe(pos, tmp, &w->subs) {
-            struct sub *s = list_entry(pos, struct sub, watch_link);
-            if (s->c->state == CONN_WS)
-                conn_send(s->c, f);
-        }
-    }
-    if (!list_linked(&o->online_link))
+    struct post p = {.kind = POST_EVENT, .o = o, .user = (char *)user,
+                     .f = f};
+    post_all(srv, &p);
+    if (o->nsubscribers && is_large(srv, org) &&
+        !list_linked(&o->online_link))
         list_insert_tail(&srv->online_dirty, &o->online_link);
 }
 
@@ -120,14 +239,15 @@ void hub_send_online(struct server *srv)
         list_remove(pos);
         unsigned online;
         presence_org_size(srv->presence, o->id, &online);
-        if (online == o->online_sent || list_empty(&o->subscribers))
+        if (online == o->online_sent || !o->nsubscribers)
             continue;
         o->online_sent = online;
         buf_reset(&enc);
         msg_encode_online(&enc, online,
                           presence_org_seq(srv->presence, o->id));
         struct frame *f = frame_new_text(enc.data, enc.len);
-        send_list(&o->subscribers, f);
+        struct post p = {.kind = POST_SUBSCRIBERS, .o = o, .f = f};
+        post_all(srv, &p);
         frame_unref(f);
     }
 }
@@ -139,7 +259,7 @@ static struct sub *find_sub(struct conn *c, struct watch *w)
     /* Walk the shorter of the two lists. */
     struct list *pos;
     unsigned n = 0;
-    list_each(pos, &w->subs) {
+    list_each(pos, &w->subs[c->lp->id]) {
         if (++n > c->nsubs)
             break;
         struct sub *s = list_entry(pos, struct sub, watch_link);
@@ -163,10 +283,9 @@ static void drop_sub(struct hub_org *o, struct sub *s)
     list_remove(&s->conn_link);
     s->c->nsubs--;
     free(s);
-    if (list_empty(&w->subs)) {
+    if (--w->nsubs == 0) {
         HASH_DEL(o->watches, w);
-        free(w->user);
-        free(w);
+        watch_free(w);
     }
 }
 
@@ -186,7 +305,8 @@ static void make_subscriber(struct conn *c, struct hub_org *o)
         return;
     c->subscriber = 1;
     list_remove(&c->org_link);
-    list_insert_tail(&o->subscribers, &c->org_link);
+    list_insert_tail(&o->subscribers[c->lp->id], &c->org_link);
+    o->nsubscribers++;
 }
 
 static void on_load(void *ud, const struct store_user *u)
@@ -317,26 +437,33 @@ void hub_attach(struct conn *c)
         conn_send(c, o->snap);
     }
 
-    list_insert_tail(c->subscriber ? &o->subscribers : &o->conns,
+    list_insert_tail(c->subscriber ? &o->subscribers[c->lp->id]
+                                   : &o->conns[c->lp->id],
                      &c->org_link);
-    o->nconns++;
-    list_insert_tail(&srv->conns, &c->all_link);
-    srv->nconns_ws++;
+    o->nconns[c->lp->id]++;
+    if (c->subscriber)
+        o->nsubscribers++;
+    list_insert_tail(&c->lp->conns, &c->all_link);
+    c->lp->nconns_ws++;
 }
 
 void hub_detach(struct conn *c)
 {
     struct server *srv = c->srv;
+    server_lock(srv);
     if (list_linked(&c->org_link)) {
         list_remove(&c->org_link);
         struct hub_org *o = org_get(srv, c->org, 0);
-        if (o)
-            o->nconns--;
+        if (o) {
+            o->nconns[c->lp->id]--;
+            if (c->subscriber)
+                o->nsubscribers--;
+        }
         drop_subs(c);
     }
     if (list_linked(&c->all_link)) {
         list_remove(&c->all_link);
-        srv->nconns_ws--;
+        c->lp->nconns_ws--;
     }
     /* At shutdown connections close without a status change: the users
      * stay as they are in the store and get a restore window on restart,
@@ -344,6 +471,7 @@ void hub_detach(struct conn *c)
     if (c->pc && !srv->stopping)
         presence_disconnect(srv->presence, c->pc, srv->now, 0);
     c->pc = NULL;
+    server_unlock(srv);
 }
 
 /* Collects a member's presence fields (for immediate writes). */
@@ -388,9 +516,7 @@ static void subscribe_member(void *ud, const struct presence_member *m)
     struct watch *w;
     HASH_FIND_STR(x->o->watches, m->user, w);
     if (!w) {
-        w = xcalloc(1, sizeof *w);
-        w->user = xstrdup(m->user);
-        list_init(&w->subs);
+        w = watch_new(c->srv, m->user);
         HASH_ADD_KEYPTR(hh, x->o->watches, w->user, strlen(w->user), w);
     } else if (find_sub(c, w)) {
         msg_snapshot_member(&enc, m); /* again: the client asked */
@@ -398,17 +524,17 @@ static void subscribe_member(void *ud, const struct presence_member *m)
     }
     if (c->nsubs >= HUB_MAX_SUBS) {
         x->over = 1;
-        if (list_empty(&w->subs)) {
+        if (!w->nsubs) {
             HASH_DEL(x->o->watches, w);
-            free(w->user);
-            free(w);
+            watch_free(w);
         }
         return;
     }
     struct sub *s = xcalloc(1, sizeof *s);
     s->c = c;
     s->w = w;
-    list_insert_tail(&w->subs, &s->watch_link);
+    list_insert_tail(&w->subs[c->lp->id], &s->watch_link);
+    w->nsubs++;
     list_insert_tail(&c->subs, &s->conn_link);
     c->nsubs++;
     msg_snapshot_member(&enc, m);
@@ -507,16 +633,17 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
     msg_in_dispose(&m);
 }
 
-void hub_heartbeat(struct server *srv)
+void hub_heartbeat(struct loop *lp)
 {
-    int64_t dead = srv->now - srv->cfg.heartbeat_ms * 5 / 2;
+    struct server *srv = lp->srv;
+    int64_t dead = lp->now - lp->cfg.heartbeat_ms * 5 / 2;
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &srv->conns) {
+    list_each_safe(pos, tmp, &lp->conns) {
         struct conn *c = list_entry(pos, struct conn, all_link);
         if (c->last_rx_ms < dead) {
             log_info("%s: %s/%s answered nothing for %lld ms, closing",
                      c->peer, c->org, c->user,
-                     (long long)(srv->now - c->last_rx_ms));
+                     (long long)(lp->now - c->last_rx_ms));
             ws_close(c, 1001, "heartbeat timeout");
         } else if (c->state == CONN_WS) {
             conn_send(c, srv->ping);
@@ -580,24 +707,26 @@ void hub_end_session(struct server *srv, const char *org, const char *user,
 {
     struct hub_org *o = org_get(srv, org, 0);
     if (o && session_id) {
-        struct list *pos, *tmp;
-        list_each_safe(pos, tmp, &o->conns) {
-            struct conn *c = list_entry(pos, struct conn, org_link);
-            if (c->session_id != session_id || strcmp(c->user, user) != 0)
-                continue;
-            /* presence_logout() below frees the handle. */
-            c->pc = NULL;
+        /* presence_logout() below frees the handles; the hub fields of
+         * any loop's connections are ours under the lock. */
+        for (unsigned i = 0; i < srv->nloops; i++) {
+            struct list *lists[2] = {&o->conns[i], &o->subscribers[i]};
+            for (int k = 0; k < 2; k++) {
+                struct list *pos;
+                list_each(pos, lists[k]) {
+                    struct conn *c = list_entry(pos, struct conn, org_link);
+                    if (c->session_id == session_id && !strcmp(c->user, user))
+                        c->pc = NULL;
+                }
+            }
         }
     }
     /* docs/protocol.md: logout is OFFLINE at once, no grace, one event. */
     presence_logout(srv->presence, org, user, session_id, srv->now);
     if (o && session_id) {
-        struct list *pos, *tmp;
-        list_each_safe(pos, tmp, &o->conns) {
-            struct conn *c = list_entry(pos, struct conn, org_link);
-            if (c->session_id == session_id && !strcmp(c->user, user))
-                ws_close(c, 1008, "logged out");
-        }
+        struct post p = {.kind = POST_END_SESSION, .o = o,
+                         .user = (char *)user, .session = session_id};
+        post_all(srv, &p);
     }
 }
 
@@ -656,10 +785,10 @@ int hub_ensure_user(struct server *srv, const char *org, const char *user,
                              u.manual, u.last_seen_ms, srv->now);
 }
 
-void hub_shutdown(struct server *srv)
+void hub_shutdown(struct loop *lp)
 {
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &srv->conns) {
+    list_each_safe(pos, tmp, &lp->conns) {
         struct conn *c = list_entry(pos, struct conn, all_link);
         ws_close(c, 1001, "server shutting down");
     }
@@ -672,15 +801,18 @@ void hub_dispose(struct server *srv)
         struct watch *w, *wt;
         HASH_ITER(hh, o->watches, w, wt) {
             struct list *pos, *tmp;
-            list_each_safe(pos, tmp, &w->subs) {
-                free(list_entry(pos, struct sub, watch_link));
-            }
+            for (unsigned i = 0; i < srv->nloops; i++)
+                list_each_safe(pos, tmp, &w->subs[i]) {
+                    free(list_entry(pos, struct sub, watch_link));
+                }
             HASH_DEL(o->watches, w);
-            free(w->user);
-            free(w);
+            watch_free(w);
         }
         HASH_DEL(srv->orgs, o);
         frame_unref(o->snap);
+        free(o->conns);
+        free(o->subscribers);
+        free(o->nconns);
         free(o->id);
         free(o);
     }
@@ -694,5 +826,10 @@ void hub_dispose(struct server *srv)
     presence_free(srv->presence);
     srv->presence = NULL;
     frame_unref(srv->ping);
+    hub_thread_done();
+}
+
+void hub_thread_done(void)
+{
     buf_dispose(&enc);
 }

@@ -20,7 +20,7 @@
 #define LINGER_MS 2000 /* how long a half-closed peer may keep sending */
 #define WRITE_BATCH 64 /* frames per uv_write */
 
-static char read_buf[READ_BUF];
+static _Thread_local char read_buf[READ_BUF]; /* one per loop */
 
 static void on_close(uv_handle_t *h)
 {
@@ -29,7 +29,7 @@ static void on_close(uv_handle_t *h)
     for (unsigned i = 0; i < c->out_len; i++)
         frame_unref(c->outq[(c->out_head + i) % c->out_cap]);
     c->out_len = 0;
-    c->srv->nconns_all--;
+    c->lp->nconns_all--;
     conn_unref(c);
 }
 
@@ -84,16 +84,16 @@ static void linger(struct conn *c)
 void conn_wait_request(struct conn *c)
 {
     list_remove(&c->wait_link);
-    c->wait_until = c->srv->now + c->srv->cfg.header_timeout_ms;
-    list_insert_tail(&c->srv->waiting, &c->wait_link);
+    c->wait_until = c->lp->now + c->lp->cfg.header_timeout_ms;
+    list_insert_tail(&c->lp->waiting, &c->wait_link);
 }
 
-void conn_reap(struct server *srv)
+void conn_reap(struct loop *lp)
 {
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &srv->waiting) {
+    list_each_safe(pos, tmp, &lp->waiting) {
         struct conn *c = list_entry(pos, struct conn, wait_link);
-        if (c->wait_until > srv->now)
+        if (c->wait_until > lp->now)
             break; /* appended in deadline order */
         list_remove(pos);
         if (c->state == CONN_HTTP) {
@@ -103,9 +103,9 @@ void conn_reap(struct server *srv)
             conn_close_after_write(c);
         }
     }
-    list_each_safe(pos, tmp, &srv->lingering) {
+    list_each_safe(pos, tmp, &lp->lingering) {
         struct conn *c = list_entry(pos, struct conn, linger_link);
-        if (c->linger_until > srv->now)
+        if (c->linger_until > lp->now)
             break; /* appended in deadline order */
         conn_close(c);
     }
@@ -124,8 +124,8 @@ void conn_close_after_write(struct conn *c)
     /* A peer gets LINGER_MS to take what is queued and to hang up; one
      * that reads nothing cannot hold the socket open. */
     if (!list_linked(&c->linger_link)) {
-        c->linger_until = c->srv->now + LINGER_MS;
-        list_insert_tail(&c->srv->lingering, &c->linger_link);
+        c->linger_until = c->lp->now + LINGER_MS;
+        list_insert_tail(&c->lp->lingering, &c->linger_link);
     }
     if (c->out_len == 0 && !c->out_inflight)
         linger(c);
@@ -135,16 +135,16 @@ void conn_send(struct conn *c, struct frame *f)
 {
     if (c->state == CONN_CLOSED || c->overflow)
         return;
-    if (c->out_bytes + f->len > (size_t)c->srv->cfg.max_out) {
+    if (c->out_bytes + f->len > (size_t)c->lp->cfg.max_out) {
         /* docs/protocol.md: a client that does not read is dropped. Not
          * here, though: we may be inside a presence announcement, and
          * closing would feed the core a disconnect while it is busy. The
          * flusher closes it at the end of this loop turn. */
         log_warn("%s: output queue over %lld bytes, closing", c->peer,
-                 (long long)c->srv->cfg.max_out);
+                 (long long)c->lp->cfg.max_out);
         c->overflow = 1;
         if (!list_linked(&c->pending_link))
-            list_insert_tail(&c->srv->pending, &c->pending_link);
+            list_insert_tail(&c->lp->pending, &c->pending_link);
         return;
     }
     if (c->out_len == c->out_cap) {
@@ -161,7 +161,7 @@ void conn_send(struct conn *c, struct frame *f)
     c->out_len++;
     c->out_bytes += f->len;
     if (!list_linked(&c->pending_link) && !c->out_inflight)
-        list_insert_tail(&c->srv->pending, &c->pending_link);
+        list_insert_tail(&c->lp->pending, &c->pending_link);
 }
 
 void conn_send_bytes(struct conn *c, const void *p, size_t n)
@@ -258,10 +258,10 @@ static void start_write(struct conn *c)
         linger(c);
 }
 
-void conn_flush_pending(struct server *srv)
+void conn_flush_pending(struct loop *lp)
 {
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &srv->pending) {
+    list_each_safe(pos, tmp, &lp->pending) {
         struct conn *c = list_entry(pos, struct conn, pending_link);
         list_remove(pos);
         if (c->overflow)
@@ -279,7 +279,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = container_of((uv_tcp_t *)s, struct conn, tcp);
-    server_now(c->srv);
+    loop_now(c->lp);
     if (nread < 0) {
         conn_close(c);
         return;
@@ -303,10 +303,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         http_on_data(c);
 }
 
-int conn_start(struct server *srv, uv_stream_t *listener)
+int conn_start(struct loop *lp, uv_stream_t *listener)
 {
+    struct server *srv = lp->srv;
     struct conn *c = xcalloc(1, sizeof *c);
     c->srv = srv;
+    c->lp = lp;
     c->refs = 1;
     list_init(&c->org_link);
     list_init(&c->all_link);
@@ -314,15 +316,15 @@ int conn_start(struct server *srv, uv_stream_t *listener)
     list_init(&c->linger_link);
     list_init(&c->wait_link);
     list_init(&c->subs);
-    buf_init(&c->in, HTTP_MAX_HEADER + (size_t)srv->cfg.max_body + 1024);
-    uv_tcp_init(srv->loop, &c->tcp);
+    buf_init(&c->in, HTTP_MAX_HEADER + (size_t)lp->cfg.max_body + 1024);
+    uv_tcp_init(&lp->uv, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         c->state = CONN_CLOSED;
         uv_close((uv_handle_t *)&c->tcp, on_close);
-        srv->nconns_all++;
+        lp->nconns_all++;
         return -1;
     }
-    srv->nconns_all++;
+    lp->nconns_all++;
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int len = sizeof ss;
@@ -336,7 +338,10 @@ int conn_start(struct server *srv, uv_stream_t *listener)
     /* docs/security.md: new connections per address per second. */
     char key[64];
     snprintf(key, sizeof key, "conn:%s", c->peer);
-    if (rate_add(srv->rates, key, 1000, srv->now) > srv->cfg.conn_rate) {
+    server_lock(srv);
+    int64_t n = rate_add(srv->rates, key, 1000, srv->now);
+    server_unlock(srv);
+    if (n > lp->cfg.conn_rate) {
         c->state = CONN_CLOSED;
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return -1;

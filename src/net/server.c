@@ -1,15 +1,22 @@
-/* server.c - the loop: listener, timers, signals, start and stop.
+/* server.c - the loops: listeners, timers, signals, start and stop.
  *
- * One uv loop on one thread. The real-time clock is read once per event
- * (server_now) and handed to the presence core, the way Redis caches
- * mstime. Timers: `tick` closes presence windows at their deadlines,
- * `heartbeat` pings every connection and drops silent ones, `flush` writes
- * batched presence rows, `sweep` resets stale statuses. */
+ * An event loop per core (setting `loops`), each on its own thread with
+ * its own listening socket; the kernel spreads new connections over them
+ * (SO_REUSEPORT). Loop 0 runs on the main thread and also owns signals
+ * and the core's timers. The real-time clock is read once per event
+ * (loop_now) the way Redis caches mstime, and once more under the lock
+ * for the presence core (server_lock), so the core never sees time go
+ * back when two loops take turns. Timers: every loop's `tick` answers
+ * slow requests and ends lingering sockets, and its `heartbeat` pings its
+ * connections and drops silent ones; loop 0's `tick` also closes
+ * presence windows at their deadlines, `flush` writes batched presence
+ * rows, `sweep` resets stale statuses. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,71 +27,133 @@
 #include "store/store.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "ws/frame.h"
 
 #define TICK_MS 100
+#define STOP_DELAY_MS 200 /* close frames get this long to leave */
 
-int64_t server_now(struct server *srv)
+static _Thread_local struct loop *tl_loop;
+static _Thread_local unsigned tl_depth;
+
+static int64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    srv->now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return srv->now;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct server *of(uv_handle_t *h) { return h->data; }
+int64_t loop_now(struct loop *lp)
+{
+    lp->now = wall_ms();
+    return lp->now;
+}
+
+struct loop *loop_current(void) { return tl_loop; }
+
+void loop_wake(struct loop *lp)
+{
+    if (!lp->stopping || lp->nposts)
+        uv_async_send(&lp->wake);
+}
+
+static void restart_timer(uv_timer_t *t, uv_timer_cb cb, int64_t ms)
+{
+    uv_timer_start(t, cb, (uint64_t)ms, (uint64_t)ms);
+}
+
+static void on_heartbeat(uv_timer_t *t);
+
+void server_lock(struct server *srv)
+{
+    if (tl_depth++)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    int64_t t = wall_ms();
+    if (t > srv->now)
+        srv->now = t;
+    struct loop *lp = tl_loop;
+    if (!lp || lp->srv != srv)
+        return;
+    if (lp->reload) {
+        /* SIGHUP: this loop's copy of the settings, and its heartbeat. */
+        lp->reload = 0;
+        lp->cfg = srv->cfg;
+        if (!lp->stopping)
+            restart_timer(&lp->heartbeat, on_heartbeat, lp->cfg.heartbeat_ms);
+    }
+    if (lp->nposts)
+        hub_run_posts(lp);
+}
+
+void server_unlock(struct server *srv)
+{
+    if (--tl_depth)
+        return;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void *of(uv_handle_t *h) { return h->data; }
 
 static void on_connection(uv_stream_t *l, int status)
 {
-    struct server *srv = l->data;
+    struct loop *lp = l->data;
+    loop_now(lp);
     if (status < 0) {
         /* Out of descriptors: libuv accepts and drops the waiting peers
          * and tries again at the next one; live connections go on. Say so
          * once a second, not once per refused peer. */
-        static int64_t last_log;
-        server_now(srv);
-        if (srv->now - last_log >= 1000) {
-            last_log = srv->now;
+        if (lp->now - lp->last_accept_log >= 1000) {
+            lp->last_accept_log = lp->now;
             log_warn("accept: %s (new connections refused for now)",
                      uv_strerror(status));
         }
         return;
     }
-    server_now(srv);
-    conn_start(srv, l);
+    conn_start(lp, l);
 }
 
 static void on_tick(uv_timer_t *t)
 {
-    struct server *srv = of((uv_handle_t *)t);
-    presence_tick(srv->presence, server_now(srv));
-    conn_reap(srv);
+    struct loop *lp = of((uv_handle_t *)t);
+    struct server *srv = lp->srv;
+    loop_now(lp);
+    conn_reap(lp);
+    if (lp->id != 0)
+        return;
+    server_lock(srv);
+    presence_tick(srv->presence, srv->now);
     /* Online counts for subscribers: at most once a second. */
     static int64_t last_online;
     if (srv->now - last_online >= 1000) {
         last_online = srv->now;
         hub_send_online(srv);
     }
+    server_unlock(srv);
 }
 
 static void on_heartbeat(uv_timer_t *t)
 {
-    struct server *srv = of((uv_handle_t *)t);
-    server_now(srv);
-    hub_heartbeat(srv);
+    struct loop *lp = of((uv_handle_t *)t);
+    loop_now(lp);
+    server_lock(lp->srv);
+    hub_heartbeat(lp);
+    server_unlock(lp->srv);
 }
 
 static void on_flush(uv_timer_t *t)
 {
     struct server *srv = of((uv_handle_t *)t);
-    server_now(srv);
+    server_lock(srv);
     hub_flush_store(srv);
+    server_unlock(srv);
 }
 
 static void on_sweep(uv_timer_t *t)
 {
     struct server *srv = of((uv_handle_t *)t);
-    server_now(srv);
+    server_lock(srv);
     hub_sweep(srv, srv->cfg.stale_after_ms);
+    server_unlock(srv);
 }
 
 static void on_prepare(uv_prepare_t *p)
@@ -96,8 +165,8 @@ static void close_all(uv_handle_t *h, void *arg)
 {
     if (uv_is_closing(h))
         return;
-    if (h->type == UV_TCP && h->data != arg) {
-        /* A connection (the listener's data is the server). */
+    if (h->type == UV_TCP && h != arg) {
+        /* A connection (arg is the loop's listener). */
         struct conn *c = container_of((uv_tcp_t *)h, struct conn, tcp);
         conn_close(c);
         return;
@@ -105,43 +174,76 @@ static void close_all(uv_handle_t *h, void *arg)
     uv_close(h, NULL);
 }
 
-static void on_stop_timer(uv_timer_t *t)
+static void on_loop_stopped(uv_timer_t *t)
 {
-    struct server *srv = of((uv_handle_t *)t);
-    server_now(srv);
-    hub_flush_store(srv);
-    store_server_clear(srv->store, (int64_t)getpid());
-    uv_walk(srv->loop, close_all, srv);
+    struct loop *lp = of((uv_handle_t *)t);
+    struct server *srv = lp->srv;
+    loop_now(lp);
+    if (lp->id == 0) {
+        /* The other loops have closed their connections by now: wait for
+         * their threads, then write what is pending. */
+        for (unsigned i = 1; i < srv->nloops; i++)
+            uv_thread_join(&srv->loops[i]->thread);
+        server_lock(srv);
+        hub_flush_store(srv);
+        store_server_clear(srv->store, (int64_t)getpid());
+        server_unlock(srv);
+    }
+    /* posts are dropped from here on: the lock keeps others out. */
+    server_lock(srv);
+    lp->stopping = 2;
+    server_unlock(srv);
+    uv_walk(&lp->uv, close_all, &lp->listener);
 }
 
-static uv_timer_t stop_timer;
+/* On lp's thread, lock held: stop accepting, close every connection with
+ * 1001, and end the loop shortly after. */
+static void loop_begin_stop(struct loop *lp)
+{
+    if (lp->stopping)
+        return;
+    lp->stopping = 1;
+    uv_close((uv_handle_t *)&lp->listener, NULL);
+    uv_timer_stop(&lp->tick);
+    uv_timer_stop(&lp->heartbeat);
+    hub_shutdown(lp);
+    uv_timer_start(&lp->stop_timer, on_loop_stopped, STOP_DELAY_MS, 0);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct loop *lp = of((uv_handle_t *)a);
+    struct server *srv = lp->srv;
+    loop_now(lp);
+    server_lock(srv); /* runs the posts */
+    if (srv->stopping && !lp->stopping)
+        loop_begin_stop(lp);
+    server_unlock(srv);
+}
 
 static void begin_stop(struct server *srv, const char *why)
 {
-    if (srv->stopping)
+    server_lock(srv);
+    if (srv->stopping) {
+        server_unlock(srv);
         return;
-    log_info("%s: stopping (closing %u connections)", why, srv->nconns_ws);
-    server_now(srv);
-    hub_shutdown(srv);
+    }
+    unsigned n = 0;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        n += srv->loops[i]->nconns_ws;
+    log_info("%s: stopping (closing %u connections)", why, n);
     srv->stopping = 1;
-    uv_close((uv_handle_t *)&srv->listener, NULL);
-    uv_timer_stop(&srv->tick);
-    uv_timer_stop(&srv->heartbeat);
     uv_timer_stop(&srv->sweep);
     uv_timer_stop(&srv->flush);
-    /* Give close frames a moment to leave, then write and exit. */
-    uv_timer_init(srv->loop, &stop_timer);
-    stop_timer.data = srv;
-    uv_timer_start(&stop_timer, on_stop_timer, 200, 0);
+    for (unsigned i = 1; i < srv->nloops; i++)
+        uv_async_send(&srv->loops[i]->wake);
+    loop_begin_stop(srv->loops[0]);
+    server_unlock(srv);
 }
 
-static void restart_timer(uv_timer_t *t, uv_timer_cb cb, int64_t ms)
-{
-    uv_timer_start(t, cb, (uint64_t)ms, (uint64_t)ms);
-}
-
-/* SIGHUP: everything but the address, the database and demo mode takes
- * effect now; windows already open keep their deadlines. */
+/* SIGHUP: everything but the address, the database, the number of loops
+ * and demo mode takes effect now; windows already open keep their
+ * deadlines. Lock held. */
 static void reload(struct server *srv)
 {
     struct config c;
@@ -150,11 +252,13 @@ static void reload(struct server *srv)
         log_error("SIGHUP: configuration not reloaded: %s", err);
         return;
     }
-    if (strcmp(c.listen, srv->cfg.listen) || strcmp(c.db, srv->cfg.db))
-        log_warn("SIGHUP: listen and db change only at restart");
+    if (strcmp(c.listen, srv->cfg.listen) || strcmp(c.db, srv->cfg.db) ||
+        c.loops != srv->cfg.loops)
+        log_warn("SIGHUP: listen, db and loops change only at restart");
     snprintf(c.listen, sizeof c.listen, "%s", srv->cfg.listen);
     snprintf(c.db, sizeof c.db, "%s", srv->cfg.db);
     c.demo = srv->cfg.demo;
+    c.loops = srv->cfg.loops;
     size_t n = strlen(c.jwt_secret);
     if (n >= 32) {
         memcpy(srv->secret, c.jwt_secret, n);
@@ -170,18 +274,29 @@ static void reload(struct server *srv)
     struct presence_opts o = {c.grace_ms, c.login_grace_ms,
                               c.restart_grace_ms};
     presence_set_opts(srv->presence, &o);
-    restart_timer(&srv->heartbeat, on_heartbeat, c.heartbeat_ms);
     restart_timer(&srv->flush, on_flush, c.flush_ms);
     restart_timer(&srv->sweep, on_sweep, c.sweep_ms);
+    /* Each loop takes the new settings the next time it takes the lock;
+     * this one (loop 0) at once. */
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        srv->loops[i]->reload = 1;
+        if (i)
+            loop_wake(srv->loops[i]);
+    }
+    srv->loops[0]->reload = 0;
+    srv->loops[0]->cfg = srv->cfg;
+    restart_timer(&srv->loops[0]->heartbeat, on_heartbeat, c.heartbeat_ms);
     log_info("SIGHUP: configuration reloaded");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct server *srv = of((uv_handle_t *)s);
+    loop_now(srv->loops[0]);
     if (signum == SIGHUP) {
-        server_now(srv);
+        server_lock(srv);
         reload(srv);
+        server_unlock(srv);
         return;
     }
     begin_stop(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -223,6 +338,86 @@ static int load_secret(struct server *srv)
     return 1; /* demo: caller derives one */
 }
 
+/* The listening socket of one loop. With several loops each has its own,
+ * bound to the same address with SO_REUSEPORT, so that the kernel hands
+ * each new connection to one of them; the first binds (port 0: picks the
+ * port) and the others follow it. */
+static int open_listener(struct loop *lp, const struct sockaddr *sa,
+                         int reuseport)
+{
+    uv_tcp_init(&lp->uv, &lp->listener);
+    lp->listener.data = lp;
+    if (!reuseport)
+        return uv_tcp_bind(&lp->listener, sa, 0);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    int one = 1;
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, sa, len) != 0) {
+        int e = errno;
+        close(fd);
+        return uv_translate_sys_error(e);
+    }
+    return uv_tcp_open(&lp->listener, fd);
+}
+
+static struct loop *loop_new(struct server *srv, unsigned id)
+{
+    struct loop *lp = xcalloc(1, sizeof *lp);
+    lp->srv = srv;
+    lp->id = id;
+    lp->cfg = srv->cfg;
+    uv_loop_init(&lp->uv);
+    list_init(&lp->conns);
+    list_init(&lp->pending);
+    list_init(&lp->lingering);
+    list_init(&lp->waiting);
+    uv_timer_t *timers[] = {&lp->tick, &lp->heartbeat, &lp->stop_timer};
+    for (size_t i = 0; i < ARRAY_LEN(timers); i++) {
+        uv_timer_init(&lp->uv, timers[i]);
+        timers[i]->data = lp;
+    }
+    uv_prepare_init(&lp->uv, &lp->flusher);
+    lp->flusher.data = lp;
+    uv_async_init(&lp->uv, &lp->wake, on_wake);
+    lp->wake.data = lp;
+    lp->now = wall_ms();
+    return lp;
+}
+
+static void loop_start(struct loop *lp)
+{
+    uv_timer_start(&lp->tick, on_tick, TICK_MS, TICK_MS);
+    restart_timer(&lp->heartbeat, on_heartbeat, lp->cfg.heartbeat_ms);
+    uv_prepare_start(&lp->flusher, on_prepare);
+}
+
+static void loop_run(void *arg)
+{
+    struct loop *lp = arg;
+    tl_loop = lp;
+    uv_run(&lp->uv, UV_RUN_DEFAULT);
+    hub_thread_done();
+    ws_pool_free();
+    tl_loop = NULL;
+}
+
+static void loop_free(struct loop *lp)
+{
+    if (uv_loop_close(&lp->uv) != 0) {
+        uv_walk(&lp->uv, close_all, NULL);
+        uv_run(&lp->uv, UV_RUN_DEFAULT);
+        uv_loop_close(&lp->uv);
+    }
+    free(lp->posts);
+    free(lp);
+}
+
 int server_demo_secret(const char *db, char *out, size_t outlen);
 
 int server_run(const struct config *cfg, server_reload_cb *reload_cb,
@@ -233,14 +428,17 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
     srv->cfg = *cfg;
     srv->reload = reload_cb;
     srv->reload_ud = ud;
-    list_init(&srv->conns);
-    list_init(&srv->pending);
-    list_init(&srv->lingering);
-    list_init(&srv->waiting);
+    pthread_mutex_init(&srv->lock, NULL);
     list_init(&srv->online_dirty);
     srv->rates = rate_new();
-    server_now(srv);
+    srv->now = wall_ms();
     signal(SIGPIPE, SIG_IGN);
+    unsigned nloops = cfg->loops > 0 ? (unsigned)cfg->loops
+                                     : uv_available_parallelism();
+    if (nloops > SERVER_MAX_LOOPS)
+        nloops = SERVER_MAX_LOOPS;
+    if (nloops < 1)
+        nloops = 1;
 
     int sec = load_secret(srv);
     if (sec < 0)
@@ -260,35 +458,39 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
         log_error("cannot open database %s: %s", cfg->db, err);
         goto out_free;
     }
-    /* A lock held by another process (a CLI command) must not stall the
+    /* A lock held by another process (a CLI command) must not stall a
      * loop for long: writes that fail are retried at the next flush. */
     store_set_busy_timeout(srv->store, 250);
-    if (hub_init(srv) != 0) {
-        log_error("cannot load users from %s", cfg->db);
-        goto out_store;
-    }
 
-    srv->loop = xmalloc(sizeof *srv->loop);
-    uv_loop_init(srv->loop);
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     if (parse_listen(cfg->listen, &ss) != 0) {
         log_error("bad listen address %s", cfg->listen);
-        goto out_loop;
+        goto out_store;
     }
-    uv_tcp_init(srv->loop, &srv->listener);
-    srv->listener.data = srv;
-    int r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
-    if (r == 0)
-        r = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
-    if (r != 0) {
-        log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(r));
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-        uv_run(srv->loop, UV_RUN_DEFAULT);
-        goto out_loop;
+    srv->nloops = nloops;
+    for (unsigned i = 0; i < nloops; i++)
+        srv->loops[i] = loop_new(srv, i);
+    tl_loop = srv->loops[0];
+    if (hub_init(srv) != 0) {
+        log_error("cannot load users from %s", cfg->db);
+        goto out_loops;
     }
-    int len = sizeof ss;
-    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+    for (unsigned i = 0; i < nloops; i++) {
+        struct loop *lp = srv->loops[i];
+        int r = open_listener(lp, (struct sockaddr *)&ss, nloops > 1);
+        if (r == 0)
+            r = uv_listen((uv_stream_t *)&lp->listener, 4096, on_connection);
+        if (r != 0) {
+            log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(r));
+            goto out_loops;
+        }
+        if (i == 0) {
+            /* Port 0: the others bind the port the first one got. */
+            int len = sizeof ss;
+            uv_tcp_getsockname(&lp->listener, (struct sockaddr *)&ss, &len);
+        }
+    }
     char host[64] = "?";
     int port = 0;
     if (ss.ss_family == AF_INET) {
@@ -312,51 +514,47 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
         log_warn("could not register in the database; cleanup-stale will "
                  "not reach this server");
 
-    uv_timer_t *timers[] = {&srv->tick, &srv->heartbeat, &srv->flush,
-                            &srv->sweep};
+    uv_loop_t *main_loop = &srv->loops[0]->uv;
+    uv_timer_t *timers[] = {&srv->flush, &srv->sweep};
     for (size_t i = 0; i < ARRAY_LEN(timers); i++) {
-        uv_timer_init(srv->loop, timers[i]);
+        uv_timer_init(main_loop, timers[i]);
         timers[i]->data = srv;
     }
-    uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
-    uv_timer_start(&srv->heartbeat, on_heartbeat, (uint64_t)cfg->heartbeat_ms,
-                   (uint64_t)cfg->heartbeat_ms);
     uv_timer_start(&srv->flush, on_flush, (uint64_t)cfg->flush_ms,
                    (uint64_t)cfg->flush_ms);
     uv_timer_start(&srv->sweep, on_sweep, (uint64_t)cfg->sweep_ms,
                    (uint64_t)cfg->sweep_ms);
-    uv_prepare_init(srv->loop, &srv->flusher);
-    srv->flusher.data = srv;
-    uv_prepare_start(&srv->flusher, on_prepare);
     uv_signal_t *sigs[] = {&srv->sigterm, &srv->sigint, &srv->sighup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
-        uv_signal_init(srv->loop, sigs[i]);
+        uv_signal_init(main_loop, sigs[i]);
         sigs[i]->data = srv;
         uv_signal_start(sigs[i], on_signal, signums[i]);
     }
+    for (unsigned i = 0; i < nloops; i++)
+        loop_start(srv->loops[i]);
 
-    log_info("presenced listening on http://%s (db %s, grace %lldms, "
-             "heartbeat %lldms)",
-             srv->listen_addr, cfg->db, (long long)cfg->grace_ms,
-             (long long)cfg->heartbeat_ms);
-    uv_run(srv->loop, UV_RUN_DEFAULT);
+    log_info("presenced listening on http://%s (db %s, %u loop%s, grace "
+             "%lldms, heartbeat %lldms)",
+             srv->listen_addr, cfg->db, nloops, nloops == 1 ? "" : "s",
+             (long long)cfg->grace_ms, (long long)cfg->heartbeat_ms);
+    for (unsigned i = 1; i < nloops; i++)
+        uv_thread_create(&srv->loops[i]->thread, loop_run, srv->loops[i]);
+    loop_run(srv->loops[0]);
     log_info("stopped");
     rc = 0;
 
-out_loop:
-    if (uv_loop_close(srv->loop) != 0) {
-        uv_walk(srv->loop, close_all, srv);
-        uv_run(srv->loop, UV_RUN_DEFAULT);
-        uv_loop_close(srv->loop);
-    }
-    free(srv->loop);
-out_store:
+out_loops:
+    tl_loop = NULL;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        loop_free(srv->loops[i]);
     hub_dispose(srv);
     ws_pool_free();
+out_store:
     store_close(srv->store);
 out_free:
     rate_free(srv->rates);
+    pthread_mutex_destroy(&srv->lock);
     free(srv);
     return rc;
 }

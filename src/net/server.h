@@ -1,5 +1,6 @@
-/* server.h - the daemon: one libuv loop, its listener, its connections,
- * and the glue between them and the presence core and the store.
+/* server.h - the daemon: an event loop per core, each with its listener
+ * and its connections, and the glue between them and the presence core
+ * and the store.
  *
  * Layers (docs/design.md): net/ owns sockets and timers; http/ parses
  * requests and routes them; ws/ speaks WebSocket over a connection; hub/
@@ -7,11 +8,23 @@
  * and into batched store writes. presence/ and store/ know nothing of
  * sockets.
  *
- * Threads: everything here runs on the loop thread, except password hashing
- * (libuv's thread pool; see http/api.c). */
+ * Threads (docs/design.md "Loops"): `loops` I/O threads, each running a
+ * struct loop: its own libuv loop, listening socket (SO_REUSEPORT: the
+ * kernel spreads new connections), connections and timers. A connection
+ * belongs to one loop for life, and only that loop's thread touches its
+ * socket, its output queue and its state. The shared part - presence
+ * core, store, organizations, subscriptions - is one struct server
+ * behind one lock (server_lock()), taken for each request, message,
+ * connect and close; the hub fields of any connection (pc, org_link,
+ * subs) may be read or changed by any thread holding it. Output for
+ * another loop's connections is posted to that loop (hub.c), which
+ * delivers it under the lock before anything else it does there, so
+ * every client sees events in order. Password hashing runs on libuv's
+ * thread pool (http/api.c). */
 #ifndef SERVER_H
 #define SERVER_H
 #include <http_parser.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 #include <uthash.h>
@@ -58,6 +71,7 @@ struct http_req {
 struct conn {
     uv_tcp_t tcp;               /* first: handle <-> conn */
     struct server *srv;
+    struct loop *lp;            /* the loop (thread) that owns it */
     enum conn_state state;
     unsigned refs;              /* pending thread-pool work holds one */
     char peer[48];              /* client address, for limits and logs */
@@ -74,8 +88,8 @@ struct conn {
     struct presence_conn *pc;
     uint64_t session_id;
     char *org, *user;           /* copies, for fan-out and logs */
-    struct list org_link;       /* in struct hub_org.conns */
-    struct list all_link;       /* in server.conns (heartbeats) */
+    struct list org_link;       /* in struct hub_org.conns[lp->id] */
+    struct list all_link;       /* in loop.conns (heartbeats) */
     int64_t last_rx_ms;
     const uint8_t *rx;          /* bytes being fed to wslay */
     size_t rx_len;
@@ -86,13 +100,13 @@ struct conn {
     unsigned out_head, out_len, out_cap, out_inflight;
     size_t out_bytes;
     uv_write_t *wreq;           /* only while a write is in flight */
-    struct list pending_link;   /* in server.pending: has output to flush */
+    struct list pending_link;   /* in loop.pending: has output to flush */
     int close_after_write;
     int overflow;               /* queue cap hit: closed by the flusher */
-    struct list linger_link;    /* in server.lingering after shutdown() */
+    struct list linger_link;    /* in loop.lingering after shutdown() */
     int64_t linger_until;
     int shut;                   /* uv_shutdown() called */
-    struct list wait_link;      /* in server.waiting: reading a request */
+    struct list wait_link;      /* in loop.waiting: reading a request */
     int64_t wait_until;         /* header_timeout deadline */
     int64_t msg_window;         /* msg_rate: start of this second */
     uint32_t msg_count;
@@ -103,13 +117,15 @@ struct conn {
     unsigned nsubs;
 };
 
-/* The connections of one organization. Org-wide receivers are on conns;
- * subscribers on subscribers, and on the watch of each user they follow. */
+/* The connections of one organization, by loop. Org-wide receivers are on
+ * conns; subscribers on subscribers, and on the watch of each user they
+ * follow. Arrays have one entry per loop. */
 struct hub_org {
     char *id;
-    struct list conns;          /* struct conn.org_link: org-wide */
-    struct list subscribers;    /* struct conn.org_link: subscribers */
-    unsigned nconns;
+    struct list *conns;         /* struct conn.org_link: org-wide */
+    struct list *subscribers;   /* struct conn.org_link: subscribers */
+    unsigned *nconns;           /* both lists, per loop */
+    unsigned nsubscribers;      /* all loops */
     struct watch *watches;      /* uthash by user id */
     struct list online_link;    /* in server.online_dirty */
     unsigned online_sent;       /* last online count told subscribers */
@@ -123,7 +139,8 @@ struct hub_org {
 /* The subscribers of one user. */
 struct watch {
     char *user;
-    struct list subs;           /* struct sub.watch_link */
+    struct list *subs;          /* struct sub.watch_link, per loop */
+    unsigned nsubs;
     UT_hash_handle hh;
 };
 
@@ -136,20 +153,52 @@ struct sub {
 
 #define HUB_MAX_SUBS 10000      /* subscriptions per connection */
 
-struct server {
-    uv_loop_t *loop;
+#define SERVER_MAX_LOOPS 64
+
+/* Work one loop hands another (under the server lock; hub.c). */
+struct post {
+    int kind;                   /* enum post_kind in hub.c */
+    struct hub_org *o;
+    char *user;
+    struct frame *f;
+    uint64_t session;
+};
+
+/* One event loop and what it owns. Fields are its thread's alone, but for
+ * posts (server lock). */
+struct loop {
+    struct server *srv;
+    unsigned id;                /* index in server.loops */
+    uv_loop_t uv;
     uv_tcp_t listener;
-    uv_timer_t tick, heartbeat, flush, sweep;
-    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t tick, heartbeat, stop_timer;
     uv_prepare_t flusher;       /* writes queued output before polling */
+    uv_async_t wake;            /* posts arrived, or stop */
+    uv_thread_t thread;         /* loops 1..n-1 */
+    struct config cfg;          /* this thread's copy (SIGHUP updates it) */
+    int64_t now;                /* ms since the epoch, refreshed per event */
+    struct list conns;          /* its WebSocket connections */
+    struct list pending;        /* connections with output to write */
+    struct list lingering;      /* half-closed, draining input until EOF */
+    struct list waiting;        /* HTTP connections awaiting a request */
+    unsigned nconns_ws, nconns_all;
+    int stopping;
+    int64_t last_accept_log;
+    struct post *posts;         /* server lock */
+    size_t nposts, capposts;
+    int reload;                 /* server lock: take srv->cfg again */
+};
+
+struct server {
+    struct loop *loops[SERVER_MAX_LOOPS];
+    unsigned nloops;
+    pthread_mutex_t lock;       /* server_lock(): everything below */
+    uv_timer_t flush, sweep;    /* on loop 0 */
+    uv_signal_t sigterm, sigint, sighup;
     struct config cfg;
     struct store *store;
     struct presence *presence;
     struct hub_org *orgs;       /* uthash by id */
-    struct list conns;          /* every WebSocket connection */
-    struct list pending;        /* connections with output to write */
-    struct list lingering;      /* half-closed, draining input until EOF */
-    struct list waiting;        /* HTTP connections awaiting a request */
     struct list online_dirty;   /* large orgs whose online count moved */
     struct frame *ping;         /* shared heartbeat ping frame */
     struct rate_table *rates;   /* failed logins, new connections */
@@ -157,11 +206,10 @@ struct server {
     size_t secret_len;
     char admin_key[65];
     char listen_addr[128];      /* actual address, after bind */
-    unsigned nconns_ws, nconns_all;
     int stopping;
     server_reload_cb *reload;
     void *reload_ud;
-    int64_t now;                /* ms since the epoch, refreshed per event */
+    int64_t now;                /* ms since the epoch, as of server_lock() */
 };
 
 /* Runs the server until SIGTERM/SIGINT. cfg is copied. On SIGHUP, reload
@@ -169,8 +217,18 @@ struct server {
  * -1 if it could not start (reason logged). */
 int server_run(const struct config *cfg, server_reload_cb *reload, void *ud);
 
-/* Refreshes srv->now from the real-time clock and returns it. */
-int64_t server_now(struct server *srv);
+/* Refreshes lp->now from the real-time clock and returns it. */
+int64_t loop_now(struct loop *lp);
+
+/* The server lock, which guards struct server and the hub fields of every
+ * connection. Re-entrant on one thread. Taking it refreshes srv->now
+ * (never backwards) and first delivers what other loops posted to this
+ * thread's loop. */
+void server_lock(struct server *srv);
+void server_unlock(struct server *srv);
+/* The loop of the calling thread; NULL off the loop threads. */
+struct loop *loop_current(void);
+void loop_wake(struct loop *lp);  /* any thread: run its posts soon */
 
 /* net/conn.c */
 void conn_send(struct conn *c, struct frame *f); /* takes a new reference */
@@ -180,11 +238,11 @@ void conn_close_after_write(struct conn *c);
 void conn_close(struct conn *c); /* at once; safe to repeat */
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
-int conn_start(struct server *srv, uv_stream_t *listener);
-void conn_flush_pending(struct server *srv);
+int conn_start(struct loop *lp, uv_stream_t *listener);
+void conn_flush_pending(struct loop *lp);
 /* Closes lingering connections, and answers 408 to requests that did not
  * arrive in time (slowloris), whose time is up. */
-void conn_reap(struct server *srv);
+void conn_reap(struct loop *lp);
 /* (Re)starts the header_timeout clock of a connection awaiting a request. */
 void conn_wait_request(struct conn *c);
 
@@ -223,7 +281,7 @@ void ws_close(struct conn *c, uint16_t code, const char *reason);
 void ws_conn_free(struct conn *c);
 void ws_pool_free(void);             /* at exit: the idle contexts */
 
-/* hub/hub.c */
+/* hub/hub.c: everything with the server lock held. */
 int hub_init(struct server *srv);
 void hub_dispose(struct server *srv);
 void hub_attach(struct conn *c);     /* after upgrade: join org, hello */
@@ -233,7 +291,9 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
 /* Manual status from the API or a frame: core, then the store at once. */
 int hub_set_manual(struct server *srv, const char *org, const char *user,
                    int status);
-void hub_heartbeat(struct server *srv);
+void hub_heartbeat(struct loop *lp);  /* its connections */
+/* Delivers what other loops posted to lp (server_lock() does this). */
+void hub_run_posts(struct loop *lp);
 /* Tells subscribers of large organizations their new online count (at
  * most once per call per organization; called every second). */
 void hub_send_online(struct server *srv);
@@ -245,7 +305,8 @@ void hub_end_session(struct server *srv, const char *org, const char *user,
 /* Makes sure org/user exist in store and presence (token provisioning). */
 int hub_ensure_user(struct server *srv, const char *org, const char *user,
                     const char *name);
-void hub_shutdown(struct server *srv);
+void hub_shutdown(struct loop *lp);   /* closes its connections (1001) */
+void hub_thread_done(void);          /* frees this thread's buffers */
 /* Loads members the store has and the core lacks (added by the CLI). */
 void hub_sync_org(struct server *srv, const char *org);
 #endif

@@ -50,7 +50,7 @@ struct frame *frame_new(int opcode, const void *payload, size_t len)
     ssize_t r = wslay_frame_send(ctx, &io);
     if (r < 0 || (size_t)r != len)
         abort(); /* cannot happen: the callback takes everything */
-    f->refs = 1;
+    atomic_init(&f->refs, 1);
     f->len = (uint32_t)cap.n;
     return f;
 }
@@ -59,7 +59,7 @@ struct frame *frame_new_raw(const void *bytes, size_t len)
 {
     struct frame *f = xmalloc(sizeof *f + len);
     memcpy(f->data, bytes, len);
-    f->refs = 1;
+    atomic_init(&f->refs, 1);
     f->len = (uint32_t)len;
     return f;
 }
@@ -79,6 +79,6 @@ struct frame *frame_new_close(uint16_t code, const char *reason)
 
 void frame_unref(struct frame *f)
 {
-    if (f && --f->refs == 0)
+    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
         free(f);
 }

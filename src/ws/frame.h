@@ -7,14 +7,16 @@
  *
  * Ownership: frame_new*() returns a frame with one reference, owned by the
  * caller; frame_ref() adds one; frame_unref() drops one and frees the frame
- * at zero. Frames are immutable once made. Single-threaded. */
+ * at zero. Frames are immutable once made, and shared between loops: the
+ * count is atomic (relaxed to take, acquire-release to drop). */
 #ifndef FRAME_H
 #define FRAME_H
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct frame {
-    unsigned refs;
+    _Atomic unsigned refs;
     uint32_t len;      /* bytes in data: header + payload */
     char data[];
 };
@@ -32,7 +34,7 @@ struct frame *frame_new_close(uint16_t code, const char *reason);
 
 static inline struct frame *frame_ref(struct frame *f)
 {
-    f->refs++;
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     return f;
 }
 void frame_unref(struct frame *f); /* NULL is a no-op */

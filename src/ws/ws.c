@@ -81,10 +81,14 @@ static void on_msg(wslay_event_context_ptr ctx,
         }
         return;
     }
+    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
+        return;
+    server_lock(c->srv);
     if (arg->opcode == WSLAY_TEXT_FRAME)
         hub_on_message(c, (const char *)arg->msg, arg->msg_length, 0);
-    else if (arg->opcode == WSLAY_BINARY_FRAME)
+    else
         hub_on_message(c, NULL, 0, 1); /* answered as bad_message */
+    server_unlock(c->srv);
 }
 
 /* Counts the bytes of every frame wslay accepted, header included (wslay
@@ -129,7 +133,7 @@ static wslay_event_context_ptr ws_ctx(struct conn *c)
         }
     }
     wslay_event_config_set_max_recv_msg_length(w->ev,
-                                               (uint64_t)c->srv->cfg.max_msg);
+                                               (uint64_t)c->lp->cfg.max_msg);
     w->c = c;
     c->ws = w;
     c->ws_fed = c->ws_framed = 0;
@@ -186,7 +190,7 @@ static void pump(struct conn *c)
 
 void ws_on_data(struct conn *c)
 {
-    c->last_rx_ms = c->srv->now;
+    c->last_rx_ms = c->lp->now;
     wslay_event_context_ptr ev = ws_ctx(c);
     if (!ev) {
         conn_close(c);
@@ -333,7 +337,7 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     buf_dispose(&b);
 
     c->state = CONN_WS;
-    c->last_rx_ms = c->srv->now;
+    c->last_rx_ms = c->lp->now;
     if (org) {
         c->org = xstrdup(org);
         c->user = xstrdup(user);

@@ -466,12 +466,29 @@ static int run_events(void)
 
 /* ---- net/server.c ------------------------------------------------------ */
 
-/* The clock is fake_turn()'s: it moves only when the harness says so. */
-int64_t server_now(struct server *srv) { return srv->now; }
+/* One loop, the harness's. Its libuv loop is real (the thread pool runs
+ * on it); its clock is fake_turn()'s: it moves only when the harness says
+ * so. With one loop nothing is ever posted, and the lock has nothing to
+ * guard. */
+static struct loop floop;
+
+int64_t loop_now(struct loop *lp)
+{
+    lp->now = lp->srv->now;
+    return lp->now;
+}
+void server_lock(struct server *srv)
+{
+    floop.now = srv->now;
+    if (floop.nposts)
+        hub_run_posts(&floop);
+}
+void server_unlock(struct server *srv) {}
+struct loop *loop_current(void) { return &floop; }
+void loop_wake(struct loop *lp) {}
 
 /* ---- The harness side -------------------------------------------------- */
 
-static uv_loop_t loop;
 static int loop_ready;
 static uv_tcp_t listener;
 static int64_t last_heartbeat, last_flush, last_sweep;
@@ -480,7 +497,8 @@ struct fake_sock *fake_accept(struct server *srv)
 {
     size_t before = nsocks;
     cur_srv = srv;
-    conn_start(srv, (uv_stream_t *)&listener);
+    floop.now = srv->now;
+    conn_start(&floop, (uv_stream_t *)&listener);
     CHECK(nsocks == before + 1, "conn_start made no handle");
     struct fake_sock *s = &socks[before];
     fake_turn(srv, 0);
@@ -526,12 +544,13 @@ void fake_hangup(struct fake_sock *s)
 void fake_turn(struct server *srv, int64_t advance_ms)
 {
     srv->now += advance_ms;
+    floop.now = srv->now;
     /* net/server.c's timers, in the order a loop turn would run them. */
     presence_tick(srv->presence, srv->now);
-    conn_reap(srv);
+    conn_reap(&floop);
     if (srv->now - last_heartbeat >= srv->cfg.heartbeat_ms) {
         last_heartbeat = srv->now;
-        hub_heartbeat(srv);
+        hub_heartbeat(&floop);
     }
     if (srv->now - last_flush >= srv->cfg.flush_ms) {
         last_flush = srv->now;
@@ -543,11 +562,11 @@ void fake_turn(struct server *srv, int64_t advance_ms)
     }
     int more;
     do {
-        while (uv_run(&loop, UV_RUN_DEFAULT)) /* the thread pool */
+        while (uv_run(&floop.uv, UV_RUN_DEFAULT)) /* the thread pool */
             ;
-        conn_flush_pending(srv); /* the prepare handle */
+        conn_flush_pending(&floop); /* the prepare handle */
         more = run_events();
-    } while (more || !list_empty(&srv->pending));
+    } while (more || !list_empty(&floop.pending));
 }
 
 /* ---- store/ ------------------------------------------------------------ */
@@ -962,7 +981,7 @@ const struct asset assets[] = {
 struct server *fake_server_new(const char *allowed_origins)
 {
     if (!loop_ready) {
-        CHECK(uv_loop_init(&loop) == 0, "uv_loop_init");
+        CHECK(uv_loop_init(&floop.uv) == 0, "uv_loop_init");
         CHECK(auth_init() == 0, "auth_init");
         log_set_level((enum log_level)(LOG_ERROR + 1)); /* quiet */
         loop_ready = 1;
@@ -971,21 +990,27 @@ struct server *fake_server_new(const char *allowed_origins)
         trace = getenv("FUZZ_TRACE") != NULL;
     struct server *srv = xcalloc(1, sizeof *srv);
     /* As server_run() sets it up. */
-    srv->loop = &loop;
     config_defaults(&srv->cfg);
     if (allowed_origins)
         snprintf(srv->cfg.allowed_origins, sizeof srv->cfg.allowed_origins,
                  "%s", allowed_origins);
-    list_init(&srv->conns);
-    list_init(&srv->pending);
-    list_init(&srv->lingering);
-    list_init(&srv->waiting);
+    srv->nloops = 1;
+    srv->loops[0] = &floop;
+    floop.srv = srv;
+    floop.id = 0;
+    floop.cfg = srv->cfg;
+    floop.stopping = 0;
+    list_init(&floop.conns);
+    list_init(&floop.pending);
+    list_init(&floop.lingering);
+    list_init(&floop.waiting);
     srv->rates = rate_new();
     srv->store = (struct store *)&db;
     srv->secret_len = strlen(FUZZ_JWT_SECRET);
     memcpy(srv->secret, FUZZ_JWT_SECRET, srv->secret_len);
     snprintf(srv->admin_key, sizeof srv->admin_key, "%s", FUZZ_ADMIN_KEY);
     srv->now = FUZZ_NOW_MS;
+    floop.now = srv->now;
     fuzz_isolation = 0;
     orgs_seen = 0;
     last_heartbeat = last_flush = last_sweep = srv->now;
@@ -1000,7 +1025,7 @@ void fake_server_free(struct server *srv, int shutdown)
 {
     if (shutdown) {
         /* SIGTERM: 1001 to every WebSocket, then everything closes. */
-        hub_shutdown(srv);
+        hub_shutdown(&floop);
         srv->stopping = 1;
         fake_turn(srv, 200);
     }
@@ -1017,12 +1042,12 @@ void fake_server_free(struct server *srv, int shutdown)
     }
     nsocks = 0;
     CHECK(nevents == 0, "callbacks left");
-    CHECK(srv->nconns_all == 0, "%u connections left", srv->nconns_all);
-    CHECK(srv->nconns_ws == 0 && list_empty(&srv->conns),
+    CHECK(floop.nconns_all == 0, "%u connections left", floop.nconns_all);
+    CHECK(floop.nconns_ws == 0 && list_empty(&floop.conns),
           "WebSocket connections left in the hub");
-    CHECK(list_empty(&srv->pending) && list_empty(&srv->lingering) &&
-              list_empty(&srv->waiting),
-          "server lists not empty");
+    CHECK(list_empty(&floop.pending) && list_empty(&floop.lingering) &&
+              list_empty(&floop.waiting),
+          "loop lists not empty");
     hub_flush_store(srv);
     hub_dispose(srv);
     rate_free(srv->rates);

@@ -107,6 +107,7 @@ _REAPER = []        # (Server, signalled_at) waiting to exit, see reap()
 _TEMPLATES = {}     # seed key -> DB file
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "WARNING: ThreadSanitizer",
                      "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 STATUS_CODES = {"OFFLINE": 0, "AWAY": 1, "ONLINE": 2, "BUSY": 3}
@@ -665,6 +666,10 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
         env["PRESENCED_JWT_SECRET"] = JWT_SECRET
         env["PRESENCED_DB"] = self.db
+        # make test runs the suite with one loop per core, and again under
+        # the sanitizers with TEST_LOOPS=4 (more threads than cores).
+        if os.environ.get("TEST_LOOPS"):
+            env["PRESENCED_LOOPS"] = os.environ["TEST_LOOPS"]
         if settings:
             for k, v in self.settings.items():
                 if v is not None:

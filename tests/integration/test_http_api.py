@@ -32,7 +32,12 @@ def test_healthz(shared_server):
     server = shared_server
     r = requests.get(server.url("/healthz"), timeout=5)
     assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    body = r.json()
+    assert body["status"] == "ok"
+    # WebSocket connections per event loop: at least one loop, none yet
+    # (the module's server is shared, but nothing holds a socket here).
+    assert isinstance(body["loops"], list) and len(body["loops"]) >= 1
+    assert all(isinstance(n, int) and n >= 0 for n in body["loops"])
 
 
 def test_login_answer_and_cookie_flags(two_users):

@@ -445,7 +445,7 @@ static void test_each(void **state)
 {
     struct each_acc a = {0};
     config_each(each_cb, &a);
-    assert_int_equal(a.n, 27);
+    assert_int_equal(a.n, 28);
     assert_true(a.saw_jwt && a.saw_grace);
 }
 
