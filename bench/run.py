@@ -99,9 +99,12 @@ class Proc:
         return self.p.returncode
 
 
+LOOPS = []  # --loops: added to every presenced command line
+
+
 def start_server(binary, db, extra, tmp, tag):
     argv = [binary, "serve", "--listen", "127.0.0.1:0", "--db", db,
-            "--jwt-secret", SECRET] + LIMITS_OFF + extra
+            "--jwt-secret", SECRET] + LIMITS_OFF + LOOPS + extra
     return Proc(argv, os.path.join(tmp, "server-%s.log" % tag),
                 r"listening on http://127\.0\.0\.1:(\d+)")
 
@@ -715,6 +718,8 @@ def main():
     ap.add_argument("--profile-delay", type=float, default=2,
                     help="profile: seconds from the end of the connect "
                          "phase to recording")
+    ap.add_argument("--loops", type=int, default=0,
+                    help="event loops of presenced (0: its default)")
     ap.add_argument("--nice", type=int, default=0,
                     help="run server, floor and loadgen at this nice value "
                          "(negative needs root), against other work on a "
@@ -722,6 +727,8 @@ def main():
     args = ap.parse_args()
     global NICE
     NICE = args.nice
+    if args.loops:
+        LOOPS[:] = ["--loops", str(args.loops)]
     args.server = os.path.abspath(args.server)
     if args.what == "smoke":
         return smoke(args)

@@ -95,14 +95,30 @@ static const char *bearer(const struct http_req *r)
     return t;
 }
 
+/* A WebSocket upgrade's token, verified before the server lock is taken:
+ * the signature check needs nothing shared, and a connect storm should not
+ * queue up behind it. */
+struct prejwt {
+    const char *tok;
+    int rc;
+    struct jwt_claims cl;
+};
+static _Thread_local struct prejwt *pre;
+
 /* Verifies a JWT; for one minted by a login (sid), the session must still
  * be live. Returns 0 or -1 with a reason. */
 static int check_jwt(struct server *srv, const char *tok, struct who *w,
                      const char **why)
 {
     struct jwt_claims cl;
-    int rc = jwt_verify(tok, strlen(tok), srv->secret, srv->secret_len,
+    int rc;
+    if (pre && pre->tok && !strcmp(pre->tok, tok)) {
+        rc = pre->rc;
+        cl = pre->cl;
+    } else {
+        rc = jwt_verify(tok, strlen(tok), srv->secret, srv->secret_len,
                         srv->now / 1000, &cl);
+    }
     if (rc != 0) {
         *why = jwt_strerror(rc);
         return -1;
@@ -711,7 +727,34 @@ static int is(const struct http_req *r, int method, const char *path,
            (method < 0 || r->method == method);
 }
 
+static void route(struct conn *c, struct http_req *r);
+
 void api_handle(struct conn *c, struct http_req *r)
+{
+    /* Outside the lock: the signature of a WebSocket upgrade's token. */
+    struct loop *lp = c->lp;
+    struct prejwt p = {0};
+    char tok[JWT_MAX_LEN + 1];
+    const char *qs = r->url.data ? memchr(r->url.data, '?', r->url.len) : NULL;
+    if (r->url.len >= 12 && !memcmp(r->url.data, "/ws/presence", 12)) {
+        const char *b = bearer(r);
+        if (qs && query_get(qs + 1, r->url.len - (size_t)(qs + 1 - r->url.data),
+                            "token", tok, sizeof tok) >= 0)
+            p.tok = tok;
+        else if (b)
+            p.tok = b;
+        if (p.tok)
+            p.rc = jwt_verify(p.tok, strlen(p.tok), lp->secret,
+                              lp->secret_len, lp->now / 1000, &p.cl);
+    }
+    server_lock(c->srv);
+    pre = &p;
+    route(c, r);
+    pre = NULL;
+    server_unlock(c->srv);
+}
+
+static void route(struct conn *c, struct http_req *r)
 {
     struct server *srv = c->srv;
     struct http_parser_url u;

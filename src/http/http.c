@@ -221,9 +221,7 @@ static void parse(struct conn *c)
         c->req = NULL;
         c->state = CONN_BUSY;
         list_remove(&c->wait_link);
-        server_lock(c->srv);
-        api_handle(c, r);
-        server_unlock(c->srv);
+        api_handle(c, r); /* takes the server lock */
         http_req_free(r);
     }
 }

@@ -78,6 +78,8 @@ void server_lock(struct server *srv)
         /* SIGHUP: this loop's copy of the settings, and its heartbeat. */
         lp->reload = 0;
         lp->cfg = srv->cfg;
+        memcpy(lp->secret, srv->secret, srv->secret_len);
+        lp->secret_len = srv->secret_len;
         if (!lp->stopping)
             restart_timer(&lp->heartbeat, on_heartbeat, lp->cfg.heartbeat_ms);
     }
@@ -285,6 +287,8 @@ static void reload(struct server *srv)
     }
     srv->loops[0]->reload = 0;
     srv->loops[0]->cfg = srv->cfg;
+    memcpy(srv->loops[0]->secret, srv->secret, srv->secret_len);
+    srv->loops[0]->secret_len = srv->secret_len;
     restart_timer(&srv->loops[0]->heartbeat, on_heartbeat, c.heartbeat_ms);
     log_info("SIGHUP: configuration reloaded");
 }
@@ -372,6 +376,8 @@ static struct loop *loop_new(struct server *srv, unsigned id)
     lp->srv = srv;
     lp->id = id;
     lp->cfg = srv->cfg;
+    memcpy(lp->secret, srv->secret, srv->secret_len);
+    lp->secret_len = srv->secret_len;
     uv_loop_init(&lp->uv);
     list_init(&lp->conns);
     list_init(&lp->pending);
@@ -428,7 +434,13 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
     srv->cfg = *cfg;
     srv->reload = reload_cb;
     srv->reload_ud = ud;
-    pthread_mutex_init(&srv->lock, NULL);
+    /* Held for microseconds at a time: spin a little before sleeping
+     * (glibc's adaptive mutex), rather than pay a futex wake-up. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&srv->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     list_init(&srv->online_dirty);
     srv->rates = rate_new();
     srv->now = wall_ms();

@@ -176,6 +176,8 @@ struct loop {
     uv_async_t wake;            /* posts arrived, or stop */
     uv_thread_t thread;         /* loops 1..n-1 */
     struct config cfg;          /* this thread's copy (SIGHUP updates it) */
+    unsigned char secret[512];  /* ... and of the JWT secret */
+    size_t secret_len;
     int64_t now;                /* ms since the epoch, refreshed per event */
     struct list conns;          /* its WebSocket connections */
     struct list pending;        /* connections with output to write */
@@ -263,7 +265,7 @@ void http_error_ex(struct conn *c, int status, const char *extra_headers,
 /* Called when a response has been queued: resumes reading requests. */
 void http_done(struct conn *c);
 
-/* http/api.c: route one complete request. */
+/* http/api.c: route one complete request (takes the server lock). */
 void api_handle(struct conn *c, struct http_req *r);
 /* Once at start (prepares the timing-equalizing dummy hash). 0 or -1. */
 int api_init(void);

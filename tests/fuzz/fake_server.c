@@ -1008,6 +1008,8 @@ struct server *fake_server_new(const char *allowed_origins)
     srv->store = (struct store *)&db;
     srv->secret_len = strlen(FUZZ_JWT_SECRET);
     memcpy(srv->secret, FUZZ_JWT_SECRET, srv->secret_len);
+    memcpy(floop.secret, FUZZ_JWT_SECRET, srv->secret_len);
+    floop.secret_len = srv->secret_len;
     snprintf(srv->admin_key, sizeof srv->admin_key, "%s", FUZZ_ADMIN_KEY);
     srv->now = FUZZ_NOW_MS;
     floop.now = srv->now;
