@@ -109,8 +109,9 @@ def start_server(binary, db, extra, tmp, tag):
                 r"listening on http://127\.0\.0\.1:(\d+)")
 
 
-def start_floor(tmp, tag, max_seconds):
-    return Proc([FLOOR, "--port", "0", "--max-seconds", str(max_seconds)],
+def start_floor(tmp, tag, max_seconds, extra=()):
+    return Proc([FLOOR, "--port", "0", "--max-seconds", str(max_seconds)] +
+                list(extra),
                 os.path.join(tmp, "floor-%s.log" % tag),
                 r"floor listening on 127\.0\.0\.1:(\d+)")
 
@@ -326,9 +327,12 @@ def bench(args):
         dbs[name] = provision(args.server, tmp, name, n, o)
 
     results = {"hold": [], "fanout10": [], "floor10": [], "fanout1": [],
-               "floor1": [], "storm": [], "floor_storm": []}
+               "floor1": [], "storm": [], "floor_storm": [], "fanout10_1": [],
+               "floor_hold": []}
     commands = {}
     other_load = []
+
+    loops = int(LOOPS[1]) if LOOPS else 1
 
     def measured(key, layout, srv_extra, lg_args, timeout, delay=0.0):
         tag = "%s-%d" % (key, len(results[key]))
@@ -355,10 +359,10 @@ def bench(args):
             log("  server exited with %d (log %s)" % (code, srv.logpath))
         return res
 
-    def floor_run(key, lg_args, timeout):
+    def floor_run(key, lg_args, timeout, extra=()):
         pre = wait_quiet(args.quiet_wait)
         flo = start_floor(tmp, "%s-%d" % (key, len(results[key])),
-                          timeout + 30)
+                          timeout + 30, extra)
         try:
             a = cpu_sample()
             rc, res, shown, _ = loadgen(lg_args, flo.port, flo.pid, timeout)
@@ -369,7 +373,8 @@ def bench(args):
             res["machine_busy_cores"] = round(busy_cores(a, b), 2)
             res["busy_before_cores"] = round(pre, 2)
             res["rc"] = rc
-        commands[key] = ("bench/floor --port 0\n" + shown)
+        commands[key] = ("bench/floor --port 0 %s\n" % " ".join(extra) +
+                         shown)
         results[key].append(res)
         return res
 
@@ -377,8 +382,8 @@ def bench(args):
              str(senders), "--seconds", str(fan_secs), "--source-addrs", "4"]
     fan1 = ["fanout", "--conns", "10000", "--orgs", "1", "--senders", "100",
             "--rate", "10", "--seconds", str(p99_secs), "--source-addrs", "4"]
-    hold = ["hold", "--conns", "19500", "--orgs", "20", "--idle-seconds",
-            str(hold_idle), "--source-addrs", "4", "--max-pending", "1000"]
+    hold = ["hold", "--conns", "19500", "--orgs", "20", "--idle-warmup", "20",
+            "--idle-seconds", str(hold_idle), "--source-addrs", "4", "--max-pending", "1000"]
     storm = ["storm", "--conns", "19500", "--orgs", "1950",
              "--source-addrs", "4"]
 
@@ -387,9 +392,14 @@ def bench(args):
         if "fanout10" in wanted:
             log(" fanout 10 x 1,000, the floor:")
             floor_run("floor10", fan10, 120 + fan_secs)
-            log(" fanout 10 x 1,000, presenced:")
+            log(" fanout 10 x 1,000, presenced, %d loops:" % loops)
             measured("fanout10", "fan10", ["--restart-grace", "1h"], fan10,
                      240 + fan_secs)
+            if loops != 1:
+                log(" fanout 10 x 1,000, presenced, 1 loop:")
+                measured("fanout10_1", "fan10",
+                         ["--restart-grace", "1h", "--loops", "1"], fan10,
+                         240 + fan_secs)
         if "fanout1" in wanted:
             log(" fanout 1 x 10,000 at 10 changes/s, the floor:")
             floor_run("floor1", fan1, 120 + p99_secs)
@@ -403,9 +413,12 @@ def bench(args):
             measured("storm", "storm", ["--restart-grace", "1ms"], storm, 120,
                      delay=0.5)
         if "hold" in wanted:
+            log(" hold 19,500, the floor (30 s pings):")
+            floor_run("floor_hold", hold, 320 + hold_idle,
+                      ("--heartbeat", "30"))
             log(" hold 19,500:")
             measured("hold", "hold", ["--restart-grace", "1ms"], hold,
-                     300 + hold_idle, delay=0.5)
+                     320 + hold_idle, delay=0.5)
 
     elapsed = time.time() - t_start
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
@@ -461,40 +474,60 @@ def write_results(args, m, R, commands, elapsed, big):
     w("| listen queue | net.core.somaxconn %s, tcp_max_syn_backlog %s |" % (
         _sysctl("net/core/somaxconn"), _sysctl("net/ipv4/tcp_max_syn_backlog")))
     w("")
-    w("The server runs one event loop (one core). The load generator is one "
+    w("The server runs %s event loops (`--loops`, one per core here), and "
+      "fanout 10 x 1,000 also with one. The load generator is one "
       "thread. `busy` columns are the whole machine's CPU use during a run, "
       "in cores (2.0 = both cores saturated); anything above server + "
       "loadgen is other work on the machine. Server, floor and loadgen ran "
       "at nice %d. The server's per-client-address limits are lifted "
       "(`%s`): loadgen plays thousands of people from 4 loopback "
-      "addresses." % (NICE, " ".join(LIMITS_OFF)))
+      "addresses." % (LOOPS[1], NICE, " ".join(LIMITS_OFF)))
     w("")
 
     H, F10, FL, F1, S = (R["hold"], R["fanout10"], R["floor10"], R["fanout1"],
                          R["storm"])
+    F10_1, FH = R.get("fanout10_1", []), R.get("floor_hold", [])
     FL1, FS = R.get("floor1", []), R.get("floor_storm", [])
     w("## Figures")
     w("")
     if H:
         w("### hold: 19,500 idle connections, 20 organizations of 975")
         w("")
-        w("| connect time (s) | RSS before (MiB) | RSS after (MiB) | bytes/conn "
-          "| kernel bytes/socket | idle CPU (% of a core) | extrapolated to "
-          "1,000,000 (% of a core) | busy |")
-        w("|---|---|---|---|---|---|---|---|")
-        w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            fmt(med(H, "connect_s"), 2), fmt(med(H, "rss_before") / 1048576),
-            fmt(med(H, "rss_after") / 1048576), fmt(med(H, "bytes_per_conn"), 0),
-            fmt(med(H, "kernel_bytes_per_socket"), 0),
-            fmt(med(H, "idle_cpu_pct"), 3), fmt(med(H, "idle_cpu_pct_at_1m"), 1),
-            fmt(med(H, "machine_busy_cores"), 2)))
+        w("| | connect time (s) | RSS before (MiB) | RSS right after "
+          "connecting (MiB) | RSS held (MiB) | bytes/conn held | bytes/conn "
+          "right after connecting | kernel bytes/socket | idle CPU (% of a "
+          "core) | extrapolated to 1,000,000 (% of a core) | busy |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, X in (("floor", FH), ("presenced", H)):
+            if not X:
+                continue
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                name, fmt(med(X, "connect_s"), 2),
+                fmt(med(X, "rss_before") / 1048576),
+                fmt(med(X, "rss_after") / 1048576),
+                fmt(med(X, "rss_after_idle") / 1048576),
+                fmt(med(X, "bytes_per_conn"), 0),
+                fmt(med(X, "bytes_per_conn_after_connect"), 0),
+                fmt(med(X, "kernel_bytes_per_socket"), 0),
+                fmt(med(X, "idle_cpu_pct"), 3),
+                fmt(med(X, "idle_cpu_pct_at_1m"), 1),
+                fmt(med(X, "machine_busy_cores"), 2)))
         w("")
         w("Connect time is from the first connect to the last snapshot, with "
           "every connect announced to its organization (users stored OFFLINE). "
-          "Bytes/conn is (RSS after - RSS before) / connections, the users "
-          "being loaded before; kernel bytes/socket is the Slab growth over "
-          "2 x connections (both ends are on this machine). Idle CPU is the "
-          "server's utime+stime over the idle window, 30 s heartbeats.")
+          "Bytes/conn held is (RSS after the idle window - RSS before) / "
+          "connections, the users being loaded before: what holding the "
+          "connections costs once the connect burst's transient buffers "
+          "(75 KB snapshots and events queued to thousands of sockets) are "
+          "freed and given back (presenced trims the allocator after a burst, "
+          "once a second is quiet). Right after connecting shows that peak. "
+          "Kernel bytes/socket is the Slab growth over 2 x connections (both "
+          "ends are on this machine). Idle CPU is the server's utime+stime "
+          "over the idle window (after 20 s of warm-up, so that the store "
+          "write and trim after the burst are done), 30 s heartbeats: one "
+          "ping out and one pong in per connection. The floor sends the same "
+          "2-byte ping with one send() per connection every 30 s and reads "
+          "the pongs, nothing else.")
         w("")
         bpc, kps = med(H, "bytes_per_conn"), med(H, "kernel_bytes_per_socket")
         w("Extrapolated to 1,000,000 idle connections at these per-connection "
@@ -511,12 +544,15 @@ def write_results(args, m, R, commands, elapsed, big):
         w("| | deliveries/s | % of floor | p50 (ms) | p99 (ms) | p99.9 (ms) | "
           "max (ms) | lost | server CPU | loadgen CPU | busy |")
         w("|---|---|---|---|---|---|---|---|---|---|---|")
-        ratios = [a["deliveries_per_s"] / b["deliveries_per_s"] * 100
-                  for a, b in zip(F10, FL) if a and b and b["deliveries_per_s"]]
-        for name, X, ratio in (("floor", FL, 100.0),
-                               ("presenced", F10,
-                                statistics.median(ratios) if ratios
-                                else float("nan"))):
+        def ratio_of(X):
+            r = [a["deliveries_per_s"] / b["deliveries_per_s"] * 100
+                 for a, b in zip(X, FL) if a and b and b["deliveries_per_s"]]
+            return statistics.median(r) if r else float("nan")
+        rows = [("floor", FL, 100.0),
+                ("presenced, %s loops" % LOOPS[1], F10, ratio_of(F10))]
+        if F10_1:
+            rows.append(("presenced, 1 loop", F10_1, ratio_of(F10_1)))
+        for name, X, ratio in rows:
             w("| %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s %% | %s |" % (
                 name, fmt(med(X, "deliveries_per_s"), 0), fmt(ratio, 0),
                 fmt(med(X, "p50_ms"), 2), fmt(med(X, "p99_ms"), 2),
@@ -531,6 +567,13 @@ def write_results(args, m, R, commands, elapsed, big):
                                  fmt(a["deliveries_per_s"] /
                                      b["deliveries_per_s"] * 100, 0))
             for a, b in zip(F10, FL) if a and b and b["deliveries_per_s"]))
+        if F10_1:
+            w("")
+            w("One loop, per round: " + "; ".join(
+                "%s: %s %%" % (fmt(a["deliveries_per_s"], 0),
+                               fmt(a["deliveries_per_s"] /
+                                   b["deliveries_per_s"] * 100, 0))
+                for a, b in zip(F10_1, FL) if a and b and b["deliveries_per_s"]))
         w("")
         w("%% of floor is the median of the per-round ratios (floor and "
           "presenced measured back to back in each round, same loadgen "
@@ -612,8 +655,8 @@ def write_results(args, m, R, commands, elapsed, big):
       "announced; `--restart-grace 1h`: reconnects announce nothing, so the "
       "fanout setup costs no N^2/2 connect events), or the floor, and runs:")
     w("")
-    for k in ("floor10", "fanout10", "floor1", "fanout1", "floor_storm",
-              "storm", "hold"):
+    for k in ("floor10", "fanout10", "fanout10_1", "floor1", "fanout1",
+              "floor_storm", "storm", "floor_hold", "hold"):
         if k in commands:
             w("%s:" % k)
             w("")
@@ -624,8 +667,8 @@ def write_results(args, m, R, commands, elapsed, big):
     w("## Every run")
     w("")
     w("```")
-    for k in ("hold", "floor10", "fanout10", "floor1", "fanout1",
-              "floor_storm", "storm"):
+    for k in ("floor_hold", "hold", "floor10", "fanout10", "fanout10_1",
+              "floor1", "fanout1", "floor_storm", "storm"):
         for r in R.get(k, []):
             w(json.dumps(r))
     w("```")
@@ -719,7 +762,8 @@ def main():
                     help="profile: seconds from the end of the connect "
                          "phase to recording")
     ap.add_argument("--loops", type=int, default=0,
-                    help="event loops of presenced (0: its default)")
+                    help="event loops of presenced (0: one per core); "
+                         "fanout 10 x 1,000 also runs with one")
     ap.add_argument("--nice", type=int, default=0,
                     help="run server, floor and loadgen at this nice value "
                          "(negative needs root), against other work on a "
@@ -727,8 +771,7 @@ def main():
     args = ap.parse_args()
     global NICE
     NICE = args.nice
-    if args.loops:
-        LOOPS[:] = ["--loops", str(args.loops)]
+    LOOPS[:] = ["--loops", str(args.loops or os.cpu_count() or 1)]
     args.server = os.path.abspath(args.server)
     if args.what == "smoke":
         return smoke(args)

@@ -48,30 +48,30 @@ static struct conn *conn_of(http_parser *p) { return p->data; }
 
 static int too_big(struct conn *c, int what)
 {
-    c->req->complete = -what;
+    c->h->req->complete = -what;
     return -1; /* an error to the parser (1 from headers_complete would
                   mean "no body") */
 }
 
 static int count(struct conn *c, size_t n)
 {
-    c->req->header_bytes += n;
-    return c->req->header_bytes > HTTP_MAX_HEADER ? too_big(c, TOO_BIG_HEADER)
+    c->h->req->header_bytes += n;
+    return c->h->req->header_bytes > HTTP_MAX_HEADER ? too_big(c, TOO_BIG_HEADER)
                                                   : 0;
 }
 
 static int on_begin(http_parser *p)
 {
     struct conn *c = conn_of(p);
-    http_req_free(c->req);
-    c->req = req_new((size_t)c->lp->cfg.max_body);
+    http_req_free(c->h->req);
+    c->h->req = req_new((size_t)c->lp->cfg.max_body);
     return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = conn_of(p);
-    if (count(c, n) || buf_append(&c->req->url, at, n))
+    if (count(c, n) || buf_append(&c->h->req->url, at, n))
         return too_big(c, TOO_BIG_HEADER);
     return 0;
 }
@@ -113,7 +113,7 @@ static void store_header(struct http_req *r)
 static int on_hfield(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = conn_of(p);
-    struct http_req *r = c->req;
+    struct http_req *r = c->h->req;
     if (r->in_value) {
         store_header(r);
         r->in_value = 0;
@@ -126,7 +126,7 @@ static int on_hfield(http_parser *p, const char *at, size_t n)
 static int on_hvalue(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = conn_of(p);
-    struct http_req *r = c->req;
+    struct http_req *r = c->h->req;
     r->in_value = 1;
     if (count(c, n) || buf_append(&r->hvalue, at, n))
         return too_big(c, TOO_BIG_HEADER);
@@ -136,7 +136,7 @@ static int on_hvalue(http_parser *p, const char *at, size_t n)
 static int on_headers_done(http_parser *p)
 {
     struct conn *c = conn_of(p);
-    struct http_req *r = c->req;
+    struct http_req *r = c->h->req;
     store_header(r);
     r->method = p->method;
     r->keep_alive = http_should_keep_alive(p);
@@ -149,7 +149,7 @@ static int on_headers_done(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = conn_of(p);
-    if (buf_append(&c->req->body, at, n))
+    if (buf_append(&c->h->req->body, at, n))
         return too_big(c, TOO_BIG_BODY);
     return 0;
 }
@@ -157,7 +157,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
 static int on_complete(http_parser *p)
 {
     struct conn *c = conn_of(p);
-    c->req->complete = 1;
+    c->h->req->complete = 1;
     http_parser_pause(p, 1);
     return 0;
 }
@@ -176,8 +176,20 @@ static const http_parser_settings settings = {
 
 void http_conn_init(struct conn *c)
 {
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    c->h = xcalloc(1, sizeof *c->h);
+    buf_init(&c->h->in, HTTP_MAX_HEADER + (size_t)c->lp->cfg.max_body + 1024);
+    http_parser_init(&c->h->parser, HTTP_REQUEST);
+    c->h->parser.data = c;
+}
+
+void http_conn_free(struct conn *c)
+{
+    if (!c->h)
+        return;
+    buf_dispose(&c->h->in);
+    http_req_free(c->h->req);
+    free(c->h);
+    c->h = NULL;
 }
 
 void http_on_data(struct conn *c)
@@ -196,11 +208,11 @@ void http_on_data(struct conn *c)
 
 static void parse(struct conn *c)
 {
-    while (c->state == CONN_HTTP && c->in.len) {
-        size_t n = http_parser_execute(&c->parser, &settings, c->in.data,
-                                       c->in.len);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        struct http_req *r = c->req;
+    while (c->state == CONN_HTTP && c->h->in.len) {
+        size_t n = http_parser_execute(&c->h->parser, &settings, c->h->in.data,
+                                       c->h->in.len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->h->parser);
+        struct http_req *r = c->h->req;
         if (r && r->complete < 0) {
             if (r->complete == -TOO_BIG_BODY)
                 http_error(c, 413, "too_large", "request body too large");
@@ -215,14 +227,19 @@ static void parse(struct conn *c)
             conn_close_after_write(c);
             return;
         }
-        buf_consume(&c->in, n);
+        buf_consume(&c->h->in, n);
         if (!r || r->complete != 1)
             return; /* need more bytes */
-        c->req = NULL;
+        c->h->req = NULL;
         c->state = CONN_BUSY;
-        list_remove(&c->wait_link);
+        list_remove(&c->timer_link);
         api_handle(c, r); /* takes the server lock */
         http_req_free(r);
+        if (c->state != CONN_HTTP && c->state != CONN_BUSY) {
+            /* Upgraded (or closing): no more requests on it. */
+            http_conn_free(c);
+            return;
+        }
     }
 }
 
@@ -232,7 +249,7 @@ void http_done(struct conn *c)
         return;
     c->state = CONN_HTTP;
     conn_wait_request(c);
-    http_parser_pause(&c->parser, 0);
+    http_parser_pause(&c->h->parser, 0);
     http_on_data(c);
 }
 
@@ -264,8 +281,8 @@ void http_respond(struct conn *c, int status, const char *extra_headers,
 {
     if (c->state == CONN_CLOSED)
         return;
-    int keep = c->state == CONN_BUSY && c->parser.http_major == 1 &&
-               http_should_keep_alive(&c->parser) && status < 400;
+    int keep = c->state == CONN_BUSY && c->h->parser.http_major == 1 &&
+               http_should_keep_alive(&c->h->parser) && status < 400;
     struct buf b;
     buf_init(&b, 0);
     /* API answers are never cached unless the caller says otherwise. */
@@ -281,7 +298,7 @@ void http_respond(struct conn *c, int status, const char *extra_headers,
                own_cache ? "" : "Cache-Control: no-store\r\n",
                keep ? "keep-alive" : "close",
                extra_headers ? extra_headers : "");
-    if (len && c->parser.method != HTTP_HEAD && status != 304)
+    if (len && c->h->parser.method != HTTP_HEAD && status != 304)
         buf_append(&b, body, len);
     conn_send_bytes(c, b.data, b.len);
     buf_dispose(&b);

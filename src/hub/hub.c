@@ -394,9 +394,12 @@ void hub_attach(struct conn *c)
     c->pc = presence_connect(srv->presence, c->org, c->user, c->session_id,
                              srv->now);
     if (!c->pc) {
+        c->org = c->user = NULL; /* the caller's strings */
         ws_close(c, 1011, "unknown user");
         return;
     }
+    c->org = presence_conn_org(c->pc);
+    c->user = presence_conn_user(c->pc);
     struct msg_hello h = {
         .user = c->user, .org = c->org,
         .heartbeat_s = srv->cfg.heartbeat_ms / 1000,
@@ -445,6 +448,7 @@ void hub_attach(struct conn *c)
         o->nsubscribers++;
     list_insert_tail(&c->lp->conns, &c->all_link);
     c->lp->nconns_ws++;
+    srv->churn++;
 }
 
 void hub_detach(struct conn *c)
@@ -464,6 +468,7 @@ void hub_detach(struct conn *c)
     if (list_linked(&c->all_link)) {
         list_remove(&c->all_link);
         c->lp->nconns_ws--;
+        srv->churn++;
     }
     /* At shutdown connections close without a status change: the users
      * stay as they are in the store and get a restore window on restart,
@@ -783,6 +788,15 @@ int hub_ensure_user(struct server *srv, const char *org, const char *user,
     /* For a known user this only refreshes the name. */
     return presence_add_user(srv->presence, org, user, u.name, u.status,
                              u.manual, u.last_seen_ms, srv->now);
+}
+
+void hub_drop_caches(struct server *srv)
+{
+    struct hub_org *o, *t;
+    HASH_ITER(hh, srv->orgs, o, t) {
+        frame_unref(o->snap);
+        o->snap = NULL;
+    }
 }
 
 void hub_shutdown(struct loop *lp)

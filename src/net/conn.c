@@ -39,12 +39,10 @@ void conn_unref(struct conn *c)
 {
     if (--c->refs)
         return;
-    free(c->outq);
-    buf_dispose(&c->in);
-    http_req_free(c->req);
+    if (c->outq != c->out_small)
+        free(c->outq);
+    http_conn_free(c);
     ws_conn_free(c);
-    free(c->org);
-    free(c->user);
     free(c);
 }
 
@@ -55,8 +53,7 @@ void conn_close(struct conn *c)
     c->state = CONN_CLOSED;
     hub_detach(c);
     list_remove(&c->pending_link);
-    list_remove(&c->linger_link);
-    list_remove(&c->wait_link);
+    list_remove(&c->timer_link);
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
@@ -83,17 +80,19 @@ static void linger(struct conn *c)
 
 void conn_wait_request(struct conn *c)
 {
-    list_remove(&c->wait_link);
-    c->wait_until = c->lp->now + c->lp->cfg.header_timeout_ms;
-    list_insert_tail(&c->lp->waiting, &c->wait_link);
+    if (c->lingering)
+        return;
+    list_remove(&c->timer_link);
+    c->deadline = c->lp->now + c->lp->cfg.header_timeout_ms;
+    list_insert_tail(&c->lp->waiting, &c->timer_link);
 }
 
 void conn_reap(struct loop *lp)
 {
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, &lp->waiting) {
-        struct conn *c = list_entry(pos, struct conn, wait_link);
-        if (c->wait_until > lp->now)
+        struct conn *c = list_entry(pos, struct conn, timer_link);
+        if (c->deadline > lp->now)
             break; /* appended in deadline order */
         list_remove(pos);
         if (c->state == CONN_HTTP) {
@@ -104,8 +103,8 @@ void conn_reap(struct loop *lp)
         }
     }
     list_each_safe(pos, tmp, &lp->lingering) {
-        struct conn *c = list_entry(pos, struct conn, linger_link);
-        if (c->linger_until > lp->now)
+        struct conn *c = list_entry(pos, struct conn, timer_link);
+        if (c->deadline > lp->now)
             break; /* appended in deadline order */
         conn_close(c);
     }
@@ -119,13 +118,14 @@ void conn_close_after_write(struct conn *c)
         c->state = CONN_CLOSING;
         hub_detach(c); /* no more broadcasts to a closing socket */
     }
-    list_remove(&c->wait_link);
     c->close_after_write = 1;
     /* A peer gets LINGER_MS to take what is queued and to hang up; one
      * that reads nothing cannot hold the socket open. */
-    if (!list_linked(&c->linger_link)) {
-        c->linger_until = c->lp->now + LINGER_MS;
-        list_insert_tail(&c->lp->lingering, &c->linger_link);
+    if (!c->lingering) {
+        list_remove(&c->timer_link); /* no longer awaiting a request */
+        c->lingering = 1;
+        c->deadline = c->lp->now + LINGER_MS;
+        list_insert_tail(&c->lp->lingering, &c->timer_link);
     }
     if (c->out_len == 0 && !c->out_inflight)
         linger(c);
@@ -148,11 +148,12 @@ void conn_send(struct conn *c, struct frame *f)
         return;
     }
     if (c->out_len == c->out_cap) {
-        unsigned cap = c->out_cap ? c->out_cap * 2 : 4;
+        unsigned cap = c->out_cap * 2;
         struct frame **q = xmalloc(cap * sizeof *q);
         for (unsigned i = 0; i < c->out_len; i++)
             q[i] = c->outq[(c->out_head + i) % c->out_cap];
-        free(c->outq);
+        if (c->outq != c->out_small)
+            free(c->outq);
         c->outq = q;
         c->out_head = 0;
         c->out_cap = cap;
@@ -183,11 +184,13 @@ static void release(struct conn *c, unsigned k)
         c->out_head = (c->out_head + 1) % c->out_cap;
         c->out_len--;
     }
-    if (c->out_len == 0 && c->out_cap > 16) {
-        /* Buffers only while data is pending: give back a grown queue. */
+    if (c->out_len == 0 && c->outq != c->out_small) {
+        /* Buffers only while data is pending: an idle connection's queue
+         * is the two slots inside it. */
         free(c->outq);
-        c->outq = NULL;
-        c->out_cap = c->out_head = 0;
+        c->outq = c->out_small;
+        c->out_cap = CONN_SMALL_Q;
+        c->out_head = 0;
     }
 }
 
@@ -287,14 +290,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0 || c->state == CONN_CLOSING)
         return; /* closing: input is dropped */
     if (c->state == CONN_WS) {
-        c->rx = (const uint8_t *)b->base;
-        c->rx_len = (size_t)nread;
-        ws_on_data(c);
+        ws_on_data(c, b->base, (size_t)nread);
         return;
     }
-    if (c->state != CONN_HTTP && c->state != CONN_BUSY)
+    if ((c->state != CONN_HTTP && c->state != CONN_BUSY) || !c->h)
         return;
-    if (buf_append(&c->in, b->base, (size_t)nread)) {
+    if (buf_append(&c->h->in, b->base, (size_t)nread)) {
         http_error(c, 431, "too_large", "request too large");
         conn_close_after_write(c);
         return;
@@ -309,14 +310,14 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
     struct conn *c = xcalloc(1, sizeof *c);
     c->srv = srv;
     c->lp = lp;
+    c->outq = c->out_small;
+    c->out_cap = CONN_SMALL_Q;
     c->refs = 1;
     list_init(&c->org_link);
     list_init(&c->all_link);
     list_init(&c->pending_link);
-    list_init(&c->linger_link);
-    list_init(&c->wait_link);
+    list_init(&c->timer_link);
     list_init(&c->subs);
-    buf_init(&c->in, HTTP_MAX_HEADER + (size_t)lp->cfg.max_body + 1024);
     uv_tcp_init(&lp->uv, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         c->state = CONN_CLOSED;

@@ -12,6 +12,7 @@
  * presence windows at their deadlines, `flush` writes batched presence
  * rows, `sweep` resets stale statuses. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 
 #define TICK_MS 100
 #define STOP_DELAY_MS 200 /* close frames get this long to leave */
+#define TRIM_CHURN 1000   /* connects + closes that make a burst */
 
 static _Thread_local struct loop *tl_loop;
 static _Thread_local unsigned tl_depth;
@@ -126,11 +128,26 @@ static void on_tick(uv_timer_t *t)
     presence_tick(srv->presence, srv->now);
     /* Online counts for subscribers: at most once a second. */
     static int64_t last_online;
+    static unsigned long last_churn;
+    int trim = 0;
     if (srv->now - last_online >= 1000) {
         last_online = srv->now;
         hub_send_online(srv);
+        /* After a burst of connects or closes, once a quiet second has
+         * passed: the burst's transient buffers (snapshots and events
+         * queued to thousands of sockets) are freed, but the allocator
+         * keeps their pages. Give them back, so that memory follows the
+         * connections held rather than the peak. */
+        trim = srv->churn >= TRIM_CHURN && srv->churn == last_churn;
+        if (trim) {
+            srv->churn = 0;
+            hub_drop_caches(srv);
+        }
+        last_churn = srv->churn;
     }
     server_unlock(srv);
+    if (trim)
+        malloc_trim(0);
 }
 
 static void on_heartbeat(uv_timer_t *t)

@@ -44,6 +44,7 @@ struct ws_ctx;
 typedef int server_reload_cb(void *ud, struct config *out, char *err);
 
 #define HTTP_MAX_HEADER (16 * 1024) /* request line + headers: 431 past it */
+#define CONN_SMALL_Q 2  /* frames queued in the connection itself */
 
 enum conn_state {
     CONN_HTTP,     /* reading requests */
@@ -68,51 +69,57 @@ struct http_req {
     int complete;
 };
 
+/* A connection's HTTP state, dropped once it is a WebSocket. */
+struct http_conn {
+    http_parser parser;
+    struct http_req *req;       /* while reading a request */
+    struct buf in;              /* unparsed input */
+};
+
 struct conn {
     uv_tcp_t tcp;               /* first: handle <-> conn */
     struct server *srv;
     struct loop *lp;            /* the loop (thread) that owns it */
     enum conn_state state;
     unsigned refs;              /* pending thread-pool work holds one */
+    /* Flags. */
+    unsigned close_after_write : 1;
+    unsigned overflow : 1;      /* queue cap hit: closed by the flusher */
+    unsigned shut : 1;          /* uv_shutdown() called */
+    unsigned lingering : 1;     /* timer_link is in loop.lingering */
+    unsigned subscriber : 1;    /* wants only the users it subscribed to */
+    unsigned echo : 1;          /* /ws/echo: no presence, echoes messages */
+    unsigned parsing : 1;       /* inside http_on_data() */
     char peer[48];              /* client address, for limits and logs */
 
-    /* HTTP */
-    http_parser parser;
-    struct http_req *req;       /* while reading a request */
-    struct buf in;              /* unparsed input (HTTP) or WS bytes */
+    struct http_conn *h;        /* until the upgrade: HTTP state */
 
     /* WebSocket */
     struct ws_ctx *ws;           /* only while a message is being read */
-    uint64_t ws_fed, ws_framed; /* bytes given to wslay; in its frames */
-    int ws_in_msg;              /* a fragmented message is open */
     struct presence_conn *pc;
     uint64_t session_id;
-    char *org, *user;           /* copies, for fan-out and logs */
+    /* The presence core's ids (stable: the core never drops a user while
+     * it runs); the caller's strings during ws_upgrade(). */
+    const char *org, *user;
     struct list org_link;       /* in struct hub_org.conns[lp->id] */
     struct list all_link;       /* in loop.conns (heartbeats) */
     int64_t last_rx_ms;
-    const uint8_t *rx;          /* bytes being fed to wslay */
-    size_t rx_len;
 
     /* Output: a queue of frame references, written with one writev per
      * loop turn (uv_write of many buffers). */
-    struct frame **outq;
+    struct frame **outq;        /* ring: out_small, or malloc'd past it */
+    struct frame *out_small[CONN_SMALL_Q];
     unsigned out_head, out_len, out_cap, out_inflight;
     size_t out_bytes;
     uv_write_t *wreq;           /* only while a write is in flight */
     struct list pending_link;   /* in loop.pending: has output to flush */
-    int close_after_write;
-    int overflow;               /* queue cap hit: closed by the flusher */
-    struct list linger_link;    /* in loop.lingering after shutdown() */
-    int64_t linger_until;
-    int shut;                   /* uv_shutdown() called */
-    struct list wait_link;      /* in loop.waiting: reading a request */
-    int64_t wait_until;         /* header_timeout deadline */
+    /* In loop.waiting while a request is awaited (deadline: header_timeout),
+     * or in loop.lingering after shutdown() (deadline: linger); never
+     * both. */
+    struct list timer_link;
+    int64_t deadline;
     int64_t msg_window;         /* msg_rate: start of this second */
     uint32_t msg_count;
-    int subscriber;             /* wants only the users it subscribed to */
-    int echo;                   /* /ws/echo: no presence, echoes messages */
-    int parsing;                /* inside http_on_data() */
     struct list subs;           /* struct sub.conn_link */
     unsigned nsubs;
 };
@@ -209,6 +216,7 @@ struct server {
     char admin_key[65];
     char listen_addr[128];      /* actual address, after bind */
     int stopping;
+    unsigned long churn;        /* connects + closes since memory was trimmed */
     server_reload_cb *reload;
     void *reload_ud;
     int64_t now;                /* ms since the epoch, as of server_lock() */
@@ -249,7 +257,8 @@ void conn_reap(struct loop *lp);
 void conn_wait_request(struct conn *c);
 
 /* http/http.c */
-void http_conn_init(struct conn *c);
+void http_conn_init(struct conn *c); /* allocates c->h */
+void http_conn_free(struct conn *c);
 void http_on_data(struct conn *c);   /* parse c->in */
 void http_req_free(struct http_req *r);
 /* Writes a response with a JSON body; extra_headers is "" or CRLF-ended
@@ -278,7 +287,7 @@ int api_init(void);
 int ws_upgrade_check(struct conn *c, struct http_req *r);
 int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
                const char *user, uint64_t session_id);
-void ws_on_data(struct conn *c);
+void ws_on_data(struct conn *c, const void *data, size_t len);
 void ws_close(struct conn *c, uint16_t code, const char *reason);
 void ws_conn_free(struct conn *c);
 void ws_pool_free(void);             /* at exit: the idle contexts */
@@ -309,6 +318,9 @@ int hub_ensure_user(struct server *srv, const char *org, const char *user,
                     const char *name);
 void hub_shutdown(struct loop *lp);   /* closes its connections (1001) */
 void hub_thread_done(void);          /* frees this thread's buffers */
+/* Drops the cached organization snapshots (rebuilt at the next connect):
+ * they serve connect bursts, and are dead weight after one. */
+void hub_drop_caches(struct server *srv);
 /* Loads members the store has and the core lacks (added by the CLI). */
 void hub_sync_org(struct server *srv, const char *org);
 #endif

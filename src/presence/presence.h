@@ -134,6 +134,8 @@ void presence_disconnect(struct presence *p, struct presence_conn *c,
                          int64_t now, int flags);
 
 /* Accessors for a connection handle; strings lent for the handle's life. */
+/* A connection's org and user ids. The core never drops a user before
+ * presence_free(), so these stay valid after the connection is gone. */
 const char *presence_conn_org(const struct presence_conn *c);
 const char *presence_conn_user(const struct presence_conn *c);
 uint64_t presence_conn_session(const struct presence_conn *c);

@@ -30,7 +30,14 @@
 struct ws_ctx {
     wslay_event_context_ptr ev;
     struct conn *c;
+    uint64_t fed, framed;       /* bytes given to wslay; in its frames */
+    int in_msg;                 /* a fragmented message is open */
 };
+
+/* The bytes ws_on_data() is feeding to wslay (one connection at a time
+ * per thread). */
+static _Thread_local const uint8_t *rx;
+static _Thread_local size_t rx_len;
 
 #define WS_POOL 64 /* idle contexts kept for reuse, per thread */
 static _Thread_local struct ws_ctx *pool[WS_POOL];
@@ -39,16 +46,16 @@ static _Thread_local unsigned npool;
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *ud)
 {
-    struct conn *c = ((struct ws_ctx *)ud)->c;
-    if (!c->rx_len) {
+    struct ws_ctx *w = ud;
+    if (!rx_len) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = len < c->rx_len ? len : c->rx_len;
-    memcpy(buf, c->rx, n);
-    c->rx += n;
-    c->rx_len -= n;
-    c->ws_fed += n;
+    size_t n = len < rx_len ? len : rx_len;
+    memcpy(buf, rx, n);
+    rx += n;
+    rx_len -= n;
+    w->fed += n;
     return (ssize_t)n;
 }
 
@@ -100,13 +107,13 @@ static void on_frame_start(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *a,
                            void *ud)
 {
-    struct conn *c = ((struct ws_ctx *)ud)->c;
+    struct ws_ctx *w = ud;
     uint64_t len = a->payload_length;
-    c->ws_framed += 2 + 4 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + len;
+    w->framed += 2 + 4 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + len;
     if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME)
-        c->ws_in_msg = !a->fin;
+        w->in_msg = !a->fin;
     else if (a->opcode == WSLAY_CONTINUATION_FRAME && a->fin)
-        c->ws_in_msg = 0;
+        w->in_msg = 0;
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -135,9 +142,9 @@ static wslay_event_context_ptr ws_ctx(struct conn *c)
     wslay_event_config_set_max_recv_msg_length(w->ev,
                                                (uint64_t)c->lp->cfg.max_msg);
     w->c = c;
+    w->fed = w->framed = 0;
+    w->in_msg = 0;
     c->ws = w;
-    c->ws_fed = c->ws_framed = 0;
-    c->ws_in_msg = 0;
     return w->ev;
 }
 
@@ -158,8 +165,8 @@ static void ws_ctx_drop(struct ws_ctx *w, int reusable)
 static void ws_idle(struct conn *c)
 {
     struct ws_ctx *w = c->ws;
-    if (!w || c->state != CONN_WS || c->ws_fed != c->ws_framed ||
-        c->ws_in_msg || !wslay_event_want_read(w->ev) ||
+    if (!w || c->state != CONN_WS || w->fed != w->framed || w->in_msg ||
+        !wslay_event_want_read(w->ev) ||
         wslay_event_want_write(w->ev) ||
         wslay_event_get_close_received(w->ev) ||
         wslay_event_get_close_sent(w->ev))
@@ -188,7 +195,7 @@ static void pump(struct conn *c)
     ws_idle(c);
 }
 
-void ws_on_data(struct conn *c)
+void ws_on_data(struct conn *c, const void *data, size_t len)
 {
     c->last_rx_ms = c->lp->now;
     wslay_event_context_ptr ev = ws_ctx(c);
@@ -196,8 +203,10 @@ void ws_on_data(struct conn *c)
         conn_close(c);
         return;
     }
+    rx = data;
+    rx_len = len;
     int rc = wslay_event_recv(ev);
-    c->rx_len = 0;
+    rx_len = 0;
     if (c->state == CONN_CLOSED)
         return;
     if (rc != 0) {
@@ -339,22 +348,20 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     c->state = CONN_WS;
     c->last_rx_ms = c->lp->now;
     if (org) {
-        c->org = xstrdup(org);
-        c->user = xstrdup(user);
+        c->org = org; /* borrowed: hub_attach() points them at the core's */
+        c->user = user;
         c->session_id = session_id;
         hub_attach(c);
     } else {
         c->echo = 1;
     }
     /* Frames the client sent right behind its request. */
-    if (c->state == CONN_WS && c->in.len) {
+    if (c->state == CONN_WS && c->h->in.len) {
         size_t n;
-        char *rest = buf_steal(&c->in, &n);
-        c->rx = (const uint8_t *)rest;
-        c->rx_len = n;
-        ws_on_data(c);
+        char *rest = buf_steal(&c->h->in, &n);
+        ws_on_data(c, rest, n);
         free(rest);
     }
-    buf_dispose(&c->in);
+    buf_dispose(&c->h->in);
     return 0;
 }

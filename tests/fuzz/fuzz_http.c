@@ -48,7 +48,7 @@ static void check_header(const char *s, const char *name)
 void __wrap_api_handle(struct conn *c, struct http_req *r)
 {
     CHECK(c->state == CONN_BUSY, "api_handle in state %d", c->state);
-    CHECK(c->req == NULL, "request still owned by the parser");
+    CHECK(c->h && c->h->req == NULL, "request still owned by the parser");
     CHECK(r->complete == 1, "incomplete request routed");
     CHECK(r->header_bytes <= HTTP_MAX_HEADER, "header bytes %zu",
           r->header_bytes);
