@@ -54,7 +54,9 @@ struct loop *loop_current(void) { return tl_loop; }
 
 void loop_wake(struct loop *lp)
 {
-    if (!lp->stopping || lp->nposts)
+    /* Lock held. Once a loop has closed its handles (stopping 2) nothing
+     * is posted to it: it has no connections left. */
+    if (lp->stopping < 2)
         uv_async_send(&lp->wake);
 }
 

@@ -238,7 +238,7 @@ void server_lock(struct server *srv);
 void server_unlock(struct server *srv);
 /* The loop of the calling thread; NULL off the loop threads. */
 struct loop *loop_current(void);
-void loop_wake(struct loop *lp);  /* any thread: run its posts soon */
+void loop_wake(struct loop *lp);  /* lock held: run its posts soon */
 
 /* net/conn.c */
 void conn_send(struct conn *c, struct frame *f); /* takes a new reference */
