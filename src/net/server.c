@@ -429,6 +429,7 @@ static void loop_run(void *arg)
     uv_run(&lp->uv, UV_RUN_DEFAULT);
     hub_thread_done();
     ws_pool_free();
+    frame_thread_done();
     tl_loop = NULL;
 }
 

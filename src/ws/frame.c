@@ -30,6 +30,12 @@ static ssize_t capture_send(const uint8_t *data, size_t len, int flags,
 static _Thread_local wslay_frame_context_ptr ctx;
 static _Thread_local struct capture cap;
 
+void frame_thread_done(void)
+{
+    wslay_frame_context_free(ctx);
+    ctx = NULL;
+}
+
 struct frame *frame_new(int opcode, const void *payload, size_t len)
 {
     if (!ctx) {

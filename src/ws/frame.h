@@ -38,4 +38,6 @@ static inline struct frame *frame_ref(struct frame *f)
     return f;
 }
 void frame_unref(struct frame *f); /* NULL is a no-op */
+/* Frees the calling thread's frame-building context (at thread exit). */
+void frame_thread_done(void);
 #endif
