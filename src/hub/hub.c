@@ -31,7 +31,6 @@ enum post_kind {
                          as hub_publish() says */
     POST_SUBSCRIBERS, /* f to the org's subscribers (online count) */
     POST_END_SESSION, /* close user's connections of session (logout) */
-    POST_SHUTDOWN,    /* close every connection (1001) */
 };
 
 /* Pending store writes that failed, kept for the next flush (the store may
@@ -44,21 +43,25 @@ struct pending_write {
 static struct pending_write *pw;
 static size_t pw_len, pw_cap;
 
+/* An empty list per loop. */
+static struct list *lists_new(struct server *srv)
+{
+    struct list *l = xcalloc(srv->nloops, sizeof *l);
+    for (unsigned i = 0; i < srv->nloops; i++)
+        list_init(&l[i]);
+    return l;
+}
+
 static struct hub_org *org_get(struct server *srv, const char *id, int create)
 {
     struct hub_org *o;
     HASH_FIND_STR(srv->orgs, id, o);
     if (!o && create) {
-        unsigned n = srv->nloops ? srv->nloops : 1;
         o = xcalloc(1, sizeof *o);
         o->id = xstrdup(id);
-        o->conns = xcalloc(n, sizeof *o->conns);
-        o->subscribers = xcalloc(n, sizeof *o->subscribers);
-        o->nconns = xcalloc(n, sizeof *o->nconns);
-        for (unsigned i = 0; i < n; i++) {
-            list_init(&o->conns[i]);
-            list_init(&o->subscribers[i]);
-        }
+        o->conns = lists_new(srv);
+        o->subscribers = lists_new(srv);
+        o->nconns = xcalloc(srv->nloops, sizeof *o->nconns);
         list_init(&o->online_link);
         o->synced_version = -1; /* never synced */
         HASH_ADD_KEYPTR(hh, srv->orgs, o->id, strlen(o->id), o);
@@ -84,33 +87,40 @@ static void send_list(struct list *l, struct frame *f)
 
 static struct watch *watch_new(struct server *srv, const char *user)
 {
-    unsigned n = srv->nloops ? srv->nloops : 1;
     struct watch *w = xcalloc(1, sizeof *w);
     w->user = xstrdup(user);
-    w->subs = xcalloc(n, sizeof *w->subs);
-    for (unsigned i = 0; i < n; i++)
-        list_init(&w->subs[i]);
+    w->subs = lists_new(srv);
     return w;
 }
 
-static void watch_free(struct watch *w)
+/* Frees w once nobody subscribes to it. */
+static void watch_release(struct hub_org *o, struct watch *w)
 {
+    if (w->nsubs)
+        return;
+    HASH_DEL(o->watches, w);
     free(w->subs);
     free(w->user);
     free(w);
 }
 
-/* Closes lp's connections of org that belong to user's login session. */
-static void end_session_on(struct loop *lp, struct hub_org *o,
-                           const char *user, uint64_t session)
+/* The connections of org on loop i that belong to user's login session:
+ * closed (1008) if close, else told that the core dropped their handle
+ * (any loop's, under the lock: hub fields only). */
+static void session_conns(struct hub_org *o, unsigned i, const char *user,
+                          uint64_t session, int close)
 {
-    struct list *lists[2] = {&o->conns[lp->id], &o->subscribers[lp->id]};
-    for (int i = 0; i < 2; i++) {
+    struct list *lists[2] = {&o->conns[i], &o->subscribers[i]};
+    for (int k = 0; k < 2; k++) {
         struct list *pos, *tmp;
-        list_each_safe(pos, tmp, lists[i]) {
+        list_each_safe(pos, tmp, lists[k]) {
             struct conn *c = list_entry(pos, struct conn, org_link);
-            if (c->session_id == session && !strcmp(c->user, user))
+            if (c->session_id != session || strcmp(c->user, user) != 0)
+                continue;
+            if (close)
                 ws_close(c, 1008, "logged out");
+            else
+                c->pc = NULL;
         }
     }
 }
@@ -144,16 +154,13 @@ static void run_post(struct loop *lp, const struct post *p)
         send_list(&o->subscribers[lp->id], p->f);
         break;
     case POST_END_SESSION:
-        end_session_on(lp, o, p->user, p->session);
-        break;
-    case POST_SHUTDOWN:
-        hub_shutdown(lp);
+        session_conns(o, lp->id, p->user, p->session, 1);
         break;
     }
 }
 
-/* Does p on every loop with a connection in p->o (POST_SHUTDOWN: every
- * loop): at once on this thread's loop, posted to the others. A loop
+/* Does p on every loop with a connection in p->o: at once on this
+ * thread's loop, posted to the others. A loop
  * runs its posts whenever it takes the lock, before anything else, so
  * what it sends keeps the order in which events were made. */
 static void post_all(struct server *srv, const struct post *p)
@@ -161,7 +168,7 @@ static void post_all(struct server *srv, const struct post *p)
     struct loop *me = loop_current();
     for (unsigned i = 0; i < srv->nloops; i++) {
         struct loop *lp = srv->loops[i];
-        if (p->kind != POST_SHUTDOWN && !p->o->nconns[i])
+        if (!p->o->nconns[i])
             continue;
         if (lp == me) {
             run_post(lp, p);
@@ -283,10 +290,8 @@ static void drop_sub(struct hub_org *o, struct sub *s)
     list_remove(&s->conn_link);
     s->c->nsubs--;
     free(s);
-    if (--w->nsubs == 0) {
-        HASH_DEL(o->watches, w);
-        watch_free(w);
-    }
+    w->nsubs--;
+    watch_release(o, w);
 }
 
 static void drop_subs(struct conn *c)
@@ -529,10 +534,7 @@ static void subscribe_member(void *ud, const struct presence_member *m)
     }
     if (c->nsubs >= HUB_MAX_SUBS) {
         x->over = 1;
-        if (!w->nsubs) {
-            HASH_DEL(x->o->watches, w);
-            watch_free(w);
-        }
+        watch_release(x->o, w);
         return;
     }
     struct sub *s = xcalloc(1, sizeof *s);
@@ -711,21 +713,9 @@ void hub_end_session(struct server *srv, const char *org, const char *user,
                      uint64_t session_id)
 {
     struct hub_org *o = org_get(srv, org, 0);
-    if (o && session_id) {
-        /* presence_logout() below frees the handles; the hub fields of
-         * any loop's connections are ours under the lock. */
-        for (unsigned i = 0; i < srv->nloops; i++) {
-            struct list *lists[2] = {&o->conns[i], &o->subscribers[i]};
-            for (int k = 0; k < 2; k++) {
-                struct list *pos;
-                list_each(pos, lists[k]) {
-                    struct conn *c = list_entry(pos, struct conn, org_link);
-                    if (c->session_id == session_id && !strcmp(c->user, user))
-                        c->pc = NULL;
-                }
-            }
-        }
-    }
+    if (o && session_id) /* presence_logout() below frees the handles */
+        for (unsigned i = 0; i < srv->nloops; i++)
+            session_conns(o, i, user, session_id, 0);
     /* docs/protocol.md: logout is OFFLINE at once, no grace, one event. */
     presence_logout(srv->presence, org, user, session_id, srv->now);
     if (o && session_id) {
@@ -819,8 +809,8 @@ void hub_dispose(struct server *srv)
                 list_each_safe(pos, tmp, &w->subs[i]) {
                     free(list_entry(pos, struct sub, watch_link));
                 }
-            HASH_DEL(o->watches, w);
-            watch_free(w);
+            w->nsubs = 0;
+            watch_release(o, w);
         }
         HASH_DEL(srv->orgs, o);
         frame_unref(o->snap);

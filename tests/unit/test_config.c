@@ -139,6 +139,14 @@ static void test_set_each_type(void **state)
     assert_string_equal(c.log_level, "debug");
     assert_int_equal(config_set(&c, "grace", "0", err), 0); /* may be 0 */
     assert_int_equal(c.grace_ms, 0);
+    assert_int_equal(config_set(&c, "loops", "0", err), 0); /* per core */
+    assert_int_equal(c.loops, 0);
+    assert_int_equal(config_set(&c, "loops", "64", err), 0);
+    assert_int_equal(c.loops, 64);
+    assert_int_not_equal(config_set(&c, "loops", "65", err), 0);
+    assert_int_not_equal(config_set(&c, "loops", "-1", err), 0);
+    assert_int_not_equal(config_set(&c, "loops", "two", err), 0);
+    assert_int_equal(c.loops, 64); /* refused values change nothing */
     assert_int_equal(config_set(&c, "heartbeat", "100ms", err), 0);
     assert_int_equal(c.heartbeat_ms, 100);
     assert_int_equal(config_set(&c, "session_ttl", "7d", err), 0);
