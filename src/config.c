@@ -17,10 +17,13 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "auth/auth.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-enum type { T_STRING, T_DURATION, T_SIZE, T_INT, T_BOOL, T_LEVEL, T_LISTEN };
+enum type {
+    T_STRING, T_DURATION, T_SIZE, T_INT, T_BOOL, T_LEVEL, T_LISTEN, T_ADDRS
+};
 
 struct setting {
     const char *key;
@@ -84,6 +87,18 @@ static const struct setting settings[] = {
      "failed logins allowed per window, per address and per email"},
     DUR("login_window", login_window_ms, 1, "5m",
         "window of the failed-login limit"),
+    {"login_queue", T_INT, AT(login_queue), 1, 1000000, "64",
+     "logins waiting for a password check at once (503 past it)"},
+    DUR("login_timeout", login_timeout_ms, 1, "10s",
+        "a login not checked within this is answered 503, unchecked"),
+    {"trusted_proxies", T_ADDRS, AT(trusted_proxies), 0, 0, "",
+     "proxy addresses/CIDRs whose X-Forwarded-For, X-Real-IP and "
+     "X-Forwarded-Proto are believed"},
+    {"secure_cookies", T_BOOL, AT(secure_cookies), 0, 1, "0",
+     "always mark the session cookie Secure (it is anyway when a trusted "
+     "proxy says https)"},
+    {"max_sessions", T_INT, AT(max_sessions), 1, 1000000, "50",
+     "live login sessions per user; the oldest is revoked past it"},
     DUR("header_timeout", header_timeout_ms, 100, "10s",
         "time allowed for a request's line and headers (slowloris)"),
     {"max_body", T_SIZE, AT(max_body), KIB, 16 * MIB, "64k",
@@ -96,6 +111,8 @@ static const struct setting settings[] = {
      "new connections accepted per client address per second"},
     {"msg_rate", T_INT, AT(msg_rate), 1, 1000000, "20",
      "WebSocket messages per connection per second (burst: twice)"},
+    {"status_rate", T_INT, AT(status_rate), 1, 1000000, "10",
+     "status changes per user per second, WebSocket and HTTP together"},
     {"large_org", T_INT, AT(large_org), 1, 100000000, "1000",
      "members from which subscribers get only the users they subscribed to"},
     {"echo_endpoint", T_BOOL, AT(echo_endpoint), 0, 1, "0",
@@ -305,6 +322,7 @@ static int apply(struct config *c, const struct setting *s,
     case T_STRING:
     case T_LISTEN:
     case T_LEVEL:
+    case T_ADDRS:
         /* The value is not quoted back: jwt_secret is one of these. */
         if (len >= s->size) {
             seterr(err, "%s: value too long (%zu bytes, at most %zu)", label,
@@ -315,6 +333,13 @@ static int apply(struct config *c, const struct setting *s,
             seterr(err,
                    "%s: bad address \"%.*s\" (use HOST:PORT, e.g. "
                    "127.0.0.1:8080)",
+                   label, ERR_VALUE_MAX, value);
+            return -1;
+        }
+        if (s->type == T_ADDRS && auth_addr_list_check(value)) {
+            seterr(err,
+                   "%s: bad address list \"%.*s\" (use addresses or "
+                   "CIDR blocks, e.g. 127.0.0.1, ::1, 10.0.0.0/8)",
                    label, ERR_VALUE_MAX, value);
             return -1;
         }

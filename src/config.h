@@ -34,12 +34,18 @@ struct config {
     int64_t login_limit;       /* login_limit 10: failed logins per window
                                   per address and per email */
     int64_t login_window_ms;   /* login_window 5m */
+    int64_t login_queue;       /* login_queue 64: waiting password checks */
+    int64_t login_timeout_ms;  /* login_timeout 10s: ... dropped after */
+    char trusted_proxies[1024];/* trusted_proxies "": addresses, CIDRs */
+    int secure_cookies;        /* secure_cookies 0: always Secure */
+    int64_t max_sessions;      /* max_sessions 50: per user */
     int64_t header_timeout_ms; /* header_timeout 10s: slowloris */
     int64_t max_body;          /* max_body    64k */
     int64_t max_out;           /* max_out     1m: per-client queue cap */
     int64_t max_conns_per_user;/* max_conns_per_user 32 */
     int64_t conn_rate;         /* conn_rate   50: per address per second */
     int64_t msg_rate;          /* msg_rate    20: per connection per s */
+    int64_t status_rate;       /* status_rate 10: per user per s */
     int64_t loops;             /* loops 0: one per core */
     int64_t large_org;         /* large_org   1000: subscriptions only */
     int echo_endpoint;         /* echo_endpoint 0: mount /ws/echo */

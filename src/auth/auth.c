@@ -7,7 +7,10 @@
  * let in. */
 #include "auth/auth.h"
 
+#include <arpa/inet.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* auth.h documents argon2id; crypto_pwhash_str() uses the library default,
@@ -182,4 +185,142 @@ int auth_origin_allowed(const char *origin, const char *allowed,
     return olen == slen + strlen(host) &&
            memcmp(origin, scheme, slen) == 0 &&
            strcmp(origin + slen, host) == 0;
+}
+
+/* ---- address lists -------------------------------------------------- */
+
+/* An address as 16 bytes (IPv4 as ::ffff:a.b.c.d) for prefix matching. */
+struct addr {
+    unsigned char b[16];
+};
+
+static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0,
+                                            0, 0, 0, 0, 0xff, 0xff};
+
+/* Parses s..e as an address; returns its bit length (32 or 128), or -1. */
+static int addr_parse(const char *s, const char *e, struct addr *a)
+{
+    char tmp[INET6_ADDRSTRLEN + 1];
+    size_t n = (size_t)(e - s);
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    memcpy(a->b, v4_mapped, sizeof v4_mapped);
+    if (inet_pton(AF_INET, tmp, a->b + 12) == 1)
+        return 32;
+    if (inet_pton(AF_INET6, tmp, a->b) != 1)
+        return -1;
+    return memcmp(a->b, v4_mapped, sizeof v4_mapped) == 0 ? 32 : 128;
+}
+
+/* One list entry s..e, "ADDR" or "ADDR/BITS": the address and the number
+ * of leading bits of the 16-byte form that must match; -1 if malformed. */
+static int entry_parse(const char *s, const char *e, struct addr *a)
+{
+    const char *slash = memchr(s, '/', (size_t)(e - s));
+    int len = addr_parse(s, slash ? slash : e, a);
+    if (len < 0)
+        return -1;
+    if (!slash)
+        return 128;
+    const char *p = slash + 1;
+    if (p == e || e - p > 3)
+        return -1;
+    int bits = 0;
+    for (; p < e; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        bits = bits * 10 + (*p - '0');
+    }
+    if (bits > len)
+        return -1;
+    return bits + (128 - len); /* an IPv4 prefix after the 96 mapped bits */
+}
+
+static int prefix_equal(const struct addr *x, const struct addr *y, int bits)
+{
+    int bytes = bits / 8, rest = bits % 8;
+    if (memcmp(x->b, y->b, (size_t)bytes) != 0)
+        return 0;
+    if (!rest)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (x->b[bytes] & mask) == (y->b[bytes] & mask);
+}
+
+/* 1 if want matches an entry of list, 0 if none does, -1 at the first
+ * malformed entry (want NULL: only checks the list). */
+static int list_match(const char *list, const struct addr *want)
+{
+    for (const char *p = list ? list : ""; *p;) {
+        const char *comma = strchr(p, ',');
+        const char *s = p, *e = comma ? comma : p + strlen(p);
+        p = comma ? comma + 1 : e;
+        trim(&s, &e);
+        if (s == e)
+            continue;
+        struct addr a;
+        int bits = entry_parse(s, e, &a);
+        if (bits < 0)
+            return -1;
+        if (want && prefix_equal(&a, want, bits))
+            return 1;
+    }
+    return 0;
+}
+
+int auth_addr_list_check(const char *list)
+{
+    return list_match(list, NULL) < 0 ? -1 : 0;
+}
+
+int auth_addr_listed(const char *list, const char *addr)
+{
+    struct addr a;
+    if (!addr || addr_parse(addr, addr + strlen(addr), &a) < 0)
+        return 0;
+    return list_match(list, &a) == 1;
+}
+
+/* Copies s..e (an address that parsed) into out. */
+static void put(char *out, size_t outlen, const char *s, const char *e)
+{
+    snprintf(out, outlen, "%.*s", (int)(e - s), s);
+}
+
+void auth_client_addr(const char *peer, const char *xff,
+                      const char *x_real_ip, const char *trusted, char *out,
+                      size_t outlen)
+{
+    snprintf(out, outlen, "%s", peer);
+    if (!trusted || !*trusted || !auth_addr_listed(trusted, peer))
+        return;
+    struct addr a;
+    if (xff && *xff) {
+        /* Each proxy appends the address it got the request from; the
+         * entries left of the first one no trusted proxy added are the
+         * client's to write, so they are never believed. */
+        const char *end = xff + strlen(xff);
+        while (end > xff) {
+            const char *s = end;
+            while (s > xff && s[-1] != ',')
+                s--;
+            const char *e = end;
+            end = s > xff ? s - 1 : xff;
+            trim(&s, &e);
+            if (addr_parse(s, e, &a) < 0)
+                return; /* garbage: the last trusted hop it is */
+            put(out, outlen, s, e);
+            if (list_match(trusted, &a) != 1)
+                return;
+        }
+        return;
+    }
+    if (x_real_ip && *x_real_ip) {
+        const char *s = x_real_ip, *e = s + strlen(s);
+        trim(&s, &e);
+        if (addr_parse(s, e, &a) >= 0)
+            put(out, outlen, s, e);
+    }
 }

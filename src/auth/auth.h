@@ -42,4 +42,23 @@ int auth_cookie_get(const char *header, size_t header_len, const char *name,
  * request's Host header value. 0 otherwise (also for origin "null"). */
 int auth_origin_allowed(const char *origin, const char *allowed,
                         const char *host);
+
+/* Address lists ("trusted_proxies"): comma-separated IPv4 or IPv6
+ * addresses and CIDR blocks, e.g. "127.0.0.1, ::1, 10.0.0.0/8". An
+ * IPv4-mapped IPv6 address (::ffff:1.2.3.4) counts as the IPv4 one. */
+
+/* 0 if list is well formed ("" is: nothing listed), else -1. */
+int auth_addr_list_check(const char *list);
+/* 1 if addr (textual) is in list, 0 if not or not an address. */
+int auth_addr_listed(const char *list, const char *addr);
+
+/* The address a request comes from, into out (NUL-terminated): peer (the
+ * socket's address), unless peer is listed in trusted, a proxy that says
+ * whom it forwards: then the nearest X-Forwarded-For entry (xff, walked
+ * from the right) that is not itself a trusted proxy, or else x_real_ip.
+ * Headers from anyone else are ignored: a client cannot choose its own
+ * address. xff and x_real_ip may be NULL. */
+void auth_client_addr(const char *peer, const char *xff,
+                      const char *x_real_ip, const char *trusted, char *out,
+                      size_t outlen);
 #endif

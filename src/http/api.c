@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth/auth.h"
 #include "auth/jwt.h"
@@ -210,8 +212,27 @@ static int csrf_ok(struct conn *c, struct http_req *r, const struct who *w)
     return 0;
 }
 
+/* "application/json", any case, with or without parameters. */
+static int is_json_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof want - 1;
+    if (!ct || strncasecmp(ct, want, n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
+}
+
+/* The body of a state-changing request as a JSON object; NULL after an
+ * answer. Only application/json is read: an HTML form on another site
+ * can send text/plain or a form encoding without a preflight, never
+ * JSON, so this is half of the CSRF rule (csrf_ok() is the other). */
 static json_t *body_json(struct conn *c, struct http_req *r)
 {
+    if (!is_json_type(r->content_type)) {
+        http_error(c, 415, "unsupported_media_type",
+                   "the body must be JSON (Content-Type: application/json)");
+        return NULL;
+    }
     json_error_t e;
     json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len,
                            JSON_REJECT_DUPLICATES, &e);
@@ -245,7 +266,13 @@ static void respond_member(struct conn *c, const char *org, const char *user)
 {
     struct buf b;
     buf_init(&b, 0);
-    if (presence_get(c->srv->presence, org, user, member_cb, &b) != 0)
+    int rc = presence_get(c->srv->presence, org, user, member_cb, &b);
+    if (rc != 0) {
+        /* Perhaps added by the CLI since the organization was loaded. */
+        hub_sync_org(c->srv, org);
+        rc = presence_get(c->srv->presence, org, user, member_cb, &b);
+    }
+    if (rc != 0)
         http_error(c, 404, "not_found", "no such user");
     else
         http_respond_json(c, 200, NULL, &b);
@@ -254,58 +281,97 @@ static void respond_member(struct conn *c, const char *org, const char *user)
 
 /* ---- login and logout -------------------------------------------------- */
 
-static int64_t rate_limited(struct server *srv, const char *key)
+/* docs/security.md login_limit: every password check is counted when it
+ * is let in, not when it finishes, so that no number of requests sent at
+ * once gets more than login_limit checks per address and per email into
+ * a window. A check that succeeds is given back. */
+static int64_t login_reserve(struct server *srv, const char *ipkey,
+                             const char *emailkey)
 {
-    if (rate_count(srv->rates, key, srv->cfg.login_window_ms, srv->now) <
-        srv->cfg.login_limit)
-        return 0;
-    return rate_wait(srv->rates, key, srv->now) / 1000 + 1;
+    const char *keys[2] = {ipkey, emailkey};
+    for (int i = 0; i < 2; i++)
+        if (rate_count(srv->rates, keys[i], srv->cfg.login_window_ms,
+                       srv->now) >= srv->cfg.login_limit)
+            return rate_wait(srv->rates, keys[i], srv->now) / 1000 + 1;
+    for (int i = 0; i < 2; i++)
+        rate_add(srv->rates, keys[i], srv->cfg.login_window_ms, srv->now);
+    return 0;
 }
 
-static void rate_fail(struct server *srv, const char *key)
-{
-    rate_add(srv->rates, key, srv->cfg.login_window_ms, srv->now);
-}
+enum login_result {
+    LOGIN_FAILED,
+    LOGIN_OK,
+    LOGIN_LATE,     /* waited past login_timeout: not checked */
+};
 
 struct login_job {
     uv_work_t req;
     struct conn *c;
+    struct list link;           /* in loop.logins */
     struct store_user u;
-    int found, ok;
+    int found;
+    enum login_result result;
+    int64_t reserved_at;        /* when login_reserve() counted it */
+    int64_t deadline;           /* check it only before this */
     char password[1024];
     char ipkey[64], emailkey[STORE_EMAIL_MAX + 8];
+    char client[48];
+    int https;                  /* the request came over TLS */
 };
 
 /* A hash to verify against when the email is unknown, so that the answer
  * takes as long either way and does not reveal which emails exist. */
 static char dummy_hash[AUTH_HASH_MAX];
 
+static int64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* On the thread pool. A login that waited in the queue past its deadline
+ * is not checked: its client has given up or soon will, and hashing it
+ * would only make the queue behind it wait longer. */
 static void login_work(uv_work_t *req)
 {
     struct login_job *j = container_of(req, struct login_job, req);
-    const char *h = j->found && j->u.pw_hash[0] ? j->u.pw_hash : dummy_hash;
-    j->ok = auth_password_verify(h, j->password) && j->found &&
-            j->u.pw_hash[0];
-    memset(j->password, 0, sizeof j->password);
+    if (clock_ms() > j->deadline) {
+        j->result = LOGIN_LATE;
+    } else {
+        const char *h = j->found && j->u.pw_hash[0] ? j->u.pw_hash
+                                                    : dummy_hash;
+        j->result = auth_password_verify(h, j->password) && j->found &&
+                            j->u.pw_hash[0]
+                        ? LOGIN_OK
+                        : LOGIN_FAILED;
+    }
+    sodium_memzero(j->password, sizeof j->password);
 }
 
-static void login_done(uv_work_t *req, int status)
+static void revoke_cb(void *ud, int64_t id)
 {
-    struct login_job *j = container_of(req, struct login_job, req);
-    struct conn *c = j->c;
+    struct login_job *j = ud;
+    hub_revoke_session(j->c->srv, j->u.org, j->u.id, (uint64_t)id);
+}
+
+/* The session cookie; Secure whenever the page came over TLS (a trusted
+ * proxy said so) or the settings say every page does. */
+static void cookie_header(struct server *srv, int https, const char *value,
+                          int64_t max_age_s, struct buf *out)
+{
+    buf_printf(out,
+               "Set-Cookie: " COOKIE_NAME "=%s; Path=/; HttpOnly; "
+               "SameSite=Lax; Max-Age=%lld%s\r\n",
+               value, (long long)max_age_s,
+               https || srv->cfg.secure_cookies ? "; Secure" : "");
+}
+
+static void login_ok(struct conn *c, struct login_job *j, int https)
+{
     struct server *srv = c->srv;
-    loop_now(c->lp);
-    server_lock(srv);
-    if (c->state != CONN_BUSY)
-        goto out;
-    if (!j->ok) {
-        rate_fail(srv, j->ipkey);
-        rate_fail(srv, j->emailkey);
-        log_info("%s: failed login for %s", c->peer, j->emailkey + 6);
-        http_error(c, 401, "invalid_credentials", "wrong email or password");
-        goto out;
-    }
-    rate_forget(srv->rates, j->emailkey);
+    rate_sub(srv->rates, j->ipkey, j->reserved_at, srv->now);
+    rate_sub(srv->rates, j->emailkey, j->reserved_at, srv->now);
     /* A new random session id at every login: a token planted before the
      * login (session fixation) is never promoted. */
     char tok[AUTH_TOKEN_LEN + 1];
@@ -317,8 +383,14 @@ static void login_done(uv_work_t *req, int status)
     if (store_session_add(srv->store, h, j->u.org, j->u.id, expires, &sid) ||
         hub_ensure_user(srv, j->u.org, j->u.id, NULL) != 0) {
         http_error(c, 500, "internal", "could not create a session");
-        goto out;
+        return;
     }
+    /* docs/security.md max_sessions: the oldest sessions past the cap are
+     * revoked, their sockets closed. */
+    if (store_session_trim(srv->store, j->u.org, j->u.id,
+                           (int)srv->cfg.max_sessions, srv->now, revoke_cb,
+                           j) < 0)
+        log_warn("could not trim the sessions of %s/%s", j->u.org, j->u.id);
     presence_login(srv->presence, j->u.org, j->u.id, srv->now);
 
     struct jwt_claims cl = {.exp = expires / 1000, .sid = sid};
@@ -328,7 +400,7 @@ static void login_done(uv_work_t *req, int status)
     char jwt[JWT_MAX_LEN];
     if (jwt_sign(&cl, srv->secret, srv->secret_len, jwt, sizeof jwt) < 0) {
         http_error(c, 500, "internal", "could not sign a token");
-        goto out;
+        return;
     }
     struct buf b, hdr;
     buf_init(&b, 0);
@@ -346,23 +418,54 @@ static void login_done(uv_work_t *req, int status)
     buf_dispose(&m);
     buf_printf(&b, "},\"token\":\"%s\",\"expires\":%lld}", jwt,
                (long long)expires);
-    buf_printf(&hdr,
-               "Set-Cookie: " COOKIE_NAME "=%s; Path=/; HttpOnly; "
-               "SameSite=Lax; Max-Age=%lld\r\n",
-               tok, (long long)(srv->cfg.session_ttl_ms / 1000));
-    log_info("%s: login %s/%s", c->peer, j->u.org, j->u.id);
+    cookie_header(srv, https, tok, srv->cfg.session_ttl_ms / 1000, &hdr);
+    log_info("%s: login %s/%s", j->client, j->u.org, j->u.id);
     http_respond_json(c, 200, hdr.data, &b);
     buf_dispose(&b);
     buf_dispose(&hdr);
-out:
+}
+
+static void login_done(uv_work_t *req, int status)
+{
+    struct login_job *j = container_of(req, struct login_job, req);
+    struct conn *c = j->c;
+    struct server *srv = c->srv;
+    loop_now(c->lp);
+    server_lock(srv);
+    srv->logins--;
+    list_remove(&j->link);
+    c->work = NULL;
+    if (c->state != CONN_BUSY) {
+        /* The client reset the connection: the attempt still counts (it
+         * was reserved), but nothing is answered. */
+        log_info("%s: login for %s abandoned", j->client, j->emailkey + 6);
+    } else if (status == UV_ECANCELED) {
+        http_error(c, 503, "unavailable", "the server is shutting down");
+    } else if (j->result == LOGIN_LATE) {
+        log_warn("%s: login for %s not checked in time", j->client,
+                 j->emailkey + 6);
+        http_error_ex(c, 503, "Retry-After: 1\r\n", "busy",
+                      "too many logins at once; try again");
+    } else if (j->result == LOGIN_FAILED) {
+        log_info("%s: failed login for %s", j->client, j->emailkey + 6);
+        http_error(c, 401, "invalid_credentials", "wrong email or password");
+    } else {
+        login_ok(c, j, j->https);
+    }
     server_unlock(srv);
     conn_unref(c);
     free(j);
 }
-
 static void api_login(struct conn *c, struct http_req *r)
 {
     struct server *srv = c->srv;
+    /* Login CSRF: another site's page must not sign its visitor in as
+     * someone else. Browsers send Origin with every POST. */
+    if (r->origin && !origin_ok(srv, r)) {
+        http_error(c, 403, "csrf",
+                   "cross-site request refused (Origin not allowed)");
+        return;
+    }
     json_t *j = body_json(c, r);
     if (!j)
         return;
@@ -375,15 +478,19 @@ static void api_login(struct conn *c, struct http_req *r)
                    "email and password (strings) are required");
         return;
     }
+    if (srv->logins >= (unsigned)srv->cfg.login_queue) {
+        json_decref(j);
+        http_error_ex(c, 503, "Retry-After: 1\r\n", "busy",
+                      "too many logins at once; try again");
+        return;
+    }
     struct login_job *job = xcalloc(1, sizeof *job);
-    snprintf(job->ipkey, sizeof job->ipkey, "ip:%s", c->peer);
+    snprintf(job->ipkey, sizeof job->ipkey, "ip:%s", r->client);
     snprintf(job->emailkey, sizeof job->emailkey, "email:%s", email);
     for (char *p = job->emailkey; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
-    int64_t wait = rate_limited(srv, job->ipkey);
-    if (!wait)
-        wait = rate_limited(srv, job->emailkey);
+    int64_t wait = login_reserve(srv, job->ipkey, job->emailkey);
     if (wait) {
         char hdr[64];
         snprintf(hdr, sizeof hdr, "Retry-After: %lld\r\n", (long long)wait);
@@ -393,13 +500,37 @@ static void api_login(struct conn *c, struct http_req *r)
         free(job);
         return;
     }
+    job->reserved_at = srv->now;
+    job->deadline = srv->now + srv->cfg.login_timeout_ms;
+    job->https = r->https;
+    snprintf(job->client, sizeof job->client, "%s", r->client);
     job->found = store_user_by_email(srv->store, email, &job->u) == 0;
     snprintf(job->password, sizeof job->password, "%s", pw);
     json_decref(j);
     job->c = c;
-    conn_ref(c);
     /* argon2id takes tens of milliseconds: off the loop thread. */
-    uv_queue_work(&c->lp->uv, &job->req, login_work, login_done);
+    int rc = uv_queue_work(&c->lp->uv, &job->req, login_work, login_done);
+    if (rc != 0) {
+        log_error("login: cannot queue the password check: %s",
+                  uv_strerror(rc));
+        sodium_memzero(job->password, sizeof job->password);
+        free(job);
+        http_error(c, 503, "unavailable", "cannot check passwords now");
+        return;
+    }
+    conn_ref(c);
+    c->work = &job->req;
+    srv->logins++;
+    list_insert_tail(&c->lp->logins, &job->link);
+}
+
+void api_stop(struct loop *lp)
+{
+    struct list *pos, *tmp;
+    list_each_safe(pos, tmp, &lp->logins) {
+        struct login_job *j = list_entry(pos, struct login_job, link);
+        uv_cancel((uv_req_t *)&j->req); /* UV_EBUSY if running: it ends */
+    }
 }
 
 static void api_logout(struct conn *c, struct http_req *r, struct who *w)
@@ -411,15 +542,15 @@ static void api_logout(struct conn *c, struct http_req *r, struct who *w)
         store_session_delete(srv->store, (int64_t)w->session);
         hub_end_session(srv, w->org, w->user, w->session);
     }
-    log_info("%s: logout %s/%s", c->peer, w->org, w->user);
-    struct buf b;
+    log_info("%s: logout %s/%s", r->client, w->org, w->user);
+    struct buf b, hdr;
     buf_init(&b, 0);
+    buf_init(&hdr, 0);
     buf_puts(&b, "{\"ok\":true}");
-    http_respond_json(c, 200,
-                      "Set-Cookie: " COOKIE_NAME "=; Path=/; HttpOnly; "
-                      "SameSite=Lax; Max-Age=0\r\n",
-                      &b);
+    cookie_header(srv, r->https, "", 0, &hdr);
+    http_respond_json(c, 200, hdr.data, &b);
     buf_dispose(&b);
+    buf_dispose(&hdr);
 }
 
 /* ---- the rest ----------------------------------------------------------- */
@@ -440,6 +571,11 @@ static void api_status(struct conn *c, struct http_req *r, struct who *w)
         return;
     }
     json_decref(j);
+    if (!hub_status_allowed(c->srv, w->org, w->user)) {
+        http_error_ex(c, 429, "Retry-After: 1\r\n", "rate_limited",
+                      "too many status changes; slow down");
+        return;
+    }
     if (hub_set_manual(c->srv, w->org, w->user, st) != 0) {
         http_error(c, 400, "invalid_status", "status not allowed");
         return;
@@ -747,6 +883,13 @@ void api_handle(struct conn *c, struct http_req *r)
             p.rc = jwt_verify(p.tok, strlen(p.tok), lp->secret,
                               lp->secret_len, lp->now / 1000, &p.cl);
     }
+    /* Where it comes from: the peer, or the client a trusted proxy
+     * names (docs/security.md trusted_proxies). */
+    auth_client_addr(c->peer, r->forwarded_for, r->real_ip,
+                     lp->cfg.trusted_proxies, r->client, sizeof r->client);
+    r->https = r->forwarded_proto && lp->cfg.trusted_proxies[0] &&
+               strcasecmp(r->forwarded_proto, "https") == 0 &&
+               auth_addr_listed(lp->cfg.trusted_proxies, c->peer);
     server_lock(c->srv);
     pre = &p;
     route(c, r);

@@ -38,7 +38,8 @@ void http_req_free(struct http_req *r)
     char **fields[] = {&r->host, &r->origin, &r->upgrade, &r->connection,
                        &r->ws_key, &r->ws_version, &r->authorization,
                        &r->cookie, &r->xrw, &r->content_type,
-                       &r->if_none_match};
+                       &r->if_none_match, &r->forwarded_for, &r->real_ip,
+                       &r->forwarded_proto};
     for (size_t i = 0; i < ARRAY_LEN(fields); i++)
         free(*fields[i]);
     free(r);
@@ -95,14 +96,25 @@ static void store_header(struct http_req *r)
         {"x-requested-with", offsetof(struct http_req, xrw)},
         {"content-type", offsetof(struct http_req, content_type)},
         {"if-none-match", offsetof(struct http_req, if_none_match)},
+        {"x-forwarded-for", offsetof(struct http_req, forwarded_for)},
+        {"x-real-ip", offsetof(struct http_req, real_ip)},
+        {"x-forwarded-proto", offsetof(struct http_req, forwarded_proto)},
     };
     if (!r->hname.len)
         return;
     for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
         if (strcasecmp(r->hname.data, keep[i].name) == 0) {
             char **slot = (char **)((char *)r + keep[i].off);
-            if (!*slot)
-                *slot = xstrdup(r->hvalue.len ? r->hvalue.data : "");
+            const char *v = r->hvalue.len ? r->hvalue.data : "";
+            if (!*slot) {
+                *slot = xstrdup(v);
+            } else if (slot == &r->forwarded_for) {
+                /* A list split over several lines is one list (RFC 9110
+                 * 5.3), and the hop nearest to us is the last one. */
+                size_t n = strlen(*slot);
+                *slot = xrealloc(*slot, n + 2 + strlen(v) + 1);
+                sprintf(*slot + n, ", %s", v);
+            }
             break;
         }
     }
@@ -282,7 +294,8 @@ void http_respond(struct conn *c, int status, const char *extra_headers,
     if (c->state == CONN_CLOSED)
         return;
     int keep = c->state == CONN_BUSY && c->h->parser.http_major == 1 &&
-               http_should_keep_alive(&c->h->parser) && status < 400;
+               http_should_keep_alive(&c->h->parser) && status < 400 &&
+               !c->peer_eof;
     struct buf b;
     buf_init(&b, 0);
     /* API answers are never cached unless the caller says otherwise. */

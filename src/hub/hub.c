@@ -9,6 +9,7 @@
  * transaction every `flush`; manual statuses, which a user expects to
  * survive anything, are written at once. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -554,6 +555,7 @@ static void subscribe(struct conn *c, const struct msg_in *m)
 {
     struct server *srv = c->srv;
     struct hub_org *o = org_get(srv, c->org, 1);
+    hub_sync_org(srv, c->org); /* members the CLI added since */
     struct sub_ctx x = {c, o, 0};
     make_subscriber(c, o);
     unsigned online;
@@ -629,6 +631,11 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
     case MSG_STATUS:
         if (!c->pc)
             break;
+        if (!hub_status_allowed(srv, c->org, c->user)) {
+            send_error(c, "rate_limited",
+                       "too many status changes; slow down");
+            break;
+        }
         if (m.is_auto)
             rc = presence_conn_auto(srv->presence, c->pc, m.status, srv->now);
         else
@@ -723,6 +730,27 @@ void hub_end_session(struct server *srv, const char *org, const char *user,
                          .user = (char *)user, .session = session_id};
         post_all(srv, &p);
     }
+}
+
+void hub_revoke_session(struct server *srv, const char *org,
+                        const char *user, uint64_t session_id)
+{
+    struct hub_org *o = org_get(srv, org, 0);
+    if (!o || !session_id)
+        return;
+    struct post p = {.kind = POST_END_SESSION, .o = o, .user = (char *)user,
+                     .session = session_id};
+    post_all(srv, &p);
+}
+
+int hub_status_allowed(struct server *srv, const char *org, const char *user)
+{
+    /* One budget per user, whichever way the changes come (WebSocket
+     * frames on any of its connections, PUT /api/status): each one is
+     * announced to the organization and may be written to the store. */
+    char key[2 * STORE_ID_MAX + 16];
+    snprintf(key, sizeof key, "status:%zu:%s/%s", strlen(org), org, user);
+    return rate_add(srv->rates, key, 1000, srv->now) <= srv->cfg.status_rate;
 }
 
 struct name_check {

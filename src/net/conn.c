@@ -51,6 +51,10 @@ void conn_close(struct conn *c)
     if (c->state == CONN_CLOSED)
         return;
     c->state = CONN_CLOSED;
+    /* Work queued for a peer that is gone is not worth doing (a login's
+     * password check); it is called back cancelled unless it runs. */
+    if (c->work)
+        uv_cancel((uv_req_t *)c->work);
     hub_detach(c);
     list_remove(&c->pending_link);
     list_remove(&c->timer_link);
@@ -70,6 +74,12 @@ static void linger(struct conn *c)
 {
     if (c->shut)
         return;
+    if (c->peer_eof) {
+        /* The peer half-closed first and has everything: nothing to
+         * drain, so no reset can overtake our last bytes. */
+        conn_close(c);
+        return;
+    }
     c->shut = 1;
     uv_shutdown_t *req = xmalloc(sizeof *req);
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
@@ -283,6 +293,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = container_of((uv_tcp_t *)s, struct conn, tcp);
     loop_now(c->lp);
+    if (nread == UV_EOF && c->state == CONN_BUSY) {
+        /* A half-close (FIN) after a request: the client waits for its
+         * answer, then we close. A reset, by contrast, means it left. */
+        c->peer_eof = 1;
+        uv_read_stop(s);
+        return;
+    }
     if (nread < 0) {
         conn_close(c);
         return;

@@ -75,6 +75,14 @@ int64_t rate_wait(struct rate_table *t, const char *key, int64_t now)
     return e ? e->start + e->window_ms - now : 0;
 }
 
+void rate_sub(struct rate_table *t, const char *key, int64_t added_at,
+              int64_t now)
+{
+    struct entry *e = live(t, key, now);
+    if (e && e->start <= added_at && e->count > 0)
+        e->count--;
+}
+
 void rate_forget(struct rate_table *t, const char *key)
 {
     struct entry *e;

@@ -3,7 +3,7 @@
  * Used for failed logins and new connections per address. Each key keeps
  * one small entry while its window is open; rate_prune() forgets closed
  * windows, so memory follows the number of recently active keys. Time is
- * passed in. Single-threaded. */
+ * passed in. Not thread-safe: the server uses it under its lock. */
 #ifndef RATE_H
 #define RATE_H
 #include <stdint.h>
@@ -22,6 +22,10 @@ int64_t rate_add(struct rate_table *t, const char *key, int64_t window_ms,
                  int64_t now);
 /* Milliseconds until key's window closes (0 if none). */
 int64_t rate_wait(struct rate_table *t, const char *key, int64_t now);
+/* Takes back one that rate_add() added at time added_at (a reservation
+ * that turned out not to count), if that window is still open. */
+void rate_sub(struct rate_table *t, const char *key, int64_t added_at,
+              int64_t now);
 void rate_forget(struct rate_table *t, const char *key);
 /* Drops every entry whose window has closed; returns how many remain. */
 unsigned rate_prune(struct rate_table *t, int64_t now);

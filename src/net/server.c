@@ -228,6 +228,7 @@ static void loop_begin_stop(struct loop *lp)
     uv_timer_stop(&lp->tick);
     uv_timer_stop(&lp->heartbeat);
     hub_shutdown(lp);
+    api_stop(lp); /* queued logins are answered 503, not checked */
     uv_timer_start(&lp->stop_timer, on_loop_stopped, STOP_DELAY_MS, 0);
 }
 
@@ -402,6 +403,7 @@ static struct loop *loop_new(struct server *srv, unsigned id)
     list_init(&lp->pending);
     list_init(&lp->lingering);
     list_init(&lp->waiting);
+    list_init(&lp->logins);
     uv_timer_t *timers[] = {&lp->tick, &lp->heartbeat, &lp->stop_timer};
     for (size_t i = 0; i < ARRAY_LEN(timers); i++) {
         uv_timer_init(&lp->uv, timers[i]);

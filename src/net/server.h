@@ -60,7 +60,12 @@ struct http_req {
     struct buf url;
     struct buf body;
     char *host, *origin, *upgrade, *connection, *ws_key, *ws_version,
-        *authorization, *cookie, *xrw, *content_type, *if_none_match;
+        *authorization, *cookie, *xrw, *content_type, *if_none_match,
+        *forwarded_for, *real_ip, *forwarded_proto;
+    /* Set by the router: where the request comes from (the client behind
+     * a trusted proxy), and whether it reached the proxy over TLS. */
+    char client[48];
+    int https;
     int keep_alive;
     /* parser scratch */
     struct buf hname, hvalue;
@@ -82,6 +87,7 @@ struct conn {
     struct loop *lp;            /* the loop (thread) that owns it */
     enum conn_state state;
     unsigned refs;              /* pending thread-pool work holds one */
+    uv_work_t *work;            /* that work, cancelled if the peer resets */
     /* Flags. */
     unsigned close_after_write : 1;
     unsigned overflow : 1;      /* queue cap hit: closed by the flusher */
@@ -90,6 +96,7 @@ struct conn {
     unsigned subscriber : 1;    /* wants only the users it subscribed to */
     unsigned echo : 1;          /* /ws/echo: no presence, echoes messages */
     unsigned parsing : 1;       /* inside http_on_data() */
+    unsigned peer_eof : 1;      /* the peer half-closed during a request */
     char peer[48];              /* client address, for limits and logs */
 
     struct http_conn *h;        /* until the upgrade: HTTP state */
@@ -190,6 +197,7 @@ struct loop {
     struct list pending;        /* connections with output to write */
     struct list lingering;      /* half-closed, draining input until EOF */
     struct list waiting;        /* HTTP connections awaiting a request */
+    struct list logins;         /* logins queued on the thread pool */
     unsigned nconns_ws, nconns_all;
     int stopping;
     int64_t last_accept_log;
@@ -210,7 +218,8 @@ struct server {
     struct hub_org *orgs;       /* uthash by id */
     struct list online_dirty;   /* large orgs whose online count moved */
     struct frame *ping;         /* shared heartbeat ping frame */
-    struct rate_table *rates;   /* failed logins, new connections */
+    struct rate_table *rates;   /* logins, new connections, statuses */
+    unsigned logins;            /* logins queued or being checked */
     unsigned char secret[512];
     size_t secret_len;
     char admin_key[65];
@@ -278,6 +287,9 @@ void http_done(struct conn *c);
 void api_handle(struct conn *c, struct http_req *r);
 /* Once at start (prepares the timing-equalizing dummy hash). 0 or -1. */
 int api_init(void);
+/* On lp's thread at shutdown: logins still queued are answered 503 at
+ * once instead of being checked. */
+void api_stop(struct loop *lp);
 
 /* ws/ws.c */
 /* Validates the upgrade headers; on success queues the 101 response and
@@ -299,6 +311,14 @@ void hub_attach(struct conn *c);     /* after upgrade: join org, hello */
 void hub_detach(struct conn *c);     /* on close */
 void hub_on_message(struct conn *c, const char *data, size_t len,
                     int binary);
+/* docs/security.md status_rate: 1 if user may change its status now
+ * (counts this change), 0 if over the limit. */
+int hub_status_allowed(struct server *srv, const char *org,
+                       const char *user);
+/* Closes the connections of one login session (1008) and leaves the
+ * user's presence to their closing (grace), unlike a logout. */
+void hub_revoke_session(struct server *srv, const char *org,
+                        const char *user, uint64_t session_id);
 /* Manual status from the API or a frame: core, then the store at once. */
 int hub_set_manual(struct server *srv, const char *org, const char *user,
                    int status);

@@ -148,6 +148,7 @@ enum stmt {
     ST_SESSION_GET_ID,
     ST_SESSION_DELETE,
     ST_SESSION_PURGE,
+    ST_SESSION_OLDEST,
     ST_CHANNEL_ADD,
     ST_CHANNEL_MEMBER_ADD,
     ST_CHANNEL_EACH,
@@ -212,6 +213,9 @@ static const char *const sql[ST__COUNT] = {
                           " WHERE id = ?1 AND expires_ms > ?2",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_ms <= ?1",
+    [ST_SESSION_OLDEST] = "SELECT id FROM sessions WHERE org = ?1"
+                          " AND user = ?2 AND expires_ms > ?3"
+                          " ORDER BY id DESC LIMIT -1 OFFSET ?4",
     [ST_CHANNEL_ADD] = "INSERT INTO channels(org, id, name, created_ms)"
                        " VALUES(?1, ?2, ?3, ?4)",
     /* OR IGNORE drops duplicate members; it does not apply to foreign
@@ -1001,6 +1005,43 @@ int store_session_purge(struct store *s, int64_t now_ms)
 {
     int rc = exec(s, ST_SESSION_PURGE, "purge sessions", "I", now_ms);
     return rc ? rc : sqlite3_changes(s->db);
+}
+
+int store_session_trim(struct store *s, const char *org, const char *user,
+                       int keep, int64_t now_ms, store_session_cb *cb,
+                       void *ud)
+{
+    if (!id_ok(org) || !id_ok(user) || keep < 0)
+        return STORE_EINVAL;
+    /* Ids first, deletes after: the statement is done before any write. */
+    sqlite3_stmt *st = s->st[ST_SESSION_OLDEST];
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = bind(st, "ttII", org, user, now_ms, (int64_t)keep);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            ids = xrealloc(ids, cap * sizeof *ids);
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    rc = rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : fail(s, rc, "old sessions");
+    done(st);
+    int deleted = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int d = store_session_delete(s, ids[i]);
+        if (d == STORE_ENOENT)
+            continue;
+        rc = d;
+        if (d == 0) {
+            deleted++;
+            if (cb)
+                cb(ud, ids[i]);
+        }
+    }
+    free(ids);
+    return rc ? rc : deleted;
 }
 
 /* ------------------------------------------------------------------------

@@ -112,6 +112,12 @@ int store_session_get_by_id(struct store *s, int64_t id, int64_t now_ms,
                             struct store_session *out);
 int store_session_delete(struct store *s, int64_t id);
 int store_session_purge(struct store *s, int64_t now_ms); /* expired ones */
+/* Deletes a user's live sessions but the newest 'keep', calling cb with
+ * each id deleted. Returns how many, or a negative STORE_E* code. */
+typedef void store_session_cb(void *ud, int64_t id);
+int store_session_trim(struct store *s, const char *org, const char *user,
+                       int keep, int64_t now_ms, store_session_cb *cb,
+                       void *ud);
 
 /* Channels and projects: a name and a set of member user ids of the same
  * organization. Returns STORE_ENOENT if a member is not in that

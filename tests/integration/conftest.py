@@ -76,7 +76,9 @@ DEFAULT_SETTINGS = {
 # The suite opens many connections from 127.0.0.1 in quick succession
 # (readiness polling, one handshake per case); the per-address rate limit
 # is not what those tests are about (test_limits.py sets it when it is).
-OPTIONAL_SETTINGS = {"conn_rate": "100000"}
+# Likewise the per-user status rate: many tests flip statuses quickly, and
+# test_hardening2.py sets it where it is the subject.
+OPTIONAL_SETTINGS = {"conn_rate": "100000", "status_rate": "100000"}
 _known_optional = None
 
 

@@ -235,6 +235,78 @@ static void test_origin(void **state)
     }
 }
 
+static void test_addr_list(void **state)
+{
+    (void)state;
+    assert_int_equal(auth_addr_list_check(""), 0);
+    assert_int_equal(auth_addr_list_check("127.0.0.1, ::1,10.0.0.0/8"), 0);
+    assert_int_equal(auth_addr_list_check("fd00::/8 , 192.168.1.0/24"), 0);
+    assert_int_equal(auth_addr_list_check("10.0.0.0/33"), -1);
+    assert_int_equal(auth_addr_list_check("::/129"), -1);
+    assert_int_equal(auth_addr_list_check("10.0.0.0/"), -1);
+    assert_int_equal(auth_addr_list_check("10.0.0.0/x"), -1);
+    assert_int_equal(auth_addr_list_check("localhost"), -1);
+    assert_int_equal(auth_addr_list_check("127.0.0.1, nope"), -1);
+    assert_int_equal(auth_addr_list_check("1.2.3"), -1);
+
+    const char *l = "127.0.0.1, 10.0.0.0/8, fd00::/8, 192.168.1.128/25";
+    assert_int_equal(auth_addr_listed(l, "127.0.0.1"), 1);
+    assert_int_equal(auth_addr_listed(l, "127.0.0.2"), 0);
+    assert_int_equal(auth_addr_listed(l, "10.200.3.4"), 1);
+    assert_int_equal(auth_addr_listed(l, "11.0.0.1"), 0);
+    assert_int_equal(auth_addr_listed(l, "fd12::1"), 1);
+    assert_int_equal(auth_addr_listed(l, "fe80::1"), 0);
+    assert_int_equal(auth_addr_listed(l, "192.168.1.200"), 1);
+    assert_int_equal(auth_addr_listed(l, "192.168.1.100"), 0);
+    /* An IPv4-mapped IPv6 peer is the IPv4 address. */
+    assert_int_equal(auth_addr_listed(l, "::ffff:127.0.0.1"), 1);
+    assert_int_equal(auth_addr_listed(l, "::ffff:127.0.0.2"), 0);
+    assert_int_equal(auth_addr_listed(l, "not an address"), 0);
+    assert_int_equal(auth_addr_listed("", "127.0.0.1"), 0);
+    assert_int_equal(auth_addr_listed("0.0.0.0/0", "8.8.8.8"), 1);
+    assert_int_equal(auth_addr_listed("0.0.0.0/0", "2001:db8::1"), 0);
+    assert_int_equal(auth_addr_listed("::/0", "2001:db8::1"), 1);
+}
+
+static void test_client_addr(void **state)
+{
+    (void)state;
+    char out[64];
+    const char *t = "127.0.0.1, 10.0.0.0/8";
+    /* Not from a trusted proxy: the headers are the client's own words. */
+    auth_client_addr("203.0.113.9", "1.1.1.1", "2.2.2.2", t, out, sizeof out);
+    assert_string_equal(out, "203.0.113.9");
+    auth_client_addr("127.0.0.1", "1.1.1.1", NULL, "", out, sizeof out);
+    assert_string_equal(out, "127.0.0.1");
+    /* From the proxy: the nearest untrusted hop, walking from the right;
+     * whatever the client put further left is ignored. */
+    auth_client_addr("127.0.0.1", "6.6.6.6, 198.51.100.7", NULL, t, out,
+                     sizeof out);
+    assert_string_equal(out, "198.51.100.7");
+    auth_client_addr("127.0.0.1", "6.6.6.6, 198.51.100.7, 10.1.2.3", NULL,
+                     t, out, sizeof out);
+    assert_string_equal(out, "198.51.100.7");
+    auth_client_addr("127.0.0.1", " 2001:db8::5 ", NULL, t, out, sizeof out);
+    assert_string_equal(out, "2001:db8::5");
+    /* All hops trusted: the leftmost. */
+    auth_client_addr("127.0.0.1", "10.9.9.9, 10.1.1.1", NULL, t, out,
+                     sizeof out);
+    assert_string_equal(out, "10.9.9.9");
+    /* Garbage stops the walk at the last good hop. */
+    auth_client_addr("127.0.0.1", "198.51.100.7, evil\r\nX: y", NULL, t, out,
+                     sizeof out);
+    assert_string_equal(out, "127.0.0.1");
+    auth_client_addr("127.0.0.1", "junk, 10.1.1.1", NULL, t, out, sizeof out);
+    assert_string_equal(out, "10.1.1.1");
+    /* X-Real-IP when there is no X-Forwarded-For. */
+    auth_client_addr("127.0.0.1", NULL, "198.51.100.8", t, out, sizeof out);
+    assert_string_equal(out, "198.51.100.8");
+    auth_client_addr("127.0.0.1", "", " 198.51.100.8 ", t, out, sizeof out);
+    assert_string_equal(out, "198.51.100.8");
+    auth_client_addr("127.0.0.1", NULL, "not-an-ip", t, out, sizeof out);
+    assert_string_equal(out, "127.0.0.1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +319,8 @@ int main(void)
         cmocka_unit_test(test_cookie),
         cmocka_unit_test(test_cookie_limits),
         cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_addr_list),
+        cmocka_unit_test(test_client_addr),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

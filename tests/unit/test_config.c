@@ -204,6 +204,13 @@ static void test_set_errors(void **state)
         {"login_limit", "0", "login_limit: \"0\" is too small (at least 1)"},
         {"login_limit", "ten", "login_limit: bad number \"ten\""},
         {"login_limit", "-3", "login_limit: bad number \"-3\""},
+        {"trusted_proxies", "10.0.0.0/33",
+         "trusted_proxies: bad address list \"10.0.0.0/33\" (use addresses "
+         "or CIDR blocks, e.g. 127.0.0.1, ::1, 10.0.0.0/8)"},
+        {"trusted_proxies", "proxy.example",
+         "trusted_proxies: bad address list \"proxy.example\" (use "
+         "addresses or CIDR blocks, e.g. 127.0.0.1, ::1, 10.0.0.0/8)"},
+        {"login_queue", "0", "login_queue: \"0\" is too small (at least 1)"},
         {"demo", "maybe",
          "demo: bad boolean \"maybe\" (use true/false, yes/no, on/off, 1/0)"},
         {"log_level", "verbose",
@@ -453,7 +460,7 @@ static void test_each(void **state)
 {
     struct each_acc a = {0};
     config_each(each_cb, &a);
-    assert_int_equal(a.n, 28);
+    assert_int_equal(a.n, 34);
     assert_true(a.saw_jwt && a.saw_grace);
 }
 

@@ -40,11 +40,31 @@ static void test_forget_and_prune(void **state)
     rate_free(NULL);
 }
 
+static void test_sub(void **state)
+{
+    (void)state;
+    struct rate_table *t = rate_new();
+    assert_int_equal(rate_add(t, "k", 1000, 100), 1);
+    assert_int_equal(rate_add(t, "k", 1000, 200), 2);
+    rate_sub(t, "k", 200, 300);
+    assert_int_equal(rate_count(t, "k", 1000, 300), 1);
+    /* A reservation from a closed window is not taken from a new one. */
+    assert_int_equal(rate_add(t, "k", 1000, 1200), 1);
+    rate_sub(t, "k", 900, 1300);
+    assert_int_equal(rate_count(t, "k", 1000, 1300), 1);
+    rate_sub(t, "k", 1200, 1300);
+    rate_sub(t, "k", 1200, 1300);
+    assert_int_equal(rate_count(t, "k", 1000, 1300), 0);
+    rate_sub(t, "none", 0, 1300);
+    rate_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_forget_and_prune),
+        cmocka_unit_test(test_sub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
