@@ -438,7 +438,9 @@ static void login_done(uv_work_t *req, int status)
     if (c->state != CONN_BUSY) {
         /* The client reset the connection: the attempt still counts (it
          * was reserved), but nothing is answered. */
-        log_info("%s: login for %s abandoned", j->client, j->emailkey + 6);
+        log_info("%s: login for %s abandoned %s its check", j->client,
+                 j->emailkey + 6,
+                 status == UV_ECANCELED ? "before" : "after");
     } else if (status == UV_ECANCELED) {
         http_error(c, 503, "unavailable", "the server is shutting down");
     } else if (j->result == LOGIN_LATE) {
@@ -518,6 +520,7 @@ static void api_login(struct conn *c, struct http_req *r)
         http_error(c, 503, "unavailable", "cannot check passwords now");
         return;
     }
+    log_debug("%s: login for %s queued", r->client, job->emailkey + 6);
     conn_ref(c);
     c->work = &job->req;
     srv->logins++;

@@ -118,6 +118,7 @@ struct conn {
     struct frame *out_small[CONN_SMALL_Q];
     unsigned out_head, out_len, out_cap, out_inflight;
     size_t out_bytes;
+    struct frame *big;          /* queued, over max_out alone: not counted */
     uv_write_t *wreq;           /* only while a write is in flight */
     struct list pending_link;   /* in loop.pending: has output to flush */
     /* In loop.waiting while a request is awaited (deadline: header_timeout),
