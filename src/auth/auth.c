@@ -150,6 +150,12 @@ int auth_cookie_get(const char *header, size_t header_len, const char *name,
 int auth_origin_allowed(const char *origin, const char *allowed,
                         const char *host)
 {
+    return auth_origin_allowed_tls(origin, allowed, host, 0);
+}
+
+int auth_origin_allowed_tls(const char *origin, const char *allowed,
+                            const char *host, int https)
+{
     if (!origin || !origin[0])
         return 0;
     /* A sandboxed frame or a file:// page sends "null"; any such page
@@ -180,8 +186,8 @@ int auth_origin_allowed(const char *origin, const char *allowed,
 
     /* No list: only the server's own origin, as the browser builds it
      * from the URL it loaded the page from. */
-    static const char scheme[] = "http://";
-    size_t slen = sizeof scheme - 1;
+    const char *scheme = https ? "https://" : "http://";
+    size_t slen = strlen(scheme);
     return olen == slen + strlen(host) &&
            memcmp(origin, scheme, slen) == 0 &&
            strcmp(origin + slen, host) == 0;

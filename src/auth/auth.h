@@ -42,6 +42,10 @@ int auth_cookie_get(const char *header, size_t header_len, const char *name,
  * request's Host header value. 0 otherwise (also for origin "null"). */
 int auth_origin_allowed(const char *origin, const char *allowed,
                         const char *host);
+/* The same for a page served over TLS (behind a proxy that terminates
+ * it): the server's own origin is then "https://" + host. */
+int auth_origin_allowed_tls(const char *origin, const char *allowed,
+                            const char *host, int https);
 
 /* Address lists ("trusted_proxies"): comma-separated IPv4 or IPv6
  * addresses and CIDR blocks, e.g. "127.0.0.1, ::1, 10.0.0.0/8". An

@@ -169,9 +169,9 @@ static int check_cookie(struct server *srv, const struct http_req *r,
 
 static int origin_ok(struct server *srv, const struct http_req *r)
 {
-    return r->origin && auth_origin_allowed(r->origin,
-                                            srv->cfg.allowed_origins,
-                                            r->host ? r->host : "");
+    return r->origin &&
+           auth_origin_allowed_tls(r->origin, srv->cfg.allowed_origins,
+                                   r->host ? r->host : "", r->https);
 }
 
 /* Authenticates a request; on failure answers it and returns -1. */

@@ -1,12 +1,13 @@
 """docs/examples/nginx.conf in front of a real presenced: wss:// works,
-pages and the API work, and the session cookie's Origin check still holds
-with nginx passing the Host through."""
+pages and the API work, each client behind nginx has its own login limit
+(trusted_proxies), and the session cookie is Secure over TLS."""
 import asyncio
 import json
 import os
 import shutil
 import signal
 import ssl
+import socket
 import subprocess
 import time
 
@@ -15,6 +16,9 @@ import requests
 import websockets
 
 from conftest import free_port, token_for, wait_until
+
+# The example says: trust nginx's forwarded headers.
+pytestmark = pytest.mark.settings(trusted_proxies="127.0.0.1")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "..", "docs", "examples", "nginx.conf")
@@ -109,3 +113,48 @@ def test_api_through_nginx(server, nginx):
     assert r.json()["org"] == "o1"
     r = requests.get("https://127.0.0.1:%d/nope" % nginx, verify=False)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def tls_login(port, source, email, password, origin=None):
+    """A login over TLS to nginx from a chosen loopback source address:
+    (status, Set-Cookie)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.socket()
+    raw.settimeout(30)
+    raw.bind((source, 0))
+    raw.connect(("127.0.0.1", port))
+    s = ctx.wrap_socket(raw)
+    body = json.dumps({"email": email, "password": password}).encode()
+    head = ("POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n%s\r\n"
+            % (port, len(body), "Origin: %s\r\n" % origin if origin else ""))
+    s.sendall(head.encode() + body)
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    cookie = [h.split(":", 1)[1] for h in head if h.lower().startswith("set-cookie:")]
+    return int(head[0].split()[1]), cookie[0] if cookie else ""
+
+
+def test_each_client_behind_nginx_has_its_own_login_limit(server, nginx):
+    server.add_org("o9")
+    server.add_user("o9", "ann", email="ann@o9.example")
+    limit = int(server.settings["login_limit"])
+    for i in range(limit):
+        st, _ = tls_login(nginx, "127.0.0.2", "nobody%d@o9.example" % i, "bad")
+        assert st == 401
+    st, _ = tls_login(nginx, "127.0.0.2", "ann@o9.example", "pw-secret-123")
+    assert st == 429, "the client that failed is locked"
+    st, cookie = tls_login(nginx, "127.0.0.3", "ann@o9.example", "pw-secret-123",
+                           origin="https://127.0.0.1:%d" % nginx)
+    assert st == 200, "another client behind the same proxy is not"
+    assert "; Secure" in cookie, cookie
+    assert "127.0.0.3: login o9/ann" in server.log_text()

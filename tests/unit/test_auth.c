@@ -235,6 +235,21 @@ static void test_origin(void **state)
     }
 }
 
+static void test_origin_tls(void **state)
+{
+    (void)state;
+    /* Behind a TLS proxy the page's own origin is https://host. */
+    assert_int_equal(auth_origin_allowed_tls("https://p.example", "",
+                                             "p.example", 1), 1);
+    assert_int_equal(auth_origin_allowed_tls("http://p.example", "",
+                                             "p.example", 1), 0);
+    assert_int_equal(auth_origin_allowed_tls("https://p.example", "",
+                                             "p.example", 0), 0);
+    assert_int_equal(auth_origin_allowed_tls("https://evil.example", "",
+                                             "p.example", 1), 0);
+    assert_int_equal(auth_origin_allowed_tls("null", "", "p.example", 1), 0);
+}
+
 static void test_addr_list(void **state)
 {
     (void)state;
@@ -319,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_cookie),
         cmocka_unit_test(test_cookie_limits),
         cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_origin_tls),
         cmocka_unit_test(test_addr_list),
         cmocka_unit_test(test_client_addr),
     };
