@@ -1,7 +1,9 @@
 // app.js - shared by the pages: API calls, DOM building (text only, never
 // HTML from data), the header with navigation, connection state and logout,
 // person rendering per the DOM contract, and the page start-up sequence.
-import { connect, STATUS_LABELS, paintDot, updateUserStatus } from './presence.js';
+import {
+  connect, STATUS_LABELS, paintDot, paintPerson, personElements, updateUserStatus,
+} from './presence.js';
 
 export { STATUS_LABELS };
 export const STATUS_ORDER = Object.freeze({ ONLINE: 0, BUSY: 1, AWAY: 2, OFFLINE: 3 });
@@ -147,9 +149,14 @@ export function byPresence(a, b) {
     String(a.user).localeCompare(String(b.user));
 }
 
+// One collator for every comparison: localeCompare() with options builds
+// a new one per call, which dominates sorting a large directory.
+const collator = new Intl.Collator(undefined, { sensitivity: 'base' });
+const exact = new Intl.Collator();
+
 export function byName(a, b) {
-  return String(a.name).localeCompare(String(b.name), undefined, { sensitivity: 'base' }) ||
-    String(a.user).localeCompare(String(b.user));
+  return collator.compare(String(a.name), String(b.name)) ||
+    exact.compare(String(a.user), String(b.user));
 }
 
 // ---- members: what the page knows, kept current by presence events ------
@@ -240,13 +247,20 @@ export function personsOf(userId) {
   return document.querySelectorAll('[data-user-id="' + CSS.escape(String(userId)) + '"]');
 }
 
-// Brings every rendering of this member up to date.
-export function refreshPerson(member) {
+// Brings every rendering of this member up to date (els: its elements,
+// when the caller found them already).
+export function refreshPerson(member, els) {
   const m = remember(member);
   if (!m)
     return;
-  updateUserStatus(m.user, m.status);
-  for (const el of personsOf(m.user)) {
+  if (els) {
+    for (const el of els)
+      paintPerson(el, m.status);
+  } else {
+    updateUserStatus(m.user, m.status);
+    els = personsOf(m.user);
+  }
+  for (const el of els) {
     el.dataset.lastSeen = m.last_seen == null ? '' : String(m.last_seen);
     for (const n of el.querySelectorAll('.person-name'))
       if (n.textContent !== m.name)
@@ -255,6 +269,13 @@ export function refreshPerson(member) {
       n.textContent = initials(m.name);
     renderLastSeen(el);
   }
+}
+
+// The same for many members (a snapshot), walking the page once.
+export function refreshPeople(members) {
+  const byId = personElements();
+  for (const m of members)
+    refreshPerson(m, byId.get(String(m.user)) || []);
 }
 
 export function refreshAllLastSeen() {
@@ -382,8 +403,7 @@ export async function startPage({ active, load, render, onPresence, onSnapshot, 
   });
   presence.on('snapshot', (snap) => {
     live = true;
-    for (const m of snap.members)
-      refreshPerson(m);
+    refreshPeople(snap.members);
     if (ctx.rendered && onSnapshot)
       onSnapshot(ctx);
   });
@@ -427,8 +447,7 @@ export async function startPage({ active, load, render, onPresence, onSnapshot, 
   render(data, ctx);
   ctx.rendered = true;
   await presence.ready;
-  for (const m of presence.members().values())
-    refreshPerson(m);
+  refreshPeople(presence.members().values());
   if (onSnapshot)
     onSnapshot(ctx);
   document.body.dataset.ready = '1';

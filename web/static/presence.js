@@ -53,15 +53,55 @@ export function updateUserStatus(userId, status) {
   if (userId == null || !STATUS_LABELS[status] || typeof document === 'undefined')
     return;
   const sel = '[data-user-id="' + cssEscape(String(userId)) + '"]';
-  for (const el of document.querySelectorAll(sel)) {
-    el.dataset.status = status;
-    if (el.matches('.status-dot'))
-      paintDot(el, status);
-    for (const dot of el.querySelectorAll('.status-dot'))
-      paintDot(dot, status);
-    for (const t of el.querySelectorAll('.status-text'))
-      t.textContent = STATUS_LABELS[status];
+  for (const el of document.querySelectorAll(sel))
+    paintPerson(el, status);
+}
+
+// One [data-user-id] element: data-status, its dots and its status text.
+export function paintPerson(el, status) {
+  if (!STATUS_LABELS[status])
+    return;
+  el.dataset.status = status;
+  if (el.matches('.status-dot'))
+    paintDot(el, status);
+  for (const dot of el.querySelectorAll('.status-dot'))
+    paintDot(dot, status);
+  for (const t of el.querySelectorAll('.status-text'))
+    t.textContent = STATUS_LABELS[status];
+}
+
+// Every [data-user-id] element on the page, by user id: one walk of the
+// document for a whole snapshot, where a query per member would cost
+// members x elements (minutes in an organization of 10,000).
+export function personElements() {
+  const byId = new Map();
+  if (typeof document === 'undefined')
+    return byId;
+  for (const el of document.querySelectorAll('[data-user-id]')) {
+    const id = el.dataset.userId;
+    const list = byId.get(id);
+    if (list)
+      list.push(el);
+    else
+      byId.set(id, [el]);
   }
+  return byId;
+}
+
+// Recolours many members at once (a snapshot). A page that installed its
+// own window.updateUserStatus gets one call per member, as always.
+function updateAll(members) {
+  const own = typeof window !== 'undefined' && typeof window.updateUserStatus === 'function' &&
+    window.updateUserStatus !== updateUserStatus;
+  if (own) {
+    for (const m of members)
+      callUpdateUserStatus(m.user, m.status);
+    return;
+  }
+  const byId = personElements();
+  for (const m of members)
+    for (const el of byId.get(String(m.user)) || [])
+      paintPerson(el, m.status);
 }
 
 function callUpdateUserStatus(user, status) {
@@ -385,8 +425,7 @@ export class PresenceClient {
         this._members.set(String(m.user), { ...m, user: String(m.user) });
       this.seq = f.seq || 0;
       this.synced = true;
-      for (const m of this._members.values())
-        callUpdateUserStatus(m.user, m.status);
+      updateAll(this._members.values());
       this._emit('snapshot', { seq: this.seq, members: [...this._members.values()].map((m) => ({ ...m })) });
       this._resolveReady(this);
       break;

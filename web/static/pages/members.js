@@ -19,7 +19,8 @@ function applyFilter() {
 }
 
 function refreshSummary() {
-  const all = knownMembers().filter((m) => personsOf(m.user).length);
+  const shown = new Set([...list.children].map((el) => el.dataset.userId));
+  const all = knownMembers().filter((m) => shown.has(String(m.user)));
   const online = all.filter((m) => m.status !== 'OFFLINE').length;  // as everywhere: not OFFLINE
   summary.textContent = all.length + (all.length === 1 ? ' member' : ' members') + ' · ' + online + ' online';
 }
