@@ -46,8 +46,8 @@ static int hexval(int ch)
     return -1;
 }
 
-/* Finds name in a query string and percent-decodes its value into out.
- * Returns the length, or -1 if absent, malformed or too long. */
+/* Percent-decodes [s, e) into out. Returns the length, or -1 if
+ * malformed or too long. */
 static int decode(const char *s, const char *e, int plus, char *out,
                   size_t outlen)
 {
@@ -70,6 +70,8 @@ static int decode(const char *s, const char *e, int plus, char *out,
     return (int)o;
 }
 
+/* Finds name in a query string and decodes its value into out. Returns
+ * the length, -1 if absent, or -2 if present but malformed or too long. */
 static int query_get(const char *q, size_t qlen, const char *name, char *out,
                      size_t outlen)
 {
@@ -78,10 +80,29 @@ static int query_get(const char *q, size_t qlen, const char *name, char *out,
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *e = amp ? amp : end;
-        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
-            return decode(p + nl + 1, e, 1, out, outlen);
+        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 &&
+            p[nl] == '=') {
+            int n = decode(p + nl + 1, e, 1, out, outlen);
+            return n < 0 ? -2 : n;
+        }
         p = e + 1;
     }
+    return -1;
+}
+
+/* docs/protocol.md "?auto=": the page's idle state when it connects, as
+ * struct conn.idle_at_connect (0 ONLINE, also when absent; 1 AWAY;
+ * 2 OFFLINE), or -1 for any other value. */
+static int ws_auto(const char *q, size_t qlen)
+{
+    static const char *const names[] = {"ONLINE", "AWAY", "OFFLINE"};
+    char v[8];
+    int n = q ? query_get(q, qlen, "auto", v, sizeof v) : -1;
+    if (n == -1)
+        return 0;
+    for (int i = 0; n >= 0 && i < 3; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
     return -1;
 }
 
@@ -779,6 +800,12 @@ static void route(struct conn *c, struct http_req *r)
         is(r, -1, path, plen, "/ws/presence")) {
         if (ws_upgrade_check(c, r) != 0)
             return;
+        int idle = ws_auto(q, qlen);
+        if (idle < 0) {
+            http_error(c, 400, "bad_request",
+                       "auto must be ONLINE, AWAY or OFFLINE");
+            return;
+        }
         /* A cookie carries ambient authority: a page of another site
          * must not open a socket as the user (cross-site WebSocket
          * hijacking). Tokens are never ambient, so need no check. */
@@ -802,6 +829,7 @@ static void route(struct conn *c, struct http_req *r)
         char sub[4];
         c->subscriber = q && query_get(q, qlen, "subscribe", sub, sizeof sub) > 0 &&
                         strcmp(sub, "0") != 0;
+        c->idle_at_connect = (unsigned)idle;
         ws_upgrade(c, r, w.org, w.user, w.session);
         return;
     }

@@ -347,25 +347,33 @@ int presence_add_user(struct presence *p, const char *org, const char *user,
 
 struct presence_conn *presence_connect(struct presence *p, const char *org,
                                        const char *user, uint64_t session_id,
+                                       enum presence_status auto_status,
                                        int64_t now)
 {
     struct user *u;
     struct presence_conn *c;
+    enum presence_status old;
 
     assert(!p->in_cb);
     u = find_user(p, org, user);
-    if (!u)
+    if (!u || !valid_auto(auto_status))
         return NULL;
+    old = (enum presence_status)u->status;
     c = xmalloc(sizeof(*c));
     c->user = u;
     c->session = session_id;
-    c->auto_status = PRESENCE_ONLINE;
+    /* docs/protocol.md "?auto=": the connection opens with the idle
+     * detector's state, so the one announcement (if any) is the settled
+     * result, never ONLINE then idle a moment later. */
+    c->auto_status = (signed char)auto_status;
     list_insert_tail(&u->conns, &c->link);
-    u->n_auto[PRESENCE_ONLINE]++;
+    u->n_auto[auto_status]++;
     /* Any window ends: the connection now rules. */
     window_close(u);
-    touch(p, u, now);
-    update(p, u, PRESENCE_R_CONNECT);
+    /* An idle page connecting is no sign of life. */
+    if (auto_status == PRESENCE_ONLINE)
+        touch(p, u, now);
+    update(p, u, effective(u) < old ? PRESENCE_R_IDLE : PRESENCE_R_CONNECT);
     return c;
 }
 

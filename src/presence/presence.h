@@ -114,11 +114,19 @@ int presence_add_user(struct presence *p, const char *org, const char *user,
                       enum presence_status manual, int64_t last_seen_ms,
                       int64_t now);
 
-/* Opens a connection for a known user with auto status ONLINE. session_id
- * is the login session that authenticated it (0 for a bearer JWT). Returns
- * the handle, or NULL if the user is unknown. May announce. */
+/* Opens a connection for a known user. session_id is the login session
+ * that authenticated it (0 for a bearer JWT). auto_status is the idle
+ * detector's state when the page connected (ONLINE, AWAY or OFFLINE;
+ * docs/protocol.md "?auto="), so that what is announced is already the
+ * settled result: a person idle before a dropped socket or a server
+ * restart reconnects idle, with no event at all if the effective status
+ * does not change. Only ONLINE counts as activity and advances last_seen.
+ * Returns the handle, or NULL if the user is unknown or auto_status is not
+ * one of those three. May announce (reason connect, or idle if the
+ * status went down). */
 struct presence_conn *presence_connect(struct presence *p, const char *org,
                                        const char *user, uint64_t session_id,
+                                       enum presence_status auto_status,
                                        int64_t now);
 
 /* The idle detector of one connection reports ONLINE, AWAY or OFFLINE.

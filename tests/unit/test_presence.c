@@ -192,7 +192,7 @@ static void test_connect_disconnect_now(void **state)
     struct rec r;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 7, 1000);
+    c = presence_connect(f->p, "acme", "alice", 7, PRESENCE_ONLINE, 1000);
     assert_non_null(c);
     expect_log(f, "acme/alice ONLINE connect 1;");
     r = get(f, "acme", "alice");
@@ -217,7 +217,8 @@ static void test_event_fields(void **state)
     assert_int_equal(presence_add_user(f->p, "acme", "bob", "Bob B",
                                        PRESENCE_OFFLINE, PRESENCE_BUSY, 5, 0),
                      0);
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 1234));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 1234));
     assert_int_equal(f->n, 1);
     assert_string_equal(f->ev[0].org, "acme");
     assert_string_equal(f->ev[0].user, "bob");
@@ -237,9 +238,9 @@ static void test_multi_conn_aggregation(void **state)
     struct presence_conn *c1, *c2, *c3;
 
     add(f, "acme", "alice");
-    c1 = presence_connect(f->p, "acme", "alice", 1, 100);
-    c2 = presence_connect(f->p, "acme", "alice", 2, 100);
-    c3 = presence_connect(f->p, "acme", "alice", 3, 100);
+    c1 = presence_connect(f->p, "acme", "alice", 1, PRESENCE_ONLINE, 100);
+    c2 = presence_connect(f->p, "acme", "alice", 2, PRESENCE_ONLINE, 100);
+    c3 = presence_connect(f->p, "acme", "alice", 3, PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(get(f, "acme", "alice").nconns, 3);
 
@@ -266,7 +267,7 @@ static void test_multi_conn_aggregation(void **state)
     presence_disconnect(f->p, c1, 600, 0);
     expect_log(f, "");
     /* A new connection raises AWAY to ONLINE. */
-    c1 = presence_connect(f->p, "acme", "alice", 4, 700);
+    c1 = presence_connect(f->p, "acme", "alice", 4, PRESENCE_ONLINE, 700);
     expect_log(f, "acme/alice ONLINE connect 7;");
     presence_disconnect(f->p, c1, 800, PRESENCE_NOW);
     expect_log(f, "acme/alice AWAY disconnect 8;");
@@ -280,8 +281,9 @@ static void test_same_status_twice(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100));
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 150), 0);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
@@ -322,7 +324,7 @@ static void test_invalid_args(void **state)
     assert_int_equal(presence_get(f->p, "acme", "x", get_cb, &r),
                      PRESENCE_ENOENT);
 
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_BUSY, 200),
                      PRESENCE_EINVAL);
@@ -339,8 +341,9 @@ static void test_invalid_args(void **state)
                      PRESENCE_ENOENT);
     assert_int_equal(presence_logout(f->p, "other", "alice", 0, 200),
                      PRESENCE_ENOENT);
-    assert_null(presence_connect(f->p, "acme", "bob", 0, 200));
-    assert_null(presence_connect(f->p, "other", "alice", 0, 200));
+    assert_null(presence_connect(f->p, "acme", "bob", 0, PRESENCE_ONLINE, 200));
+    assert_null(presence_connect(f->p, "other", "alice", 0,
+                                 PRESENCE_ONLINE, 200));
     assert_int_equal(presence_get(f->p, "other", "alice", get_cb, &r),
                      PRESENCE_ENOENT);
     /* Nothing above changed anything. */
@@ -358,7 +361,7 @@ static void test_manual_busy_survives_reconnect(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
                                          200), 0);
     expect_log(f, "acme/alice ONLINE connect 1;acme/alice BUSY manual 2;");
@@ -369,7 +372,7 @@ static void test_manual_busy_survives_reconnect(void **state)
     presence_disconnect(f->p, c, 500, PRESENCE_NOW);
     expect_log(f, "acme/alice OFFLINE disconnect 3;");
     assert_int_equal(get(f, "acme", "alice").manual, PRESENCE_BUSY);
-    c = presence_connect(f->p, "acme", "alice", 0, 600);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 600);
     expect_log(f, "acme/alice BUSY connect 4;");
     /* Manual ONLINE clears it: the connection (AWAY) rules again. */
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 700), 0);
@@ -393,11 +396,13 @@ static void test_appear_offline(void **state)
     struct rec r;
 
     add(f, "acme", "alice");
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100));
     assert_int_equal(presence_set_manual(f->p, "acme", "alice",
                                          PRESENCE_OFFLINE, 200), 0);
     expect_log(f, "acme/alice ONLINE connect 1;acme/alice OFFLINE manual 2;");
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 300));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 300));
     assert_int_equal(presence_login(f->p, "acme", "alice", 350), 0);
     expect_log(f, "");
     r = get(f, "acme", "alice");
@@ -407,6 +412,118 @@ static void test_appear_offline(void **state)
     assert_int_equal(presence_set_manual(f->p, "acme", "alice",
                                          PRESENCE_ONLINE, 400), 0);
     expect_log(f, "acme/alice ONLINE manual 3;");
+}
+
+/* Hardening II #18: a connection opens with the page's idle state, so
+ * an idle person reconnecting announces nothing when its effective status
+ * does not change, and otherwise only the settled result. */
+static void test_connect_idle_across_drop(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "away");
+    add(f, "acme", "gone");
+    c = presence_connect(f->p, "acme", "away", 0, PRESENCE_AWAY, 100);
+    expect_log(f, "acme/away AWAY connect 1;");
+    assert_int_equal(get(f, "acme", "away").last_seen, 0); /* no activity */
+    /* Dropped socket, back inside grace, still idle: nothing. */
+    presence_disconnect(f->p, c, 1000, 0);
+    c = presence_connect(f->p, "acme", "away", 0, PRESENCE_AWAY, 2000);
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE), -1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "away").status, PRESENCE_AWAY);
+    assert_int_equal(get(f, "acme", "away").last_seen, 1000);
+    /* Activity after the reconnect is announced as usual. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 3000), 0);
+    expect_log(f, "acme/away ONLINE active 2;");
+    assert_int_equal(get(f, "acme", "away").last_seen, 3000);
+
+    /* Idle long enough to show OFFLINE while connected. */
+    c = presence_connect(f->p, "acme", "gone", 0, PRESENCE_OFFLINE, 100);
+    expect_log(f, "");
+    presence_disconnect(f->p, c, 1000, 0);
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE), -1);
+    c = presence_connect(f->p, "acme", "gone", 0, PRESENCE_OFFLINE,
+                         1000 + GRACE + 1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "gone").nconns, 1);
+    assert_int_equal(get(f, "acme", "gone").status, PRESENCE_OFFLINE);
+    presence_disconnect(f->p, c, 100000, PRESENCE_NOW);
+    expect_log(f, "");
+}
+
+static void test_connect_idle_settled_result(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c, *c2;
+
+    add(f, "acme", "alice");
+    /* Grace expired: OFFLINE, then the reconnect is AWAY, never ONLINE. */
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 200), 0);
+    presence_disconnect(f->p, c, 300, 0);
+    assert_int_equal(presence_tick(f->p, 300 + GRACE), -1);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice AWAY idle 2;"
+                  "acme/alice OFFLINE grace_expired 3;");
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_AWAY, 9000);
+    expect_log(f, "acme/alice AWAY connect 4;");
+    /* Left ONLINE, back idle inside grace: one event, reason idle. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 9100), 0);
+    presence_disconnect(f->p, c, 9200, 0);
+    expect_log(f, "acme/alice ONLINE active 5;");
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_OFFLINE, 9300);
+    expect_log(f, "acme/alice OFFLINE idle 6;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 9200);
+    /* Another tab, active: the most present status rules. */
+    c2 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 9400);
+    expect_log(f, "acme/alice ONLINE connect 7;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 9400);
+    presence_disconnect(f->p, c2, 9500, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 8;");
+    /* A manual status still wins over an idle connect. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         9600), 0);
+    expect_log(f, "acme/alice BUSY manual 9;");
+    c2 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_AWAY, 9700);
+    expect_log(f, "");
+    presence_disconnect(f->p, c2, 9800, PRESENCE_NOW);
+    presence_disconnect(f->p, c, 9800, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 10;");
+    /* BUSY (or anything else) is no idle state: refused, nothing kept. */
+    assert_null(presence_connect(f->p, "acme", "alice", 0, PRESENCE_BUSY,
+                                 9900));
+    assert_null(presence_connect(f->p, "acme", "alice", 0, PRESENCE_UNSET,
+                                 9900));
+    assert_int_equal(get(f, "acme", "alice").nconns, 0);
+    expect_log(f, "");
+}
+
+static void test_connect_idle_across_restart(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *a, *o;
+
+    /* As hub_init loads them: AWAY is restored, idle-OFFLINE was stored
+     * OFFLINE (its effective status). */
+    assert_int_equal(presence_add_user(f->p, "acme", "away", NULL,
+                                       PRESENCE_AWAY, PRESENCE_UNSET, 500,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(f->p, "acme", "gone", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 500,
+                                       1000), 0);
+    a = presence_connect(f->p, "acme", "away", 0, PRESENCE_AWAY, 2000);
+    o = presence_connect(f->p, "acme", "gone", 0, PRESENCE_OFFLINE, 2000);
+    assert_int_equal(presence_tick(f->p, 1000 + RESTART), -1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "away").status, PRESENCE_AWAY);
+    assert_int_equal(get(f, "acme", "gone").status, PRESENCE_OFFLINE);
+    /* Not activity: last_seen is as stored. */
+    assert_int_equal(get(f, "acme", "away").last_seen, 500);
+    assert_int_equal(get(f, "acme", "gone").last_seen, 500);
+    presence_disconnect(f->p, a, 3000, PRESENCE_NOW);
+    presence_disconnect(f->p, o, 3000, PRESENCE_NOW);
+    expect_log(f, "acme/away OFFLINE disconnect 1;");
 }
 
 static void test_manual_while_offline(void **state)
@@ -422,7 +539,8 @@ static void test_manual_while_offline(void **state)
     assert_int_equal(r.status, PRESENCE_OFFLINE);
     assert_int_equal(r.manual, PRESENCE_BUSY);
     assert_int_equal(r.last_seen, 100);
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 200));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 200));
     expect_log(f, "acme/alice BUSY connect 1;");
 }
 
@@ -432,7 +550,7 @@ static void test_grace_reconnect_inside(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     presence_disconnect(f->p, c, 1000, 0);
     expect_log(f, "");
@@ -440,7 +558,7 @@ static void test_grace_reconnect_inside(void **state)
     assert_int_equal(get(f, "acme", "alice").nconns, 0);
     assert_int_equal(presence_tick(f->p, 5999), 1000 + GRACE);
     expect_log(f, "");
-    c = presence_connect(f->p, "acme", "alice", 0, 5999);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 5999);
     expect_log(f, "");
     /* The reconnect ended the window. */
     assert_int_equal(presence_tick(f->p, 100000), -1);
@@ -453,7 +571,8 @@ static void test_grace_reconnect_inside(void **state)
     presence_disconnect(f->p, c, 100001, 0);
     expect_log(f, "");
     assert_int_equal(get(f, "acme", "alice").status, PRESENCE_AWAY);
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100002));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100002));
     expect_log(f, "acme/alice ONLINE connect 3;");
 }
 
@@ -463,7 +582,7 @@ static void test_grace_expiry(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     presence_disconnect(f->p, c, 1000, 0);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(presence_tick(f->p, 1000 + GRACE - 1), 1000 + GRACE);
@@ -475,7 +594,8 @@ static void test_grace_expiry(void **state)
     expect_log(f, "");
     assert_int_equal(get(f, "acme", "alice").last_seen, 1000);
     /* A later connect is a plain first connection. */
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 9000));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 9000));
     expect_log(f, "acme/alice ONLINE connect 3;");
 }
 
@@ -485,7 +605,7 @@ static void test_grace_while_manual(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
                                          100), 0);
     presence_disconnect(f->p, c, 1000, 0);
@@ -502,7 +622,7 @@ static void test_now_skips_grace(void **state)
     struct presence *p0;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     presence_disconnect(f->p, c, 200, PRESENCE_NOW);
     expect_log(f, "acme/alice ONLINE connect 1;"
                   "acme/alice OFFLINE disconnect 2;");
@@ -514,7 +634,7 @@ static void test_now_skips_grace(void **state)
     assert_int_equal(presence_add_user(p0, "acme", "bob", NULL,
                                        PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
                      0);
-    c = presence_connect(p0, "acme", "bob", 0, 100);
+    c = presence_connect(p0, "acme", "bob", 0, PRESENCE_ONLINE, 100);
     presence_disconnect(p0, c, 200, 0);
     expect_log(f, "acme/bob ONLINE connect 1;acme/bob OFFLINE disconnect 2;");
     assert_int_equal(presence_tick(p0, 1000000), -1);
@@ -556,7 +676,7 @@ static void test_login_then_connect(void **state)
     add(f, "acme", "alice");
     assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
     expect_log(f, "acme/alice ONLINE login 1;");
-    c = presence_connect(f->p, "acme", "alice", 9, 2000);
+    c = presence_connect(f->p, "acme", "alice", 9, PRESENCE_ONLINE, 2000);
     expect_log(f, "");
     assert_int_equal(get(f, "acme", "alice").last_seen, 2000);
     /* The connection ended the window: nothing expires. */
@@ -582,7 +702,7 @@ static void test_logout(void **state)
     expect_log(f, "");
 
     /* Inside the grace window. */
-    c1 = presence_connect(f->p, "acme", "alice", 1, 3000);
+    c1 = presence_connect(f->p, "acme", "alice", 1, PRESENCE_ONLINE, 3000);
     presence_disconnect(f->p, c1, 3100, 0);
     assert_int_equal(presence_logout(f->p, "acme", "alice", 1, 3200), 0);
     expect_log(f, "acme/alice ONLINE connect 3;acme/alice OFFLINE logout 4;");
@@ -590,8 +710,8 @@ static void test_logout(void **state)
     expect_log(f, "");
 
     /* Another session's connection stays and keeps ruling. */
-    c1 = presence_connect(f->p, "acme", "alice", 1, 4000);
-    c2 = presence_connect(f->p, "acme", "alice", 2, 4000);
+    c1 = presence_connect(f->p, "acme", "alice", 1, PRESENCE_ONLINE, 4000);
+    c2 = presence_connect(f->p, "acme", "alice", 2, PRESENCE_ONLINE, 4000);
     assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_AWAY, 4100), 0);
     expect_log(f, "acme/alice ONLINE connect 5;");
     /* Logging session 1 out closes c1 (the core frees it) and announces
@@ -606,7 +726,7 @@ static void test_logout(void **state)
 
     /* The last connection of the session: OFFLINE at once, no grace, one
      * event with reason logout (not disconnect). */
-    c1 = presence_connect(f->p, "acme", "alice", 7, 5000);
+    c1 = presence_connect(f->p, "acme", "alice", 7, PRESENCE_ONLINE, 5000);
     expect_log(f, "acme/alice ONLINE connect 7;");
     assert_int_equal(presence_logout(f->p, "acme", "alice", 7, 5100), 0);
     expect_log(f, "acme/alice OFFLINE logout 8;");
@@ -658,8 +778,10 @@ static void test_restore(void **state)
     assert_int_equal(r.last_seen, 500);
 
     /* Reconnects inside the window: same status (nothing), raised (bob). */
-    assert_non_null(presence_connect(f->p, "acme", "carol", 0, 2000));
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 2000));
+    assert_non_null(presence_connect(f->p, "acme", "carol", 0,
+                                     PRESENCE_ONLINE, 2000));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 2000));
     expect_log(f, "acme/bob ONLINE connect 1;");
 
     assert_int_equal(presence_tick(f->p, 1000 + RESTART - 1), 1000 + RESTART);
@@ -682,7 +804,7 @@ static void test_stale_sweep(void **state)
     add(f, "acme", "dave");  /* login window, recent */
     add(f, "acme", "erin");  /* login window, exactly at the limit */
     assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
-    c = presence_connect(f->p, "acme", "bob", 0, 1000);
+    c = presence_connect(f->p, "acme", "bob", 0, PRESENCE_ONLINE, 1000);
     assert_int_equal(presence_login(f->p, "acme", "dave", 9000), 0);
     assert_int_equal(presence_login(f->p, "acme", "erin", 5000), 0);
     expect_log(f, "acme/alice ONLINE login 1;acme/bob ONLINE connect 2;"
@@ -690,7 +812,7 @@ static void test_stale_sweep(void **state)
     /* Appearing offline inside a grace window: already OFFLINE, so it is
      * neither swept nor counted. */
     add(f, "acme", "fred");
-    c2 = presence_connect(f->p, "acme", "fred", 0, 1000);
+    c2 = presence_connect(f->p, "acme", "fred", 0, PRESENCE_ONLINE, 1000);
     assert_int_equal(presence_set_manual(f->p, "acme", "fred",
                                          PRESENCE_OFFLINE, 1000), 0);
     presence_disconnect(f->p, c2, 1000, 0);
@@ -723,8 +845,8 @@ static void test_seq_per_org(void **state)
 
     add(f, "acme", "alice");
     add(f, "initech", "alice"); /* same user id, other org */
-    a = presence_connect(f->p, "acme", "alice", 0, 100);
-    b = presence_connect(f->p, "initech", "alice", 0, 100);
+    a = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    b = presence_connect(f->p, "initech", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_conn_auto(f->p, a, PRESENCE_AWAY, 200), 0);
     assert_int_equal(presence_conn_auto(f->p, a, PRESENCE_ONLINE, 300), 0);
     assert_int_equal(presence_conn_auto(f->p, b, PRESENCE_AWAY, 400), 0);
@@ -767,7 +889,7 @@ static void test_drain_dirty(void **state)
     assert_int_equal(acc.n, 0);
 
     /* Several changes, one entry. */
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 200), 0);
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 300), 0);
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 400), 0);
@@ -791,7 +913,7 @@ static void test_drain_dirty(void **state)
     assert_string_equal(acc.s, "acme/alice AWAY;");
     assert_int_equal(get(f, "acme", "alice").last_seen, 600);
     memset(&acc, 0, sizeof(acc));
-    c = presence_connect(f->p, "acme", "alice", 0, 700);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 700);
     expect_log(f, "acme/alice ONLINE connect 5;");
     presence_drain_dirty(f->p, list_cb, &acc);
     memset(&acc, 0, sizeof(acc));
@@ -842,7 +964,7 @@ static void test_tick_deadline(void **state)
                      0);
     add(f, "acme", "g");
     add(f, "acme", "l");
-    c = presence_connect(f->p, "acme", "g", 0, 1000);
+    c = presence_connect(f->p, "acme", "g", 0, PRESENCE_ONLINE, 1000);
     presence_disconnect(f->p, c, 1000, 0);
     assert_int_equal(presence_login(f->p, "acme", "l", 2000), 0);
     expect_log(f, "acme/g ONLINE connect 1;acme/l ONLINE login 2;");
@@ -855,9 +977,9 @@ static void test_tick_deadline(void **state)
     expect_log(f, "acme/l OFFLINE grace_expired 5;");
 
     /* A clock stepping back still yields the earliest deadline first. */
-    c = presence_connect(f->p, "acme", "g", 0, 100000);
+    c = presence_connect(f->p, "acme", "g", 0, PRESENCE_ONLINE, 100000);
     presence_disconnect(f->p, c, 100000, 0);
-    c = presence_connect(f->p, "acme", "l", 0, 90000);
+    c = presence_connect(f->p, "acme", "l", 0, PRESENCE_ONLINE, 90000);
     presence_disconnect(f->p, c, 90000, 0);
     expect_log(f, "acme/g ONLINE connect 6;acme/l ONLINE connect 7;");
     assert_int_equal(presence_tick(f->p, 0), 90000 + GRACE);
@@ -879,8 +1001,10 @@ static void test_each(void **state)
     add(f, "acme", "bob");
     add(f, "acme", "carol");
     add(f, "initech", "dave");
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 100));
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 100));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 100));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 100));
     expect_log(f, "acme/bob ONLINE connect 1;");
 
     memset(&acc, 0, sizeof(acc));
@@ -941,8 +1065,8 @@ static void test_callback_reads_state(void **state)
     assert_int_equal(presence_add_user(rd.p, "acme", "alice", NULL,
                                        PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
                      0);
-    c1 = presence_connect(rd.p, "acme", "alice", 0, 100);
-    c2 = presence_connect(rd.p, "acme", "alice", 0, 100);
+    c1 = presence_connect(rd.p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    c2 = presence_connect(rd.p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_conn_auto(rd.p, c2, PRESENCE_AWAY, 200), 0);
     presence_disconnect(rd.p, c1, 300, PRESENCE_NOW);
     assert_int_equal(rd.n, 2);
@@ -967,7 +1091,8 @@ static void test_conn_accessors(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0xfeedbeefcafeULL, 100);
+    c = presence_connect(f->p, "acme", "alice", 0xfeedbeefcafeULL,
+                         PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_string_equal(presence_conn_org(c), "acme");
     assert_string_equal(presence_conn_user(c), "alice");
@@ -1000,17 +1125,19 @@ static void test_free_with_open_conns(void **state)
                                            0, 0), 0);
         switch (i % 5) {
         case 0: /* left in a grace window */
-            c = presence_connect(p, org, user, 0, 1);
+            c = presence_connect(p, org, user, 0, PRESENCE_ONLINE, 1);
             presence_disconnect(p, c, 2, 0);
             break;
         case 1: /* left in a login window */
             assert_int_equal(presence_login(p, org, user, 1), 0);
             break;
         case 2: /* two open connections */
-            assert_non_null(presence_connect(p, org, user, 0, 1));
+            assert_non_null(presence_connect(p, org, user, 0,
+                                             PRESENCE_ONLINE, 1));
             /* fall through */
         case 3:
-            assert_non_null(presence_connect(p, org, user, 0, 1));
+            assert_non_null(presence_connect(p, org, user, 0,
+                                             PRESENCE_ONLINE, 1));
             break;
         default: /* restore window or never connected */
             break;
@@ -1020,7 +1147,8 @@ static void test_free_with_open_conns(void **state)
 
     /* The fixture's core too, with an open connection. */
     add(f, "acme", "alice");
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100));
     expect_log(f, "acme/alice ONLINE connect 1;");
 }
 
@@ -1037,7 +1165,7 @@ static void test_default_opts(void **state)
     assert_int_equal(presence_login(p, "acme", "alice", 0), 0);
     expect_log(f, "acme/alice ONLINE login 1;");
     assert_int_equal(presence_tick(p, 0), 60000);
-    c = presence_connect(p, "acme", "alice", 0, 0);
+    c = presence_connect(p, "acme", "alice", 0, PRESENCE_ONLINE, 0);
     presence_disconnect(p, c, 0, 0);
     assert_int_equal(presence_tick(p, 0), 5000);
     expect_log(f, "");
@@ -1060,7 +1188,7 @@ static void test_org_size_and_online(void **state)
     add(f, "other", "dan");
     assert_int_equal(presence_org_size(f->p, "acme", &online), 3);
     assert_int_equal(online, 1); /* carol, restored AWAY */
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_org_size(f->p, "acme", &online), 3);
     assert_int_equal(online, 2);
     assert_int_equal(presence_set_manual(f->p, "acme", "alice",
@@ -1091,6 +1219,9 @@ int main(void)
         T(test_appear_offline),
         T(test_manual_while_offline),
         T(test_grace_reconnect_inside),
+        T(test_connect_idle_across_drop),
+        T(test_connect_idle_settled_result),
+        T(test_connect_idle_across_restart),
         T(test_grace_expiry),
         T(test_grace_while_manual),
         T(test_now_skips_grace),
