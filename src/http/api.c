@@ -249,7 +249,16 @@ static void count_conns(void *ud, const struct presence_member *m)
     *(unsigned *)ud = m->nconns;
 }
 
+/* A member as the caller itself sees it (its login, /api/me, its own
+ * status and page): the truth, its connections included. */
 static void member_cb(void *ud, const struct presence_member *m)
+{
+    msg_encode_member_self(ud, m);
+}
+
+/* A member as the other members see it: someone who appears offline
+ * looks really offline (docs/protocol.md "Presence rules"). */
+static void public_cb(void *ud, const struct presence_member *m)
 {
     msg_encode_member(ud, m);
 }
@@ -262,11 +271,14 @@ static void list_cb(void *ud, const struct presence_member *m)
     msg_encode_member(b, m);
 }
 
-static void respond_member(struct conn *c, const char *org, const char *user)
+/* user of w's organization, as w sees it. */
+static void respond_member(struct conn *c, const struct who *w,
+                           const char *user)
 {
     struct buf b;
     buf_init(&b, 0);
-    if (presence_get(c->srv->presence, org, user, member_cb, &b) != 0)
+    if (presence_get(c->srv->presence, w->org, user,
+                     strcmp(user, w->user) ? public_cb : member_cb, &b) != 0)
         http_error(c, 404, "not_found", "no such user");
     else
         http_respond_json(c, 200, NULL, &b);
@@ -465,7 +477,7 @@ static void api_status(struct conn *c, struct http_req *r, struct who *w)
         http_error(c, 400, "invalid_status", "status not allowed");
         return;
     }
-    respond_member(c, w->org, w->user);
+    respond_member(c, w, w->user);
 }
 
 static void manual_cb(void *ud, const struct presence_member *m)
@@ -576,7 +588,7 @@ static void group_member_cb(void *ud, const char *user)
     size_t before = b->len;
     if (b->data[b->len - 1] != '[')
         buf_puts(b, ",");
-    if (presence_get(m->srv->presence, m->org, user, member_cb, b) != 0) {
+    if (presence_get(m->srv->presence, m->org, user, public_cb, b) != 0) {
         /* A member the server has not loaded (added by the CLI since it
          * started): shown as stored, OFFLINE until it connects. */
         b->len = before;
@@ -584,7 +596,7 @@ static void group_member_cb(void *ud, const char *user)
         if (hub_ensure_user(m->srv, m->org, user, NULL) == 0) {
             if (b->data[b->len - 1] != '[')
                 buf_puts(b, ",");
-            presence_get(m->srv->presence, m->org, user, member_cb, b);
+            presence_get(m->srv->presence, m->org, user, public_cb, b);
         }
     }
 }
@@ -916,7 +928,7 @@ static void route(struct conn *c, struct http_req *r)
         if (decode(path + 11, path + plen, 0, id, sizeof id) <= 0)
             http_error(c, 404, "not_found", "no such user");
         else
-            respond_member(c, w.org, id);
+            respond_member(c, &w, id);
     } else {
         http_error(c, 404, "not_found", "no such endpoint");
     }

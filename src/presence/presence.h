@@ -25,6 +25,16 @@
  *     restart_grace_ms long, keeping the stored status.
  * When a window closes with no connection the user goes OFFLINE.
  *
+ * Appear offline. While a user's manual status is OFFLINE, members of its
+ * organization must not be able to tell it from a user who is really
+ * offline: its effective status is OFFLINE whatever its connections do, so
+ * its connects, disconnects and activity announce nothing and do not count
+ * as online; and its last_seen does not advance (it stays where it was when
+ * the user went invisible, and that is what the store keeps, so a restart
+ * reveals nothing either). Clearing the manual status moves last_seen to
+ * that moment. The connection count alone is still the truth, for the
+ * user's own view and for limits: presence_public() hides it from others.
+ *
  * Announcements. Only a change of the effective status is announced, once,
  * with the organization's next seq (1, 2, 3, ... per organization).
  *
@@ -177,6 +187,12 @@ int64_t presence_tick(struct presence *p, int64_t now);
  * Returns how many. */
 int presence_sweep_stale(struct presence *p, int64_t now,
                          int64_t older_than_ms);
+
+/* Turns m, as the core reports it, into what members other than m's own
+ * user may see: for a user who appears offline, no connection and no
+ * manual status, like a user who is really offline. Status and last_seen
+ * need no change: the core keeps them as others may see them. */
+void presence_public(struct presence_member *m);
 
 /* Looks one member up (cb may be NULL: just "is it there"). Returns 0 or
  * PRESENCE_ENOENT. */

@@ -414,6 +414,201 @@ static void test_appear_offline(void **state)
     expect_log(f, "acme/alice ONLINE manual 3;");
 }
 
+/* A drain that records last_seen too: what the store would be given. */
+struct seen_acc {
+    char s[512];
+};
+
+static void seen_cb(void *ud, const struct presence_member *m)
+{
+    struct seen_acc *a = ud;
+    size_t len = strlen(a->s);
+
+    snprintf(a->s + len, sizeof(a->s) - len, "%s %s %lld;", m->user,
+             presence_status_name(m->status), (long long)m->last_seen_ms);
+}
+
+/* What another member sees of one member (presence_public). */
+static struct rec seen_by_others(struct fx *f, const char *org,
+                                 const char *user)
+{
+    struct rec r;
+    struct presence_member m;
+
+    r = get(f, org, user);
+    m.org = org;
+    m.user = user;
+    m.name = r.name;
+    m.status = r.status;
+    m.manual = r.manual;
+    m.last_seen_ms = r.last_seen;
+    m.nconns = r.nconns;
+    presence_public(&m);
+    r.status = m.status;
+    r.manual = m.manual;
+    r.last_seen = m.last_seen_ms;
+    r.nconns = m.nconns;
+    return r;
+}
+
+/* Hardening II #9: while a user appears offline, nothing it does shows:
+ * no event, last_seen frozen at the moment it went invisible (in memory
+ * and in what the store is given), no connection count for others. */
+static void test_appear_offline_reveals_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c1, *c2;
+    struct seen_acc acc;
+    struct rec inv, off;
+
+    add(f, "acme", "alice");
+    add(f, "acme", "bob");
+    /* bob is really offline: connected once, gone at 150. */
+    c1 = presence_connect(f->p, "acme", "bob", 0, PRESENCE_ONLINE, 100);
+    presence_disconnect(f->p, c1, 150, PRESENCE_NOW);
+    c1 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 200), 0);
+    expect_log(f, "acme/bob ONLINE connect 1;acme/bob OFFLINE disconnect 2;"
+                  "acme/alice ONLINE connect 3;"
+                  "acme/alice OFFLINE manual 4;");
+    /* The store is told when it went: like a disconnect at 200. */
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, seen_cb, &acc);
+    assert_string_equal(acc.s, "bob OFFLINE 150;alice OFFLINE 200;");
+
+    /* Everything a connected, active person does. */
+    c2 = presence_connect(f->p, "acme", "alice", 5, PRESENCE_ONLINE, 1000);
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_AWAY, 2000), 0);
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_ONLINE, 3000), 0);
+    assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_ONLINE, 3500), 0);
+    assert_int_equal(presence_login(f->p, "acme", "alice", 4000), 0);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 4500), 0);
+    presence_disconnect(f->p, c1, 5000, 0);
+    assert_int_equal(presence_tick(f->p, 5000 + GRACE), -1);
+    assert_int_equal(presence_sweep_stale(f->p, 1000000, 1), 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 200);
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, seen_cb, &acc);
+    assert_string_equal(acc.s, ""); /* nothing new for the store */
+
+    /* Field by field, others see alice as they see bob (bar the time). */
+    inv = seen_by_others(f, "acme", "alice");
+    off = seen_by_others(f, "acme", "bob");
+    assert_int_equal(inv.status, PRESENCE_OFFLINE);
+    assert_int_equal(inv.status, off.status);
+    assert_int_equal(inv.manual, off.manual);
+    assert_int_equal(inv.nconns, 0);
+    assert_int_equal(inv.nconns, off.nconns);
+    assert_int_equal(inv.last_seen, 200);
+    assert_int_equal(off.last_seen, 150);
+    /* The user itself still has the truth. */
+    inv = get(f, "acme", "alice");
+    assert_int_equal(inv.nconns, 1);
+    assert_int_equal(inv.manual, PRESENCE_OFFLINE);
+
+    /* A logout (c2's session), still invisible: nothing either. */
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 5, 6000), 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 200);
+
+    /* Coming back: last_seen moves to that moment. */
+    c1 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 7000);
+    expect_log(f, "");
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_ONLINE, 8000), 0);
+    expect_log(f, "acme/alice ONLINE manual 5;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 8000);
+    assert_int_equal(seen_by_others(f, "acme", "alice").nconns, 1);
+    /* Another manual status than OFFLINE also ends it. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 9000), 0);
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_ONLINE, 9500), 0);
+    assert_int_equal(get(f, "acme", "alice").last_seen, 9000);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_BUSY, 10000), 0);
+    expect_log(f, "acme/alice OFFLINE manual 6;acme/alice BUSY manual 7;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 10000);
+    presence_disconnect(f->p, c1, 11000, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 8;");
+}
+
+/* The event of going invisible carries the frozen time, and a restart
+ * from what the store kept shows nothing: no restore window, no event,
+ * the same last_seen. */
+static void test_appear_offline_across_restart(void **state)
+{
+    struct fx *f = *state;
+    struct presence *p2;
+    struct presence_conn *c;
+    struct seen_acc acc;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 200), 0);
+    assert_int_equal(f->ev[1].last_seen, 200);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice OFFLINE manual 2;");
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 300), 0);
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, seen_cb, &acc);
+    assert_string_equal(acc.s, "alice OFFLINE 200;");
+
+    /* The new process; even a row claiming ONLINE (an older build) is
+     * loaded as OFFLINE when the manual status is OFFLINE. */
+    p2 = presence_new(&opts, on_event, f);
+    assert_int_equal(presence_add_user(p2, "acme", "alice", NULL,
+                                       PRESENCE_ONLINE, PRESENCE_OFFLINE, 200,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(p2, "acme", "bob", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_OFFLINE,
+                                       200, 1000), 0);
+    assert_int_equal(presence_tick(p2, 1000), -1); /* no window */
+    c = presence_connect(p2, "acme", "alice", 0, PRESENCE_ONLINE, 1500);
+    assert_int_equal(presence_tick(p2, 1000 + RESTART), -1);
+    expect_log(f, "");
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(p2, seen_cb, &acc);
+    assert_string_equal(acc.s, "");
+    presence_disconnect(p2, c, 2000, 0);
+    presence_free(p2);
+    expect_log(f, "");
+}
+
+/* presence_public changes nobody who does not appear offline. */
+static void test_public_only_hides_invisible(void **state)
+{
+    struct fx *f = *state;
+    static const enum presence_status manuals[] = {
+        PRESENCE_UNSET, PRESENCE_AWAY, PRESENCE_BUSY,
+    };
+    struct presence_member m = {
+        .org = "acme", .user = "alice", .name = "alice",
+        .status = PRESENCE_ONLINE, .last_seen_ms = 5, .nconns = 3,
+    };
+
+    (void)f;
+    for (size_t i = 0; i < 3; i++) {
+        struct presence_member before = m;
+        m.manual = manuals[i];
+        before.manual = manuals[i];
+        presence_public(&m);
+        assert_int_equal(m.status, before.status);
+        assert_int_equal(m.manual, before.manual);
+        assert_int_equal(m.last_seen_ms, before.last_seen_ms);
+        assert_int_equal(m.nconns, 3);
+    }
+    m.manual = PRESENCE_OFFLINE;
+    m.status = PRESENCE_OFFLINE;
+    presence_public(&m);
+    assert_int_equal(m.status, PRESENCE_OFFLINE);
+    assert_int_equal(m.manual, PRESENCE_UNSET);
+    assert_int_equal(m.last_seen_ms, 5);
+    assert_int_equal(m.nconns, 0);
+}
+
 /* Hardening II #18: a connection opens with the page's idle state, so
  * an idle person reconnecting announces nothing when its effective status
  * does not change, and otherwise only the settled result. */
@@ -1217,6 +1412,9 @@ int main(void)
         T(test_invalid_args),
         T(test_manual_busy_survives_reconnect),
         T(test_appear_offline),
+        T(test_appear_offline_reveals_nothing),
+        T(test_appear_offline_across_restart),
+        T(test_public_only_hides_invisible),
         T(test_manual_while_offline),
         T(test_grace_reconnect_inside),
         T(test_connect_idle_across_drop),
