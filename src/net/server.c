@@ -182,12 +182,13 @@ static void on_prepare(uv_prepare_t *p)
     conn_flush_pending(of((uv_handle_t *)p));
 }
 
+/* uv_walk callback: closes every handle of a loop. arg is the loop's
+ * listener, the one TCP handle that is not a connection. */
 static void close_all(uv_handle_t *h, void *arg)
 {
     if (uv_is_closing(h))
         return;
     if (h->type == UV_TCP && h != arg) {
-        /* A connection (arg is the loop's listener). */
         struct conn *c = container_of((uv_tcp_t *)h, struct conn, tcp);
         conn_close(c);
         return;
@@ -389,6 +390,12 @@ static int open_listener(struct loop *lp, const struct sockaddr *sa,
     return uv_tcp_open(&lp->listener, fd);
 }
 
+static void listen_failed(const char *addr, int r)
+{
+    log_error("cannot listen on %s: %s%s", addr, uv_strerror(r),
+              r == UV_EADDRINUSE ? " (another server listens there)" : "");
+}
+
 static struct loop *loop_new(struct server *srv, unsigned id)
 {
     struct loop *lp = xcalloc(1, sizeof *lp);
@@ -433,10 +440,13 @@ static void loop_run(void *arg)
     tl_loop = NULL;
 }
 
+/* After loop_run(), or instead of it when the start failed: then the
+ * timers, the async, the prepare and the listener (if it was opened) are
+ * still open, and no connection is. */
 static void loop_free(struct loop *lp)
 {
     if (uv_loop_close(&lp->uv) != 0) {
-        uv_walk(&lp->uv, close_all, NULL);
+        uv_walk(&lp->uv, close_all, &lp->listener);
         uv_run(&lp->uv, UV_RUN_DEFAULT);
         uv_loop_close(&lp->uv);
     }
@@ -472,6 +482,16 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
     if (nloops < 1)
         nloops = 1;
 
+    /* Each way the start can fail says why in one line, and the checks
+     * that need nothing opened come first. */
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (parse_listen(cfg->listen, &ss) != 0) {
+        log_error("bad listen address %s (use an IP address and a port, "
+                  "e.g. 127.0.0.1:8080 or [::1]:8080)", cfg->listen);
+        goto out_free;
+    }
+
     int sec = load_secret(srv);
     if (sec < 0)
         goto out_free;
@@ -494,12 +514,6 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
      * loop for long: writes that fail are retried at the next flush. */
     store_set_busy_timeout(srv->store, 250);
 
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    if (parse_listen(cfg->listen, &ss) != 0) {
-        log_error("bad listen address %s", cfg->listen);
-        goto out_store;
-    }
     srv->nloops = nloops;
     for (unsigned i = 0; i < nloops; i++)
         srv->loops[i] = loop_new(srv, i);
@@ -514,7 +528,7 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
         if (r == 0)
             r = uv_listen((uv_stream_t *)&lp->listener, 4096, on_connection);
         if (r != 0) {
-            log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(r));
+            listen_failed(cfg->listen, r);
             goto out_loops;
         }
         if (i == 0) {
@@ -582,7 +596,6 @@ out_loops:
         loop_free(srv->loops[i]);
     hub_dispose(srv);
     ws_pool_free();
-out_store:
     store_close(srv->store);
 out_free:
     rate_free(srv->rates);
