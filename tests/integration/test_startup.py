@@ -1,12 +1,12 @@
-"""Starting `serve`: every start-up failure exits 1 at once with its
-reason."""
+"""Starting `serve`: one server per address and per database, and every
+start-up failure exits 1 at once with its reason."""
 
 import sqlite3
 import subprocess
 
 import pytest
 
-from conftest import BIN, SANITIZER_MARKERS, free_port
+from conftest import BIN, SANITIZER_MARKERS, free_port, now_ms
 
 # A failed start must end at once; this only bounds a hang (a loaded CI
 # machine may take a few seconds to start the binary at all).
@@ -34,6 +34,57 @@ def serve_fails(srv, *args):
     assert lines and " ERROR " in lines[-1], \
         "no reason as the last line of stderr:\n%s" % p.stderr
     return lines[-1]
+
+
+# ---- one server per address -----------------------------------------------
+
+@pytest.mark.parametrize("loops", [1, 4])
+def test_second_serve_on_the_same_address_is_refused(srv, tmp_path, loops):
+    """With several loops the listeners share their address (SO_REUSEPORT):
+    a second server must not join them and take half of the clients."""
+    srv.start(args=["--loops", str(loops)])
+    other = str(tmp_path / "other.db")
+    line = serve_fails(srv, "--listen", "127.0.0.1:%d" % srv.port,
+                       "--db", other, "--loops", loops)
+    assert "127.0.0.1:%d" % srv.port in line and "in use" in line, line
+    # Every connection still reaches the first server.
+    for _ in range(8):
+        assert srv.http("GET", "/healthz").status_code == 200
+    assert srv.running
+
+
+# ---- one server per database ----------------------------------------------
+
+@pytest.mark.settings(restart_grace="60s", stale_after="10h", sweep="1h")
+def test_second_serve_on_the_same_database_is_refused(srv):
+    """A second server on the database would take over the registration
+    cleanup-stale uses, and drop it when it stops."""
+    srv.seed_users(("o1", "s1"), ("o1", "obs"))
+    srv.sql("UPDATE users SET status=2, last_seen_ms=? WHERE id='s1'",
+            (now_ms() - 2 * 3600_000,))
+    srv.start()
+    reg = srv.sql("SELECT pid, listen FROM server")
+    assert reg == [{"pid": srv.proc.pid, "listen": "127.0.0.1:%d" % srv.port}]
+    line = serve_fails(srv, "--listen", "127.0.0.1:%d" % free_port(),
+                       "--db", srv.db)
+    assert "already served" in line and str(srv.proc.pid) in line, line
+    assert srv.sql("SELECT pid, listen FROM server") == reg
+    # cleanup-stale still hands the sweep to the live server: announced.
+    obs = srv.ws("o1", "obs")
+    assert obs.view["s1"]["status"] == "ONLINE", obs.snapshot
+    p = srv.cli_ok("cleanup-stale", "--older-than", "1s")
+    assert p.stdout.strip() == "Reset 1 stale statuses to OFFLINE", p.stdout
+    obs.expect_presence("s1", "OFFLINE", "stale")
+
+
+def test_serve_starts_again_after_the_first_stops_or_dies(srv):
+    """The lock goes with its process, however it ends."""
+    srv.start()
+    srv.kill9()
+    srv.start()
+    srv.stop()
+    srv.start()
+    assert srv.sql("SELECT pid FROM server") == [{"pid": srv.proc.pid}]
 
 
 # ---- every start-up failure: exit 1 at once, the reason in one line ------
@@ -83,3 +134,15 @@ def test_start_failure_exits_1_at_once_with_the_reason(srv, case, loops):
     line = serve_fails(srv, *args)
     for w in words:
         assert w in line, line
+
+
+def test_refused_start_leaves_the_running_server_alone(srv):
+    """Both at once (same address, same database), with several loops:
+    refused, and the first server goes on and stops cleanly."""
+    srv.start(args=["--loops", "2"])
+    c = srv.ws("o1", "u1")
+    serve_fails(srv, "--listen", "127.0.0.1:%d" % srv.port, "--db", srv.db,
+                "--loops", 2)
+    c.ping()
+    assert srv.http("GET", "/healthz").status_code == 200
+    srv.stop()
