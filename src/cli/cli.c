@@ -6,10 +6,9 @@
  * it on stdout. */
 #include "cli/cli.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -459,33 +458,55 @@ static int cmd_token(struct args *a, char **envp)
     return 0;
 }
 
-/* Asks the running server to sweep. Returns the count, or -1 if it could
- * not be reached (then the caller works on the database alone). */
-static int remote_cleanup(const struct store_server *srv, int64_t older_ms)
+/* A socket connected to a registered listen address ("127.0.0.1:8080",
+ * "[::1]:8080"); a wildcard address is reached on loopback. -1 on
+ * failure. */
+static int connect_listen(const char *listen)
 {
     char host[128];
-    snprintf(host, sizeof host, "%s", srv->listen);
-    char *colon = strrchr(host, ':');
-    if (!colon || host[0] == '[')
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : 0;
+    if (!colon || n >= sizeof host)
         return -1;
-    *colon = '\0';
-    int port = atoi(colon + 1);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    if (!strcmp(host, "0.0.0.0"))
-        snprintf(host, sizeof host, "127.0.0.1");
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    const char *h = host;
+    if (host[0] == '[') {
+        if (n < 2 || host[n - 1] != ']')
+            return -1;
+        host[n - 1] = '\0';
+        h = host + 1;
+    }
+    if (!strcmp(h, "0.0.0.0"))
+        h = "127.0.0.1";
+    else if (!strcmp(h, "::"))
+        h = "::1";
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
+                    *ai;
+    if (getaddrinfo(h, colon + 1, &hints, &ai) != 0)
         return -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* Asks the running server to sweep. Returns the count, or -1 if it could
+ * not be reached or refused. */
+static int remote_cleanup(const struct store_server *srv, int64_t older_ms)
+{
+    int fd = connect_listen(srv->listen);
     if (fd < 0)
         return -1;
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
     char req[512], resp[2048];
     int n = snprintf(req, sizeof req,
                      "POST /api/admin/cleanup-stale?older_than_ms=%lld "
@@ -529,13 +550,41 @@ static int cmd_cleanup(struct args *a, char **envp)
     struct store *s;
     if (open_store(&c, &s))
         return 1;
-    struct store_server srv;
-    int n = -1;
     /* A live server owns presence: hand it the sweep, so that the change
-     * is announced and its memory and the database never disagree. */
-    if (store_server_get(s, &srv) == 0 && srv.pid > 0 &&
-        kill((pid_t)srv.pid, 0) == 0)
+     * is announced and its memory and the database never disagree. Its
+     * lock on the database tells whether one runs (a registration may be
+     * left over from a kill -9, and its pid reused); without a lock file,
+     * no server of this version has run here, and an older one is found
+     * by the pid it registered. */
+    struct store_server srv;
+    int64_t pid = 0;
+    int held = store_lock_holder(c.db, &pid);
+    int reg = store_server_get(s, &srv) == 0;
+    int n = -1;
+    if (held == 1) {
+        char who[64] = "a server";
+        if (pid > 0)
+            snprintf(who, sizeof who, "a server (pid %lld)", (long long)pid);
+        /* Never write behind its back: better nothing than a change the
+         * server does not know of. */
+        if (!reg || (pid > 0 && srv.pid != pid)) {
+            store_close(s);
+            fprintf(stderr, "presenced: %s serves %s but has not registered "
+                            "its address; nothing was changed\n", who, c.db);
+            return 1;
+        }
         n = remote_cleanup(&srv, older_ms);
+        if (n < 0) {
+            store_close(s);
+            fprintf(stderr, "presenced: %s serves %s but could not be "
+                            "reached at %s; nothing was changed\n",
+                    who, c.db, srv.listen);
+            return 1;
+        }
+    } else if (held < 0 && reg && srv.pid > 0 &&
+               kill((pid_t)srv.pid, 0) == 0) {
+        n = remote_cleanup(&srv, older_ms);
+    }
     if (n < 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,12 +1,15 @@
-"""Starting `serve`: one server per address and per database, and every
-start-up failure exits 1 at once with its reason."""
+"""Starting `serve`: one server per address and per database, every start-up
+failure exits 1 at once with its reason, and CLI commands find the running
+server wherever it listens (IPv4 or IPv6) and never write behind it."""
 
+import socket
 import sqlite3
 import subprocess
 
 import pytest
 
-from conftest import BIN, SANITIZER_MARKERS, free_port, now_ms
+from conftest import (BIN, SANITIZER_MARKERS, Server, free_port, now_ms,
+                      token_for)
 
 # A failed start must end at once; this only bounds a hang (a loaded CI
 # machine may take a few seconds to start the binary at all).
@@ -146,3 +149,100 @@ def test_refused_start_leaves_the_running_server_alone(srv):
     c.ping()
     assert srv.http("GET", "/healthz").status_code == 200
     srv.stop()
+
+
+# ---- cleanup-stale finds the running server --------------------------------
+
+def ipv6_loopback():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    try:
+        s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port6():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.bind(("::1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class V6Server(Server):
+    """A Server listening on [::1] (started with start_v6())."""
+
+    @property
+    def base(self):
+        return "http://[::1]:%d" % self.port
+
+    origin = base
+
+    def ws_url(self, path="/ws/presence/", token=None):
+        u = "ws://[::1]:%d%s" % (self.port, path)
+        if token:
+            u += ("&" if "?" in path else "?") + "token=" + token
+        return u
+
+    def start_v6(self, args=()):
+        # The later --listen wins over the harness's IPv4 one.
+        return self.start(args=["--listen", "[::1]:%d" % self.port] +
+                          list(args))
+
+
+@pytest.fixture
+def srv6(srv):
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    srv.__class__ = V6Server    # the srv fixture still tears it down
+    srv.port = free_port6()
+    return srv
+
+
+@pytest.mark.parametrize("loops", [1, 2])
+@pytest.mark.settings(restart_grace="60s", stale_after="10h", sweep="1h")
+def test_cleanup_stale_hands_the_sweep_to_a_server_on_ipv6(srv6, loops):
+    srv = srv6
+    srv.seed_users(("o1", "s1"), ("o1", "obs"))
+    srv.sql("UPDATE users SET status=2, last_seen_ms=? WHERE id='s1'",
+            (now_ms() - 2 * 3600_000,))
+    srv.start_v6(args=["--loops", str(loops)])
+    assert srv.sql("SELECT listen FROM server")[0]["listen"] == \
+        "[::1]:%d" % srv.port
+    obs = srv.ws("o1", "obs")
+    assert obs.view["s1"]["status"] == "ONLINE", obs.snapshot
+    p = srv.cli_ok("cleanup-stale", "--older-than", "1s")
+    assert p.stdout.strip() == "Reset 1 stale statuses to OFFLINE", p.stdout
+    # Announced: the server did the sweep, and its memory agrees.
+    obs.expect_presence("s1", "OFFLINE", "stale")
+    st = {m["user"]: m["status"]
+          for m in srv.presence(token_for("o1", "obs"))["members"]}
+    assert st["s1"] == "OFFLINE", st
+
+
+@pytest.mark.settings(restart_grace="60s", stale_after="10h", sweep="1h")
+def test_cleanup_stale_never_writes_behind_a_live_server(srv):
+    """A server that cannot be reached (here: its registration is gone)
+    is still running: cleanup-stale refuses rather than change the
+    database behind it."""
+    srv.seed_users(("o1", "s1"))
+    srv.sql("UPDATE users SET status=2, last_seen_ms=? WHERE id='s1'",
+            (now_ms() - 2 * 3600_000,))
+    srv.start()
+    srv.sql("DELETE FROM server")
+    p = srv.cli("cleanup-stale", "--older-than", "1s")
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "nothing was changed" in err, err
+    assert str(srv.proc.pid) in err, err
+    assert srv.db_user("o1", "s1")["status"] == 2
+    # Once it is gone, the database is the one to change.
+    srv.stop()
+    p = srv.cli_ok("cleanup-stale", "--older-than", "1s")
+    assert p.stdout.strip() == "Reset 1 stale statuses to OFFLINE", p.stdout
