@@ -84,6 +84,10 @@ static const struct setting settings[] = {
      "failed logins allowed per window, per address and per email"},
     DUR("login_window", login_window_ms, 1, "5m",
         "window of the failed-login limit"),
+    /* At most what POST /api/login takes (1023 bytes): a longer minimum
+     * would leave no password that can both be set and used. */
+    {"min_password", T_INT, AT(min_password), 1, 1023, "8",
+     "shortest password `user add` accepts, in characters"},
     DUR("header_timeout", header_timeout_ms, 100, "10s",
         "time allowed for a request's line and headers (slowloris)"),
     {"max_body", T_SIZE, AT(max_body), KIB, 16 * MIB, "64k",

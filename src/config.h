@@ -34,6 +34,7 @@ struct config {
     int64_t login_limit;       /* login_limit 10: failed logins per window
                                   per address and per email */
     int64_t login_window_ms;   /* login_window 5m */
+    int64_t min_password;      /* min_password 8: characters, `user add` */
     int64_t header_timeout_ms; /* header_timeout 10s: slowloris */
     int64_t max_body;          /* max_body    64k */
     int64_t max_out;           /* max_out     1m: per-client queue cap */
