@@ -99,6 +99,10 @@ static const struct setting settings[] = {
      "proxy says https)"},
     {"max_sessions", T_INT, AT(max_sessions), 1, 1000000, "50",
      "live login sessions per user; the oldest is revoked past it"},
+    /* At most what POST /api/login takes (1023 bytes): a longer minimum
+     * would leave no password that can both be set and used. */
+    {"min_password", T_INT, AT(min_password), 1, 1023, "8",
+     "shortest password `user add` accepts, in characters"},
     DUR("header_timeout", header_timeout_ms, 100, "10s",
         "time allowed for a request's line and headers (slowloris)"),
     {"max_body", T_SIZE, AT(max_body), KIB, 16 * MIB, "64k",

@@ -39,6 +39,7 @@ struct config {
     char trusted_proxies[1024];/* trusted_proxies "": addresses, CIDRs */
     int secure_cookies;        /* secure_cookies 0: always Secure */
     int64_t max_sessions;      /* max_sessions 50: per user */
+    int64_t min_password;      /* min_password 8: characters, `user add` */
     int64_t header_timeout_ms; /* header_timeout 10s: slowloris */
     int64_t max_body;          /* max_body    64k */
     int64_t max_out;           /* max_out     1m: per-client queue cap */

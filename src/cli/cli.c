@@ -6,17 +6,18 @@
  * it on stdout. */
 #include "cli/cli.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,7 +46,8 @@ static const char *usage_text =
     "  serve [--listen HOST:PORT] [--demo] [--SETTING VALUE ...]\n"
     "  org add ORG_ID [--name NAME]\n"
     "  user add --org ORG_ID --email EMAIL --name NAME [--id USER_ID]\n"
-    "                                  (password on stdin; prints the id)\n"
+    "                                  (password asked for at a terminal,\n"
+    "                                  else on stdin; prints the id)\n"
     "  channel add --org ORG_ID --name NAME [--members ID,ID]\n"
     "  project add --org ORG_ID --name NAME [--members ID,ID]\n"
     "  token --org ORG_ID --user USER_ID [--ttl 1h] [--name NAME]\n"
@@ -298,12 +300,246 @@ static int cmd_org(struct args *a, char **envp)
     return 0;
 }
 
-static int read_password(char *out, size_t outlen)
+/* ---- user add: what is stored is exactly what was given --------------- */
+
+#define PW_MAX 1023 /* bytes: POST /api/login takes no longer */
+
+/* An input the command refuses: one line, exit 2. */
+static int refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int refuse(const char *fmt, ...)
 {
-    if (!fgets(out, (int)outlen, stdin))
-        return -1;
-    out[strcspn(out, "\r\n")] = '\0';
-    return out[0] ? 0 : -1;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "presenced: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 2;
+}
+
+static int blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t')
+            return 0;
+    return 1;
+}
+
+/* Why the user cannot be stored as given, or NULL. */
+static const char *user_problem(const char *org, const char *id,
+                                const char *email, const char *name)
+{
+    if (!*org || strlen(org) > STORE_ID_MAX)
+        return "the organization id is empty or longer than 128 bytes";
+    if (id && (!*id || strlen(id) > STORE_ID_MAX))
+        return "the user id is empty or longer than 128 bytes";
+    if (!*email)
+        return "the email is empty";
+    if (strlen(email) > STORE_EMAIL_MAX)
+        return "the email is longer than 254 bytes";
+    for (const char *p = email; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return "the email contains a space or a control character";
+    /* Not a full RFC 5322 check: enough to catch a name or an id given
+     * where the address belongs. */
+    const char *at = strrchr(email, '@');
+    if (!at || at == email || !at[1])
+        return "the email is not an address (name@domain)";
+    if (blank(name))
+        return "the name is empty";
+    if (strlen(name) > STORE_NAME_MAX)
+        return "the name is longer than 200 bytes";
+    return NULL;
+}
+
+/* Code points in s[0..n) if it is well-formed UTF-8 (no overlong forms,
+ * surrogates or values past U+10FFFF), else -1. */
+static long utf8_chars(const unsigned char *s, size_t n)
+{
+    long count = 0;
+    for (size_t i = 0; i < n; count++) {
+        unsigned char b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        /* The lead byte gives the length and the smallest code point that
+         * needs that length (anything less is an overlong form). */
+        size_t len = (b & 0xe0) == 0xc0 ? 2
+                     : (b & 0xf0) == 0xe0 ? 3
+                     : (b & 0xf8) == 0xf0 ? 4
+                                          : 0;
+        static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (!len)
+            return -1;
+        uint32_t cp = b & (0x7f >> len), min = least[len];
+        if (n - i < len)
+            return -1;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return -1;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        i += len;
+    }
+    return count;
+}
+
+/* Why the n bytes of pw cannot be the password exactly as given, or NULL.
+ * A login sends the password as a JSON string of at most PW_MAX bytes:
+ * anything that could not be sent that way could never be used. */
+static const char *password_problem(const char *pw, size_t n, int64_t min,
+                                    char *why, size_t cap)
+{
+    if (n == 0)
+        return "a password is required (type it at the prompt, or give it "
+               "on stdin)";
+    if (n > PW_MAX)
+        return "the password is longer than 1023 bytes";
+    if (memchr(pw, '\0', n))
+        return "the password contains a NUL byte";
+    if (memchr(pw, '\r', n))
+        return "the password contains a carriage return";
+    if (memchr(pw, '\n', n))
+        return "the password has more than one line (only a final newline "
+               "is taken off)";
+    long chars = utf8_chars((const unsigned char *)pw, n);
+    if (chars < 0)
+        return "the password is not valid UTF-8";
+    if (chars < min) {
+        snprintf(why, cap,
+                 "the password is shorter than %lld characters (setting "
+                 "min_password)",
+                 (long long)min);
+        return why;
+    }
+    return NULL;
+}
+
+/* While a password is typed the terminal does not echo; its settings are
+ * put back however the command ends, a signal included. */
+static struct termios tty_saved;
+static volatile sig_atomic_t tty_changed;
+
+static void tty_restore(void)
+{
+    if (tty_changed) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &tty_saved);
+        tty_changed = 0;
+    }
+}
+
+static void on_tty_signal(int sig)
+{
+    tty_restore(); /* tcsetattr is async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* One line from the terminal, without its newline, into buf (cap bytes).
+ * The whole line is consumed even past cap, so that no part of a password
+ * is left for the shell to run. Returns its length, cap + 1 if it did not
+ * fit, or -1 at the end of input. */
+static long tty_line(char *buf, size_t cap)
+{
+    size_t n = 0;
+    int over = 0;
+    for (;;) {
+        char ch;
+        ssize_t r = read(STDIN_FILENO, &ch, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 && n == 0 && !over)
+            return -1;
+        if (r <= 0 || ch == '\n')
+            return over ? (long)cap + 1 : (long)n;
+        if (n < cap)
+            buf[n++] = ch;
+        else
+            over = 1;
+    }
+}
+
+/* Asks at the terminal on stdin, without echo, and once more to confirm
+ * (unless the first answer is refused). 0 with the length in *len, or an
+ * exit status after saying why. */
+static int prompt_password(const char *email, int64_t min, char *pw,
+                           char *again, size_t cap, size_t *len)
+{
+    /* The prompt goes to the terminal the password is read from, even when
+     * stderr is redirected. */
+    char path[256];
+    int out = -1;
+    if (ttyname_r(STDIN_FILENO, path, sizeof path) == 0)
+        out = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    int pfd = out >= 0 ? out : STDERR_FILENO;
+    if (tcgetattr(STDIN_FILENO, &tty_saved) != 0) {
+        fprintf(stderr, "presenced: cannot read the terminal: %s\n",
+                strerror(errno));
+        if (out >= 0)
+            close(out);
+        return 1;
+    }
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    struct sigaction sa = {.sa_handler = on_tty_signal}, old[4];
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 4; i++)
+        sigaction(sigs[i], &sa, &old[i]);
+    struct termios t = tty_saved;
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+    tty_changed = 1;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+    dprintf(pfd, "Password for %s: ", email);
+    long n = tty_line(pw, cap), m = -1;
+    dprintf(pfd, "\n");
+    *len = n < 0 ? 0 : (size_t)n;
+    char why[128];
+    const char *bad = password_problem(pw, *len, min, why, sizeof why);
+    if (!bad) {
+        dprintf(pfd, "Repeat the password: ");
+        m = tty_line(again, cap);
+        dprintf(pfd, "\n");
+    }
+    tty_restore();
+    for (int i = 0; i < 4; i++)
+        sigaction(sigs[i], &old[i], NULL);
+    if (out >= 0)
+        close(out);
+    if (bad)
+        return refuse("%s", bad);
+    if (m != n || memcmp(pw, again, (size_t)n) != 0)
+        return refuse("the two passwords differ");
+    return 0;
+}
+
+/* The password from stdin: all of it, less one final newline (a line's
+ * end, as `echo` or a here-document give it). 0 with the length in *len
+ * (PW_MAX + 1 if longer than PW_MAX), or 1 after saying why. */
+static int stdin_password(char *pw, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t r = read(STDIN_FILENO, pw + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            fprintf(stderr, "presenced: cannot read stdin: %s\n",
+                    strerror(errno));
+            return 1;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n == cap)
+        n = PW_MAX + 1; /* more than fits: too long whatever follows */
+    else if (n > 0 && pw[n - 1] == '\n')
+        n--;
+    *len = n;
+    return 0;
 }
 
 static int cmd_user(struct args *a, char **envp)
@@ -320,19 +556,50 @@ static int cmd_user(struct args *a, char **envp)
         !email || !name)
         return usage("usage: user add --org ORG_ID --email EMAIL --name NAME "
                      "[--id USER_ID]%s", "");
-    char pw[1024], hash[AUTH_HASH_MAX];
-    if (read_password(pw, sizeof pw) != 0) {
-        fprintf(stderr, "presenced: a password is required on stdin\n");
+    const char *bad = user_problem(org, id, email, name);
+    if (bad)
+        return refuse("%s", bad);
+    if (auth_init() != 0) {
+        fprintf(stderr, "presenced: libsodium failed to start\n");
         return 1;
     }
-    if (auth_init() != 0 || auth_password_hash(pw, hash) != 0) {
-        fprintf(stderr, "presenced: could not hash the password\n");
-        return 1;
-    }
-    memset(pw, 0, sizeof pw);
+    /* Before the password is asked for: a typo in the organization is
+     * told before the typing, not after it. */
     struct store *s;
     if (open_store(&c, &s))
         return 1;
+    if ((rc = store_org_exists(s, org)) != 1) {
+        store_close(s);
+        if (rc < 0)
+            return store_fail("user add", rc);
+        fprintf(stderr, "presenced: no organization %s\n", org);
+        return 1;
+    }
+    /* Room for one byte past PW_MAX and a newline, to tell "too long". */
+    char pw[PW_MAX + 2], again[PW_MAX + 2], hash[AUTH_HASH_MAX], why[128];
+    size_t n = 0;
+    if (isatty(STDIN_FILENO)) {
+        rc = prompt_password(email, c.min_password, pw, again, sizeof pw,
+                             &n);
+    } else {
+        rc = stdin_password(pw, sizeof pw, &n);
+        if (!rc && (bad = password_problem(pw, n, c.min_password, why,
+                                           sizeof why)))
+            rc = refuse("%s", bad);
+    }
+    if (!rc) {
+        pw[n] = '\0'; /* no NUL inside: the string is all of it */
+        if (auth_password_hash(pw, hash) != 0) {
+            fprintf(stderr, "presenced: could not hash the password\n");
+            rc = 1;
+        }
+    }
+    explicit_bzero(pw, sizeof pw);
+    explicit_bzero(again, sizeof again);
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
     char out[STORE_ID_MAX + 1];
     rc = store_user_add(s, org, id, email, name, hash, out);
     store_close(s);
@@ -342,10 +609,6 @@ static int cmd_user(struct args *a, char **envp)
     }
     if (rc == STORE_EEXIST) {
         fprintf(stderr, "presenced: that user id or email is taken\n");
-        return 1;
-    }
-    if (rc == STORE_EINVAL) {
-        fprintf(stderr, "presenced: id, email or name too long or empty\n");
         return 1;
     }
     if (rc)
@@ -459,33 +722,55 @@ static int cmd_token(struct args *a, char **envp)
     return 0;
 }
 
-/* Asks the running server to sweep. Returns the count, or -1 if it could
- * not be reached (then the caller works on the database alone). */
-static int remote_cleanup(const struct store_server *srv, int64_t older_ms)
+/* A socket connected to a registered listen address ("127.0.0.1:8080",
+ * "[::1]:8080"); a wildcard address is reached on loopback. -1 on
+ * failure. */
+static int connect_listen(const char *listen)
 {
     char host[128];
-    snprintf(host, sizeof host, "%s", srv->listen);
-    char *colon = strrchr(host, ':');
-    if (!colon || host[0] == '[')
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : 0;
+    if (!colon || n >= sizeof host)
         return -1;
-    *colon = '\0';
-    int port = atoi(colon + 1);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    if (!strcmp(host, "0.0.0.0"))
-        snprintf(host, sizeof host, "127.0.0.1");
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    const char *h = host;
+    if (host[0] == '[') {
+        if (n < 2 || host[n - 1] != ']')
+            return -1;
+        host[n - 1] = '\0';
+        h = host + 1;
+    }
+    if (!strcmp(h, "0.0.0.0"))
+        h = "127.0.0.1";
+    else if (!strcmp(h, "::"))
+        h = "::1";
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
+                    *ai;
+    if (getaddrinfo(h, colon + 1, &hints, &ai) != 0)
         return -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* Asks the running server to sweep. Returns the count, or -1 if it could
+ * not be reached or refused. */
+static int remote_cleanup(const struct store_server *srv, int64_t older_ms)
+{
+    int fd = connect_listen(srv->listen);
     if (fd < 0)
         return -1;
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
     char req[512], resp[2048];
     int n = snprintf(req, sizeof req,
                      "POST /api/admin/cleanup-stale?older_than_ms=%lld "
@@ -529,13 +814,41 @@ static int cmd_cleanup(struct args *a, char **envp)
     struct store *s;
     if (open_store(&c, &s))
         return 1;
-    struct store_server srv;
-    int n = -1;
     /* A live server owns presence: hand it the sweep, so that the change
-     * is announced and its memory and the database never disagree. */
-    if (store_server_get(s, &srv) == 0 && srv.pid > 0 &&
-        kill((pid_t)srv.pid, 0) == 0)
+     * is announced and its memory and the database never disagree. Its
+     * lock on the database tells whether one runs (a registration may be
+     * left over from a kill -9, and its pid reused); without a lock file,
+     * no server of this version has run here, and an older one is found
+     * by the pid it registered. */
+    struct store_server srv;
+    int64_t pid = 0;
+    int held = store_lock_holder(c.db, &pid);
+    int reg = store_server_get(s, &srv) == 0;
+    int n = -1;
+    if (held == 1) {
+        char who[64] = "a server";
+        if (pid > 0)
+            snprintf(who, sizeof who, "a server (pid %lld)", (long long)pid);
+        /* Never write behind its back: better nothing than a change the
+         * server does not know of. */
+        if (!reg || (pid > 0 && srv.pid != pid)) {
+            store_close(s);
+            fprintf(stderr, "presenced: %s serves %s but has not registered "
+                            "its address; nothing was changed\n", who, c.db);
+            return 1;
+        }
         n = remote_cleanup(&srv, older_ms);
+        if (n < 0) {
+            store_close(s);
+            fprintf(stderr, "presenced: %s serves %s but could not be "
+                            "reached at %s; nothing was changed\n",
+                    who, c.db, srv.listen);
+            return 1;
+        }
+    } else if (held < 0 && reg && srv.pid > 0 &&
+               kill((pid_t)srv.pid, 0) == 0) {
+        n = remote_cleanup(&srv, older_ms);
+    }
     if (n < 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -642,8 +955,13 @@ static const struct {
             "Adds an organization.\n"},
     {"user", "usage: presenced user add --org ORG_ID --email EMAIL "
              "--name NAME [--id USER_ID]\n"
-             "Adds a user; reads the password from the first line of "
-             "stdin and prints the new user id.\n"},
+             "Adds a user and prints its id. At a terminal the password "
+             "is asked for twice, without echo; otherwise it is all of "
+             "stdin, less one final newline. It is stored exactly as "
+             "given, or refused (exit 2) when shorter than min_password "
+             "characters, longer than 1023 bytes, not UTF-8, or holding "
+             "a NUL, a CR or a line break. The name must not be empty, "
+             "the email must be name@domain.\n"},
     {"channel", "usage: presenced channel add --org ORG_ID --name NAME "
                 "[--members ID,ID]\nAdds a channel; prints its id.\n"},
     {"project", "usage: presenced project add --org ORG_ID --name NAME "

@@ -182,12 +182,13 @@ static void on_prepare(uv_prepare_t *p)
     conn_flush_pending(of((uv_handle_t *)p));
 }
 
+/* uv_walk callback: closes every handle of a loop. arg is the loop's
+ * listener, the one TCP handle that is not a connection. */
 static void close_all(uv_handle_t *h, void *arg)
 {
     if (uv_is_closing(h))
         return;
     if (h->type == UV_TCP && h != arg) {
-        /* A connection (arg is the loop's listener). */
         struct conn *c = container_of((uv_tcp_t *)h, struct conn, tcp);
         conn_close(c);
         return;
@@ -345,6 +346,13 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss)
     return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
+static unsigned sockaddr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
 static int load_secret(struct server *srv)
 {
     const char *s = srv->cfg.jwt_secret;
@@ -388,6 +396,36 @@ static int open_listener(struct loop *lp, const struct sockaddr *sa,
         return uv_translate_sys_error(e);
     }
     return uv_tcp_open(&lp->listener, fd);
+}
+
+/* With several loops every listener sets SO_REUSEPORT, and the kernel lets
+ * any other socket of the same user that sets it too share the address:
+ * a second server would start silently and take half of the clients, with
+ * a state of its own. A socket bound without SO_REUSEPORT shares with no
+ * one, so if it cannot bind, someone already listens there. (Two servers
+ * started in the same instant may still both pass; the database lock
+ * stops them when they share a database.) 0 or a UV_E* code. */
+static int probe_address(const struct sockaddr *sa)
+{
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    /* As the listeners do: an earlier run's connection in TIME_WAIT is not
+     * someone listening. */
+    int one = 1, rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, sa, len) != 0)
+        rc = uv_translate_sys_error(errno);
+    close(fd);
+    return rc;
+}
+
+static void listen_failed(const char *addr, int r)
+{
+    log_error("cannot listen on %s: %s%s", addr, uv_strerror(r),
+              r == UV_EADDRINUSE ? " (another server listens there)" : "");
 }
 
 static struct loop *loop_new(struct server *srv, unsigned id)
@@ -435,10 +473,13 @@ static void loop_run(void *arg)
     tl_loop = NULL;
 }
 
+/* After loop_run(), or instead of it when the start failed: then the
+ * timers, the async, the prepare and the listener (if it was opened) are
+ * still open, and no connection is. */
 static void loop_free(struct loop *lp)
 {
     if (uv_loop_close(&lp->uv) != 0) {
-        uv_walk(&lp->uv, close_all, NULL);
+        uv_walk(&lp->uv, close_all, &lp->listener);
         uv_run(&lp->uv, UV_RUN_DEFAULT);
         uv_loop_close(&lp->uv);
     }
@@ -452,7 +493,7 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
                void *ud)
 {
     struct server *srv = xcalloc(1, sizeof *srv);
-    int rc = -1;
+    int rc = -1, lockfd = -1;
     srv->cfg = *cfg;
     srv->reload = reload_cb;
     srv->reload_ud = ud;
@@ -474,6 +515,42 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
     if (nloops < 1)
         nloops = 1;
 
+    /* Each way the start can fail says why in one line, and the checks
+     * that need nothing opened come first. */
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (parse_listen(cfg->listen, &ss) != 0) {
+        log_error("bad listen address %s (use an IP address and a port, "
+                  "e.g. 127.0.0.1:8080 or [::1]:8080)", cfg->listen);
+        goto out_free;
+    }
+    /* One server per database: a second one would take over the
+     * registration that CLI commands use to find the first, and two
+     * presence states would write the same rows. */
+    char err[STORE_ERRLEN] = "";
+    int64_t holder = 0;
+    int lr = store_lock(cfg->db, &lockfd, &holder, err);
+    if (lr == STORE_EBUSY) {
+        if (holder > 0)
+            log_error("database %s is already served by another presenced "
+                      "(pid %lld)", cfg->db, (long long)holder);
+        else
+            log_error("database %s is already served by another presenced",
+                      cfg->db);
+        goto out_free;
+    }
+    if (lr != 0) {
+        log_error("cannot open database %s: %s", cfg->db, err);
+        goto out_free;
+    }
+    /* One loop binds without SO_REUSEPORT and finds out for itself. */
+    int r;
+    if (nloops > 1 && sockaddr_port(&ss) != 0 &&
+        (r = probe_address((struct sockaddr *)&ss)) != 0) {
+        listen_failed(cfg->listen, r);
+        goto out_free;
+    }
+
     int sec = load_secret(srv);
     if (sec < 0)
         goto out_free;
@@ -487,7 +564,6 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
                  cfg->db);
     }
 
-    char err[STORE_ERRLEN] = "";
     if (store_open(&srv->store, cfg->db, err) != 0) {
         log_error("cannot open database %s: %s", cfg->db, err);
         goto out_free;
@@ -496,12 +572,6 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
      * loop for long: writes that fail are retried at the next flush. */
     store_set_busy_timeout(srv->store, 250);
 
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    if (parse_listen(cfg->listen, &ss) != 0) {
-        log_error("bad listen address %s", cfg->listen);
-        goto out_store;
-    }
     srv->nloops = nloops;
     for (unsigned i = 0; i < nloops; i++)
         srv->loops[i] = loop_new(srv, i);
@@ -512,11 +582,11 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
     }
     for (unsigned i = 0; i < nloops; i++) {
         struct loop *lp = srv->loops[i];
-        int r = open_listener(lp, (struct sockaddr *)&ss, nloops > 1);
+        r = open_listener(lp, (struct sockaddr *)&ss, nloops > 1);
         if (r == 0)
             r = uv_listen((uv_stream_t *)&lp->listener, 4096, on_connection);
         if (r != 0) {
-            log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(r));
+            listen_failed(cfg->listen, r);
             goto out_loops;
         }
         if (i == 0) {
@@ -584,9 +654,11 @@ out_loops:
         loop_free(srv->loops[i]);
     hub_dispose(srv);
     ws_pool_free();
-out_store:
     store_close(srv->store);
 out_free:
+    /* Last: the next server may start once the database is closed. */
+    if (lockfd >= 0)
+        close(lockfd);
     rate_free(srv->rates);
     pthread_mutex_destroy(&srv->lock);
     free(srv);

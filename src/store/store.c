@@ -11,6 +11,8 @@
  * our own allocation of struct store goes through xalloc. */
 #include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -719,6 +722,8 @@ const char *store_strerror(int rc)
         return "already exists";
     case STORE_EINVAL:
         return "invalid argument";
+    case STORE_EBUSY:
+        return "in use by another server";
     default:
         return "unknown store error";
     }
@@ -1268,4 +1273,77 @@ int store_check(struct store *s, char *err)
     }
     done(st);
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * One server per database
+ * ------------------------------------------------------------------------ */
+
+/* The lock lives in a file of its own rather than on the database: SQLite
+ * keeps POSIX locks on the database file, and a process drops every such
+ * lock on a file when it closes any descriptor of it, so a second
+ * descriptor of ours on the database would undo SQLite's locking. */
+static int lock_path(const char *path, char *out, size_t cap)
+{
+    if (!path || !path[0] || !strcmp(path, ":memory:"))
+        return 0;
+    int n = snprintf(out, cap, "%s.lock", path);
+    return n > 0 && (size_t)n < cap ? 1 : -1;
+}
+
+int store_lock(const char *path, int *fd_out, int64_t *holder, char *err)
+{
+    char lp[4096];
+    *fd_out = -1;
+    *holder = 0;
+    if (err)
+        err[0] = '\0';
+    int has = lock_path(path, lp, sizeof lp);
+    if (has == 0)
+        return 0;
+    if (has < 0) {
+        set_err(err, "database path too long");
+        return STORE_EIO;
+    }
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        set_err(err, "cannot open %s: %s", lp, strerror(errno));
+        return STORE_EIO;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) == 0) {
+        *fd_out = fd;
+        return 0;
+    }
+    int e = errno;
+    if (e == EACCES || e == EAGAIN) {
+        struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK)
+            *holder = q.l_pid;
+        close(fd);
+        return STORE_EBUSY;
+    }
+    set_err(err, "cannot lock %s: %s", lp, strerror(e));
+    close(fd);
+    return STORE_EIO;
+}
+
+int store_lock_holder(const char *path, int64_t *pid)
+{
+    char lp[4096];
+    *pid = 0;
+    if (lock_path(path, lp, sizeof lp) <= 0)
+        return -1;
+    int fd = open(lp, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int rc = fcntl(fd, F_GETLK, &q);
+    close(fd);
+    if (rc != 0)
+        return -1;
+    if (q.l_type == F_UNLCK)
+        return 0;
+    *pid = q.l_pid;
+    return 1;
 }

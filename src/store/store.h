@@ -27,6 +27,7 @@ enum {
     STORE_ENOENT = -2,    /* no such row */
     STORE_EEXIST = -3,    /* unique constraint (id or email taken) */
     STORE_EINVAL = -4,    /* argument out of limits (length, empty id) */
+    STORE_EBUSY = -5,     /* the database is held by another server */
 };
 
 struct store;
@@ -148,6 +149,25 @@ int store_project_members(struct store *s, const char *org, const char *id,
 int store_server_set(struct store *s, const struct store_server *srv);
 int store_server_get(struct store *s, struct store_server *out);
 int store_server_clear(struct store *s, int64_t pid);
+
+/* One server per database file. store_lock() takes an exclusive lock on
+ * PATH.lock (created beside the file, mode 0600) and stores in *fd_out the
+ * descriptor that holds it: the lock lasts until that descriptor is closed
+ * or the process ends, however it ends (kill -9 included). The file itself
+ * is left in place. Returns 0; STORE_EBUSY if another process holds the
+ * lock (*holder gets its pid, 0 if it cannot be told); STORE_EIO with a
+ * reason in err if the lock file cannot be opened. A database without a
+ * file (":memory:", "") needs no lock: 0 and *fd_out = -1.
+ *
+ * The lock is a POSIX record lock, so that store_lock_holder() can ask
+ * who holds it without taking it. A process loses such a lock when it
+ * closes any descriptor of the file: open PATH.lock nowhere else in the
+ * process that holds it. */
+int store_lock(const char *path, int *fd_out, int64_t *holder, char *err);
+/* 1 if a process holds PATH.lock (*pid gets its pid, 0 if it cannot be
+ * told), 0 if none does, -1 if it cannot be told (no lock file: no server
+ * of this version has run on the database). Takes no lock. */
+int store_lock_holder(const char *path, int64_t *pid);
 
 /* How long a call waits for another process's lock before STORE_EIO
  * (default 5000 ms; the server uses less so that its loop never stalls). */

@@ -37,6 +37,9 @@ export const DEFAULT_ENV = {
   PRESENCED_FLUSH: '500ms',
   PRESENCED_LOGIN_LIMIT: '1000',
   PRESENCED_LOG_LEVEL: 'debug',
+  // Users added here share the demo password, shorter than the default
+  // minimum `user add` accepts.
+  PRESENCED_MIN_PASSWORD: '4',
 };
 
 export const STATUSES = ['ONLINE', 'AWAY', 'BUSY', 'OFFLINE'];

@@ -231,3 +231,181 @@ def test_cleanup_stale_single_and_default_older_than(srv):
     assert p.stdout.strip() == "Reset 1 stale statuses to OFFLINE", repr(p.stdout)
     assert srv.db_user("o1", "u1")["status"] == 0
     assert srv.db_user("o1", "u2")["status"] == 2
+
+
+# ------------------------------------------------ user add: exactly as given --
+
+def user_add(srv, password, email="new@o1.example", name="New", env=None):
+    """`user add` in o1 with password as raw bytes on stdin."""
+    argv = [BIN, "user", "add", "--org", "o1", "--email", email,
+            "--name", name, "--db", srv.db]
+    p = subprocess.run(argv, input=password, capture_output=True,
+                       env=env or srv.env(), timeout=30)
+    out, err = p.stdout.decode(), p.stderr.decode(errors="replace")
+    srv.cli_runs.append((argv, p.returncode, out, err))
+    return p.returncode, out, err
+
+
+def assert_refused(srv, rc, err, words, email="new@o1.example"):
+    assert rc == 2, "exited %d (want 2): %s" % (rc, err)
+    err = err.strip()
+    assert len(err.splitlines()) == 1, "reason is not one line:\n%s" % err
+    for w in words:
+        assert w in err, err
+    assert not srv.sql("SELECT id FROM users WHERE email=?", (email,))
+
+
+BAD_PASSWORDS = [
+    ("1024 bytes", b"a" * 1024 + b"\n", ["longer than 1023 bytes"]),
+    ("far too long", b"a" * 100000, ["longer than 1023 bytes"]),
+    ("NUL inside", b"pw-secret\x00-123\n", ["NUL"]),
+    ("CR inside", b"pw-secret\r-123\n", ["carriage return"]),
+    ("CRLF line end", b"pw-secret-123\r\n", ["carriage return"]),
+    ("two lines", b"pw-secret-123\nmore\n", ["more than one line"]),
+    ("two newlines", b"pw-secret-123\n\n", ["more than one line"]),
+    ("nothing", b"", ["password is required"]),
+    ("empty line", b"\n", ["password is required"]),
+    ("7 characters", b"seven77\n", ["shorter than 8", "min_password"]),
+    ("not UTF-8", b"pw-secret-\xff\xfe\n", ["UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("case", BAD_PASSWORDS, ids=[c[0] for c in BAD_PASSWORDS])
+def test_user_add_refuses_a_password_it_cannot_store_exactly(srv, case):
+    _, pw, words = case
+    srv.seed_users(("o1", "u1"))
+    rc, _, err = user_add(srv, pw)
+    assert_refused(srv, rc, err, words)
+
+
+BAD_FIELDS = [
+    ("", "New", ["email is empty"]),
+    ("new.o1.example", "New", ["not an address"]),
+    ("new@", "New", ["not an address"]),
+    ("@o1.example", "New", ["not an address"]),
+    ("new user@o1.example", "New", ["space"]),
+    ("new@o1.example", "", ["name is empty"]),
+    ("new@o1.example", "   ", ["name is empty"]),
+    ("new@o1.example", "n" * 201, ["name is longer than 200 bytes"]),
+]
+
+
+@pytest.mark.parametrize("case", BAD_FIELDS,
+                         ids=["%r %r" % (c[0], c[1][:8]) for c in BAD_FIELDS])
+def test_user_add_refuses_empty_name_and_email_that_is_no_address(srv, case):
+    email, name, words = case
+    srv.seed_users(("o1", "u1"))
+    rc, _, err = user_add(srv, b"pw-secret-123\n", email=email, name=name)
+    assert_refused(srv, rc, err, words, email=email)
+
+
+@pytest.mark.settings(login_limit="1000")
+def test_user_add_stores_the_password_exactly_as_given(srv):
+    """What the user types is what logs in: nothing cut, nothing trimmed."""
+    srv.seed_users(("o1", "u1"))
+    cases = {
+        "max@o1.example": (b"a" * 1023, "a" * 1023),            # no newline
+        "spaces@o1.example": (b"  spaced  pass  \n", "  spaced  pass  "),
+        "utf8@o1.example": ("pässwörd-ü 🎉\n".encode(), "pässwörd-ü 🎉"),
+        "tab@o1.example": (b"tab\there-123", "tab\there-123"),
+    }
+    for email, (raw, _) in cases.items():
+        rc, out, err = user_add(srv, raw, email=email)
+        assert rc == 0, (email, rc, err)
+        assert out.strip(), "user add printed no id"
+    srv.start()
+    for email, (_, typed) in cases.items():
+        assert srv.login(email, typed).status_code == 200, email
+    assert srv.login("max@o1.example", "a" * 1022).status_code == 401
+    assert srv.login("spaces@o1.example", "spaced  pass").status_code == 401
+
+
+def test_min_password_setting(srv):
+    srv.seed_users(("o1", "u1"))
+    # Characters, not bytes: 8 two-byte characters are enough, 4 are not.
+    rc, _, err = user_add(srv, "éééé\n".encode())
+    assert_refused(srv, rc, err, ["shorter than 8"])
+    rc, _, err = user_add(srv, "éééééééé\n".encode(), email="e@o1.example")
+    assert rc == 0, err
+    env = srv.env(extra={"PRESENCED_MIN_PASSWORD": "20"})
+    rc, _, err = user_add(srv, b"pw-secret-123\n", env=env)
+    assert_refused(srv, rc, err, ["shorter than 20"])
+    env = srv.env(extra={"PRESENCED_MIN_PASSWORD": "4"})
+    rc, _, err = user_add(srv, b"demo\n", env=env, email="d@o1.example")
+    assert rc == 0, err
+    p = srv.cli("org", "add", "x", env=srv.env(extra={"PRESENCED_MIN_PASSWORD": "0"}))
+    assert p.returncode == 2 and "min_password" in p.stderr.lower(), p.stderr
+    p = srv.cli("serve", "--help", db=False)
+    assert "--min-password" in p.stdout, p.stdout
+
+
+class Pty:
+    """`user add` with its stdin on a pseudo-terminal; .text is everything
+    the command wrote to that terminal."""
+
+    def __init__(self, srv, email):
+        import os
+        self.os = os
+        self.master, slave = os.openpty()
+        argv = [BIN, "user", "add", "--org", "o1", "--email", email,
+                "--name", "Tty", "--db", srv.db]
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=srv.env())
+        os.close(slave)
+        self.text = b""
+
+    def read_until(self, word, timeout=15):
+        import select
+        deadline = time.monotonic() + timeout
+        while word not in self.text:
+            left = deadline - time.monotonic()
+            assert left > 0, "no %r on the terminal; got %r" % (word, self.text)
+            r, _, _ = select.select([self.master], [], [], left)
+            if r:
+                try:
+                    chunk = self.os.read(self.master, 1024)
+                except OSError:       # the command closed the terminal
+                    chunk = b""
+                assert chunk, "terminal closed before %r; got %r" % (word, self.text)
+                self.text += chunk
+
+    def type(self, line):
+        self.os.write(self.master, line)
+
+    def finish(self):
+        out, err = self.proc.communicate(timeout=30)
+        self.os.close(self.master)
+        return self.proc.returncode, out.decode(), err.decode()
+
+
+def test_user_add_prompts_without_echo_at_a_terminal(srv):
+    srv.seed_users(("o1", "u1"))
+    t = Pty(srv, "tty@o1.example")
+    t.read_until(b"Password for tty@o1.example: ")
+    t.type(b"typed secret 42\n")
+    t.read_until(b"Repeat the password: ")
+    t.type(b"typed secret 42\n")
+    rc, out, err = t.finish()
+    assert rc == 0, (rc, out, err)
+    assert out.strip(), "user add printed no id"
+    assert b"typed secret" not in t.text, "the password was echoed: %r" % t.text
+    srv.start()
+    assert srv.login("tty@o1.example", "typed secret 42").status_code == 200
+
+
+def test_user_add_at_a_terminal_refuses_two_different_passwords(srv):
+    srv.seed_users(("o1", "u1"))
+    t = Pty(srv, "tty@o1.example")
+    t.read_until(b"Password for")
+    t.type(b"typed secret 42\n")
+    t.read_until(b"Repeat the password: ")
+    t.type(b"typed secret 43\n")
+    rc, _, err = t.finish()
+    assert_refused(srv, rc, err, ["differ"], email="tty@o1.example")
+    # And a password refused at once is not asked for twice.
+    t = Pty(srv, "tty@o1.example")
+    t.read_until(b"Password for")
+    t.type(b"short\n")
+    rc, _, err = t.finish()
+    assert_refused(srv, rc, err, ["shorter than 8"], email="tty@o1.example")
+    assert b"Repeat" not in t.text

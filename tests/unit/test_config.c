@@ -48,6 +48,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_msg, 65536);
     assert_int_equal(c.login_limit, 10);
     assert_int_equal(c.login_window_ms, 5 * 60000);
+    assert_int_equal(c.min_password, 8);
     assert_int_equal(c.demo, 0);
 }
 
@@ -211,6 +212,9 @@ static void test_set_errors(void **state)
          "trusted_proxies: bad address list \"proxy.example\" (use "
          "addresses or CIDR blocks, e.g. 127.0.0.1, ::1, 10.0.0.0/8)"},
         {"login_queue", "0", "login_queue: \"0\" is too small (at least 1)"},
+        {"min_password", "0", "min_password: \"0\" is too small (at least 1)"},
+        {"min_password", "1024",
+         "min_password: \"1024\" is too large (at most 1023)"},
         {"demo", "maybe",
          "demo: bad boolean \"maybe\" (use true/false, yes/no, on/off, 1/0)"},
         {"log_level", "verbose",
@@ -460,7 +464,7 @@ static void test_each(void **state)
 {
     struct each_acc a = {0};
     config_each(each_cb, &a);
-    assert_int_equal(a.n, 34);
+    assert_int_equal(a.n, 35);
     assert_true(a.saw_jwt && a.saw_grace);
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,14 +217,69 @@ static void test_memory_open(void **state)
 
 static void test_strerror(void **state)
 {
-    const int codes[] = {STORE_EIO, STORE_ENOENT, STORE_EEXIST, STORE_EINVAL};
-    for (size_t i = 0; i < 4; i++) {
+    const int codes[] = {STORE_EIO, STORE_ENOENT, STORE_EEXIST, STORE_EINVAL,
+                         STORE_EBUSY};
+    for (size_t i = 0; i < 5; i++) {
         assert_non_null(store_strerror(codes[i]));
         assert_true(strlen(store_strerror(codes[i])) > 0);
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(store_strerror(codes[i]),
                                     store_strerror(codes[j]));
     }
+    (void)state;
+}
+
+/* One server per database: while a process holds the lock another is
+ * refused and told its pid, anyone may ask who holds it, and the lock goes
+ * with its process. */
+static void test_lock(void **state)
+{
+    char path[] = "/tmp/test_store_lock_XXXXXX", lockpath[64], err[256], ch;
+    int tfd = mkstemp(path), ready[2], done[2], fd, st;
+    int64_t pid, holder;
+    assert_true(tfd >= 0);
+    close(tfd);
+    snprintf(lockpath, sizeof lockpath, "%s.lock", path);
+    assert_int_equal(store_lock_holder(path, &pid), -1); /* no file yet */
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(done), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(ready[0]);
+        close(done[1]);
+        if (store_lock(path, &fd, &holder, NULL) != 0 || fd < 0)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        ssize_t r = read(done[0], &ch, 1); /* EOF: the parent is done */
+        _exit(r == 0 ? 0 : 1);
+    }
+    close(ready[1]);
+    close(done[0]);
+    assert_int_equal(read(ready[0], &ch, 1), 1);
+    assert_int_equal(store_lock_holder(path, &pid), 1);
+    assert_int_equal(pid, child);
+    assert_int_equal(store_lock(path, &fd, &holder, err), STORE_EBUSY);
+    assert_int_equal(fd, -1);
+    assert_int_equal(holder, child);
+    close(done[1]);
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(ready[0]);
+    assert_int_equal(store_lock_holder(path, &pid), 0);
+    assert_int_equal(store_lock(path, &fd, &holder, err), 0);
+    assert_true(fd >= 0);
+    close(fd);
+    /* Without a file there is nothing to share. */
+    assert_int_equal(store_lock(":memory:", &fd, &holder, err), 0);
+    assert_int_equal(fd, -1);
+    /* A lock file that cannot be made: a reason, not a refusal. */
+    assert_int_equal(store_lock("/nonexistent/dir/x.db", &fd, &holder, err),
+                     STORE_EIO);
+    assert_non_null(strstr(err, "x.db.lock"));
+    unlink(path);
+    unlink(lockpath);
     (void)state;
 }
 
@@ -1199,6 +1255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_open),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_lock),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
