@@ -9,7 +9,7 @@ import struct
 import pytest
 import requests
 
-from conftest import RawWS, token_for
+from conftest import RawWS, token_for, wait_until
 
 # (frame sent, error code expected).  str is a text frame, bytes a binary one.
 BAD_MESSAGES = [
@@ -162,3 +162,45 @@ def test_client_disappearing_mid_frame(server):
     raw.sock.close()
     obs.expect_presence("u1", "OFFLINE", "grace_expired", timeout=4)
     obs.ping()
+
+
+# ---- log lines cannot be forged ----------------------------------------------
+
+# What an attacker would like a second log line to say.
+FORGED = "2030-01-01T00:00:00.000Z INFO 10.0.0.1: login o1/admin"
+
+
+def _forged_lines(server):
+    """Log lines that start with the forged text (emails are lowercased)."""
+    return [l for l in server.log_text().splitlines()
+            if l.lower().startswith(FORGED[:24].lower())]
+
+
+def test_login_email_cannot_forge_a_log_line(server):
+    # The email of a failed login is logged; a newline in it must not
+    # start a line of its own (docs/security.md "Injection").
+    r = server.login("x@y.example\n" + FORGED, "wrong-password")
+    assert r.status_code in (400, 401), (r.status_code, r.text)
+    r = server.login("a@b.example\r\n\x1b[2K" + FORGED, "wrong-password")
+    assert r.status_code in (400, 401), (r.status_code, r.text)
+    # log_msg writes its line before the answer goes out.
+    text = server.log_text()
+    assert not _forged_lines(server), text
+    assert ("failed login for x@y.example\\n" + FORGED).lower() in text, \
+        text[-3000:]
+    assert ("failed login for a@b.example\\r\\n\\x1b[2k" + FORGED).lower() \
+        in text, text[-3000:]
+
+
+def test_token_claims_cannot_forge_a_log_line(server):
+    # Ids from a token's claims are logged when the user is provisioned and
+    # on every presence change (debug): escaped the same way.
+    user = "mallory\n" + FORGED
+    c = server.ws("o1", user, name="M\nX")
+    c.ping()
+    c.close()
+    wait_until(lambda: "provisioned user o1/mallory\\n" in server.log_text(),
+               5, what="provisioning logged")
+    text = server.log_text()
+    assert not _forged_lines(server), text
+    assert "o1/mallory\\n" + FORGED in text, text[-3000:]
