@@ -4,7 +4,14 @@
  * so requests are served one at a time per connection (pipelined ones wait
  * in conn->in). Only the headers presenced uses are kept; the request line
  * and headers together are capped at HTTP_MAX_HEADER (431 past it) and the
- * body at HTTP_MAX_BODY (413). */
+ * body at HTTP_MAX_BODY (413).
+ *
+ * The parser library is built lenient: it takes a space inside or after a
+ * header name and any one-digit HTTP version. Where RFC 9112 says a server
+ * must reject, the callbacks below do (400): a header name of anything but
+ * token characters (so no whitespace before the colon, 5.1), a version
+ * other than 1.0 or 1.1 (2.3), and an HTTP/1.1 request without exactly one
+ * Host (3.2). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +22,31 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-enum { TOO_BIG_HEADER = 1, TOO_BIG_BODY = 2 };
+/* Why a request was refused before it was complete (req->complete holds
+ * the negative); see refusals[] for the answers. */
+enum {
+    TOO_BIG_HEADER = 1,
+    TOO_BIG_BODY,
+    BAD_FIELD_NAME,
+    BAD_VERSION,
+    NO_HOST,
+    TWO_HOSTS,
+};
+
+static const struct {
+    int status;
+    const char *code, *message;
+} refusals[] = {
+    [TOO_BIG_HEADER] = {431, "too_large", "request line or headers too large"},
+    [TOO_BIG_BODY] = {413, "too_large", "request body too large"},
+    [BAD_FIELD_NAME] = {400, "bad_request",
+                        "header name with a character other than a token's "
+                        "(whitespace before the colon?)"},
+    [BAD_VERSION] = {400, "bad_request",
+                     "HTTP version not supported (1.0 and 1.1 only)"},
+    [NO_HOST] = {400, "bad_request", "HTTP/1.1 request without a Host header"},
+    [TWO_HOSTS] = {400, "bad_request", "more than one Host header"},
+};
 
 static struct http_req *req_new(size_t max_body)
 {
@@ -47,9 +78,9 @@ void http_req_free(struct http_req *r)
 
 static struct conn *conn_of(http_parser *p) { return p->data; }
 
-static int too_big(struct conn *c, int what)
+static int refuse(struct conn *c, int why)
 {
-    c->h->req->complete = -what;
+    c->h->req->complete = -why;
     return -1; /* an error to the parser (1 from headers_complete would
                   mean "no body") */
 }
@@ -57,8 +88,9 @@ static int too_big(struct conn *c, int what)
 static int count(struct conn *c, size_t n)
 {
     c->h->req->header_bytes += n;
-    return c->h->req->header_bytes > HTTP_MAX_HEADER ? too_big(c, TOO_BIG_HEADER)
-                                                  : 0;
+    return c->h->req->header_bytes > HTTP_MAX_HEADER
+               ? refuse(c, TOO_BIG_HEADER)
+               : 0;
 }
 
 static int on_begin(http_parser *p)
@@ -73,13 +105,23 @@ static int on_url(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = conn_of(p);
     if (count(c, n) || buf_append(&c->h->req->url, at, n))
-        return too_big(c, TOO_BIG_HEADER);
+        return refuse(c, TOO_BIG_HEADER);
     return 0;
 }
 
+/* RFC 9110 5.6.2: tchar, what a header name is made of. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 /* Keeps the headers we use; a repeated one keeps its first value, so a
- * second Authorization or Origin cannot override the first. */
-static void store_header(struct http_req *r)
+ * second Authorization or Origin cannot override the first. A second Host
+ * is refused outright: two servers (a proxy and us) could each believe a
+ * different one. Returns 0 or a refusal. */
+static int store_header(struct http_req *r)
 {
     static const struct {
         const char *name;
@@ -101,11 +143,13 @@ static void store_header(struct http_req *r)
         {"x-forwarded-proto", offsetof(struct http_req, forwarded_proto)},
     };
     if (!r->hname.len)
-        return;
+        return 0;
     for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
         if (strcasecmp(r->hname.data, keep[i].name) == 0) {
             char **slot = (char **)((char *)r + keep[i].off);
             const char *v = r->hvalue.len ? r->hvalue.data : "";
+            if (*slot && slot == &r->host)
+                return TWO_HOSTS;
             if (!*slot) {
                 *slot = xstrdup(v);
             } else if (slot == &r->forwarded_for) {
@@ -120,6 +164,7 @@ static void store_header(struct http_req *r)
     }
     buf_reset(&r->hname);
     buf_reset(&r->hvalue);
+    return 0;
 }
 
 static int on_hfield(http_parser *p, const char *at, size_t n)
@@ -127,11 +172,18 @@ static int on_hfield(http_parser *p, const char *at, size_t n)
     struct conn *c = conn_of(p);
     struct http_req *r = c->h->req;
     if (r->in_value) {
-        store_header(r);
+        int why = store_header(r);
+        if (why)
+            return refuse(c, why);
         r->in_value = 0;
     }
+    /* The name may come in pieces; each byte is checked as it comes. A
+     * space before the colon reaches us as the end of the name. */
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)at[i]))
+            return refuse(c, BAD_FIELD_NAME);
     if (count(c, n) || buf_append(&r->hname, at, n))
-        return too_big(c, TOO_BIG_HEADER);
+        return refuse(c, TOO_BIG_HEADER);
     return 0;
 }
 
@@ -141,7 +193,7 @@ static int on_hvalue(http_parser *p, const char *at, size_t n)
     struct http_req *r = c->h->req;
     r->in_value = 1;
     if (count(c, n) || buf_append(&r->hvalue, at, n))
-        return too_big(c, TOO_BIG_HEADER);
+        return refuse(c, TOO_BIG_HEADER);
     return 0;
 }
 
@@ -149,12 +201,20 @@ static int on_headers_done(http_parser *p)
 {
     struct conn *c = conn_of(p);
     struct http_req *r = c->h->req;
-    store_header(r);
+    int why = store_header(r);
+    if (why)
+        return refuse(c, why);
+    /* HTTP/0.9 (no version at all) comes out as 0.9; 1.2, 2.0 as such. */
+    if (p->http_major != 1 || p->http_minor > 1)
+        return refuse(c, BAD_VERSION);
+    /* HTTP/1.0 may leave Host out (RFC 9112 3.2 binds 1.1 clients). */
+    if (p->http_minor == 1 && !r->host)
+        return refuse(c, NO_HOST);
     r->method = p->method;
     r->keep_alive = http_should_keep_alive(p);
     if (p->content_length != ULLONG_MAX &&
         p->content_length > (uint64_t)c->lp->cfg.max_body)
-        return too_big(c, TOO_BIG_BODY);
+        return refuse(c, TOO_BIG_BODY);
     return 0;
 }
 
@@ -162,7 +222,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = conn_of(p);
     if (buf_append(&c->h->req->body, at, n))
-        return too_big(c, TOO_BIG_BODY);
+        return refuse(c, TOO_BIG_BODY);
     return 0;
 }
 
@@ -226,11 +286,9 @@ static void parse(struct conn *c)
         enum http_errno e = HTTP_PARSER_ERRNO(&c->h->parser);
         struct http_req *r = c->h->req;
         if (r && r->complete < 0) {
-            if (r->complete == -TOO_BIG_BODY)
-                http_error(c, 413, "too_large", "request body too large");
-            else
-                http_error(c, 431, "too_large",
-                           "request line or headers too large");
+            int why = -r->complete;
+            http_error(c, refusals[why].status, refusals[why].code,
+                       refusals[why].message);
             conn_close_after_write(c);
             return;
         }

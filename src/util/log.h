@@ -1,6 +1,15 @@
 /* log.h - one line per event on stderr: UTC time, level, message.
  *   2026-11-28T22:10:49.123Z INFO listening on 127.0.0.1:8080
- * Not thread-safe beyond what stdio gives (one fprintf per line). */
+ * Not thread-safe beyond what stdio gives (one fprintf per line).
+ *
+ * The formatted message is escaped before it is written, so that text a
+ * client chose (an email, an id from a token) can neither start a line of
+ * its own nor pass for one: a backslash becomes \\, newline, carriage
+ * return and tab become \n, \r and \t, every other control character
+ * (C0, DEL, C1) and every byte that is not part of well-formed UTF-8
+ * becomes \xNN. Well-formed UTF-8 otherwise passes as it is. Format
+ * strings therefore never hold a newline: one event, one line. Messages
+ * are cut at 1023 bytes before escaping. */
 #ifndef LOG_H
 #define LOG_H
 

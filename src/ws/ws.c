@@ -23,6 +23,7 @@
 
 #include "net/server.h"
 #include "util/log.h"
+#include "util/utf8.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
 
@@ -32,6 +33,12 @@ struct ws_ctx {
     struct conn *c;
     uint64_t fed, framed;       /* bytes given to wslay; in its frames */
     int in_msg;                 /* a fragmented message is open */
+    /* The payload of a close frame being read, checked whole when the
+     * frame ends (see close_check()). Control frames carry 125 bytes at
+     * most: wslay refuses longer ones. */
+    int in_close;
+    uint8_t close_len;
+    uint8_t close_buf[125];
 };
 
 /* The bytes ws_on_data() is feeding to wslay (one connection at a time
@@ -114,6 +121,74 @@ static void on_frame_start(wslay_event_context_ptr ctx,
         w->in_msg = !a->fin;
     else if (a->opcode == WSLAY_CONTINUATION_FRAME && a->fin)
         w->in_msg = 0;
+    w->in_close = a->opcode == WSLAY_CONNECTION_CLOSE;
+    w->close_len = 0;
+}
+
+static void on_frame_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *a,
+                           void *ud)
+{
+    struct ws_ctx *w = ud;
+    if (!w->in_close)
+        return;
+    size_t room = sizeof w->close_buf - w->close_len;
+    size_t n = a->data_length < room ? a->data_length : room;
+    memcpy(w->close_buf + w->close_len, a->data, n);
+    w->close_len += (uint8_t)n;
+}
+
+/* RFC 6455 7.4: the codes a peer may send. 1004-1006 and 1015 are never
+ * sent, 1016-2999 are unassigned, 3000-4999 belong to applications. This
+ * is the set wslay checks too (it also refuses 1012-1014). */
+static int close_code_ok(unsigned code)
+{
+    return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 &&
+            code != 1006) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* Checks a close frame's payload (RFC 6455 5.5.1): empty, or a valid code
+ * and a UTF-8 reason. Returns 0, or the close code to answer with and its
+ * reason in *why. wslay answers a 1-byte payload with an empty close, and
+ * checks the reason's UTF-8 piece by piece as reads bring it, skipping the
+ * first two bytes of every piece: invalid bytes at the start of a later
+ * piece went through, so the whole payload is checked here. (The same
+ * skip can make wslay answer 1007 to a valid reason cut inside a
+ * multi-byte character; nothing here can undo that, and such a client is
+ * closing anyway.) */
+static unsigned close_check(const struct ws_ctx *w, const char **why)
+{
+    if (w->close_len == 0)
+        return 0;
+    if (w->close_len == 1) {
+        *why = "close payload of one byte";
+        return 1002;
+    }
+    if (!close_code_ok((unsigned)w->close_buf[0] << 8 | w->close_buf[1])) {
+        *why = "invalid close code";
+        return 1002;
+    }
+    if (!utf8_valid(w->close_buf + 2, w->close_len - 2u)) {
+        *why = "close reason is not UTF-8";
+        return 1007;
+    }
+    return 0;
+}
+
+/* A bad close is answered with ours, queued before wslay's own echo of
+ * it, which wslay then finds it may no longer queue. */
+static void on_frame_end(wslay_event_context_ptr ctx, void *ud)
+{
+    struct ws_ctx *w = ud;
+    if (!w->in_close)
+        return;
+    w->in_close = 0;
+    const char *why = NULL;
+    unsigned code = close_check(w, &why);
+    if (code)
+        wslay_event_queue_close(ctx, (uint16_t)code, (const uint8_t *)why,
+                                strlen(why));
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -121,6 +196,8 @@ static const struct wslay_event_callbacks callbacks = {
     .send_callback = send_cb,
     .on_msg_recv_callback = on_msg,
     .on_frame_recv_start_callback = on_frame_start,
+    .on_frame_recv_chunk_callback = on_frame_chunk,
+    .on_frame_recv_end_callback = on_frame_end,
 };
 
 /* The connection's wslay context, from the pool or new; NULL if out of
@@ -144,6 +221,8 @@ static wslay_event_context_ptr ws_ctx(struct conn *c)
     w->c = c;
     w->fed = w->framed = 0;
     w->in_msg = 0;
+    w->in_close = 0;
+    w->close_len = 0;
     c->ws = w;
     return w->ev;
 }

@@ -7,6 +7,8 @@ SQLite file (h2o t/Util.pm spawn_h2o, Redis start_server).  Helpers:
   WSClient        a synchronous wrapper over websockets (asyncio API, 10.4)
                   driven by one background event-loop thread, so the library
                   answers the server's pings between test steps
+  Drain           reads a WSClient continuously in the background, for a
+                  client that must keep up while the test thread is busy
   RawWS           a raw-socket WebSocket client for frames that websockets
                   will not produce (never answering pings, unmasked frames,
                   invalid UTF-8)
@@ -482,6 +484,87 @@ def connect_status(url, headers=None, origin=None, timeout=5.0):
         return e.status_code
     c.close()
     return 101
+
+
+class Drain:
+    """Reads a WSClient's frames all the time, in a task of its own on the
+    client loop, so that the client keeps up however long the test thread
+    is busy elsewhere.  (A WSClient read only from the test thread stops
+    reading past 32 unread messages, websockets' max_queue, and then
+    answers no ping either: to the server, a slow consumer.)  Frames go
+    through the client's own bookkeeping (.log, .view, .seq_errors).
+    ping() sends {"type":"ping"} and waits for its pong; wait() waits for
+    a condition on the client; stop() ends the task, after which the
+    client is read as usual (and, unread, falls behind again)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.cond = threading.Condition()
+        self.pongs = 0
+        self.closed = None      # (code, reason) once the server closed
+        self.error = None
+
+        async def start():
+            return asyncio.ensure_future(self._run())
+        self.task = loop().run(start(), 5)
+
+    async def _run(self):
+        c = self.client
+        try:
+            async for raw in c.ws:
+                msg = json.loads(raw) if isinstance(raw, str) else raw
+                if isinstance(msg, dict):
+                    msg = c._process(msg)
+                with self.cond:
+                    if msg is not None:
+                        c.log.append(msg)
+                    if isinstance(msg, dict) and msg.get("type") == "pong":
+                        self.pongs += 1
+                    self.cond.notify_all()
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        except Exception as e:     # reported by ping() and stop()
+            self.error = e
+        with self.cond:
+            if not c.ws.open:
+                self.closed = (c.ws.close_code, c.ws.close_reason)
+            self.cond.notify_all()
+
+    def _check(self):
+        assert self.error is None, "%s: reader failed: %r" % (
+            self.client.label, self.error)
+        assert self.closed is None, "%s: closed by the server %r" % (
+            self.client.label, self.closed)
+
+    def ping(self, timeout):
+        with self.cond:
+            want = self.pongs + 1
+        self.client.send_json({"type": "ping"})
+        with self.cond:
+            self.cond.wait_for(lambda: self.pongs >= want or self.closed
+                               or self.error, timeout)
+            self._check()
+            assert self.pongs >= want, "%s: no pong within %.1fs" % (
+                self.client.label, timeout)
+
+    def wait(self, pred, timeout, what="condition"):
+        """Waits until pred(client) is true (checked as frames arrive)."""
+        with self.cond:
+            ok = self.cond.wait_for(lambda: pred(self.client) or self.closed
+                                    or self.error, timeout)
+            self._check()
+            assert ok, "%s: no %s within %.1fs" % (self.client.label, what,
+                                                   timeout)
+
+    def stop(self):
+        async def cancel():
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        loop().run(cancel(), 5)
+        self._check()
 
 
 # ---------------------------------------------------------- raw WS ----

@@ -3,13 +3,15 @@ error frame and the connection stays usable; other clients never notice
 (docs/protocol.md "Client to server", "Liveness and close codes")."""
 
 import json
+import os
 import socket
 import struct
+import time
 
 import pytest
 import requests
 
-from conftest import RawWS, token_for
+from conftest import RawWS, token_for, wait_until
 
 # (frame sent, error code expected).  str is a text frame, bytes a binary one.
 BAD_MESSAGES = [
@@ -162,3 +164,139 @@ def test_client_disappearing_mid_frame(server):
     raw.sock.close()
     obs.expect_presence("u1", "OFFLINE", "grace_expired", timeout=4)
     obs.ping()
+
+
+# ---- log lines cannot be forged ----------------------------------------------
+
+# What an attacker would like a second log line to say.
+FORGED = "2030-01-01T00:00:00.000Z INFO 10.0.0.1: login o1/admin"
+
+
+def _forged_lines(server):
+    """Log lines that start with the forged text (emails are lowercased)."""
+    return [l for l in server.log_text().splitlines()
+            if l.lower().startswith(FORGED[:24].lower())]
+
+
+def test_login_email_cannot_forge_a_log_line(server):
+    # The email of a failed login is logged; a newline in it must not
+    # start a line of its own (docs/security.md "Injection").
+    r = server.login("x@y.example\n" + FORGED, "wrong-password")
+    assert r.status_code in (400, 401), (r.status_code, r.text)
+    r = server.login("a@b.example\r\n\x1b[2K" + FORGED, "wrong-password")
+    assert r.status_code in (400, 401), (r.status_code, r.text)
+    # log_msg writes its line before the answer goes out.
+    text = server.log_text()
+    assert not _forged_lines(server), text
+    assert ("failed login for x@y.example\\n" + FORGED).lower() in text, \
+        text[-3000:]
+    assert ("failed login for a@b.example\\r\\n\\x1b[2k" + FORGED).lower() \
+        in text, text[-3000:]
+
+
+def test_token_claims_cannot_forge_a_log_line(server):
+    # Ids from a token's claims are logged when the user is provisioned and
+    # on every presence change (debug): escaped the same way.
+    user = "mallory\n" + FORGED
+    c = server.ws("o1", user, name="M\nX")
+    c.ping()
+    c.close()
+    wait_until(lambda: "provisioned user o1/mallory\\n" in server.log_text(),
+               5, what="provisioning logged")
+    text = server.log_text()
+    assert not _forged_lines(server), text
+    assert "o1/mallory\\n" + FORGED in text, text[-3000:]
+
+
+# ---- close frames (RFC 6455 5.5.1, 7.1.5, 7.4) -----------------------------------
+
+def _masked(opcode, payload):
+    """One masked, final client frame as bytes."""
+    assert len(payload) < 126
+    key = os.urandom(4)
+    return (struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + key +
+            bytes(b ^ key[i % 4] for i, b in enumerate(payload)))
+
+
+def _close_answer(server, payload, cuts=()):
+    """Sends a close frame with payload (cut into separate writes at the
+    given offsets of the whole frame, with a pause so that the server reads
+    each piece on its own) and returns the server's close (code, reason)."""
+    raw = RawWS(server.port, "/ws/echo")
+    assert raw.status == 101, raw.head
+    raw.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = _masked(0x8, payload)
+    last = 0
+    for cut in list(cuts) + [len(data)]:
+        raw.sock.sendall(data[last:cut])
+        last = cut
+        if cut != len(data):
+            time.sleep(0.1)
+    code, reason, _ = raw.wait_close(5)
+    raw.close()
+    return code, reason
+
+
+@pytest.mark.settings(echo_endpoint=1)
+def test_valid_close_payloads_are_echoed(server):
+    assert _close_answer(server, b"") == (None, "")
+    assert _close_answer(server, struct.pack("!H", 1000)) == (1000, "")
+    for code in (1000, 1001, 1003, 1011, 3000, 4999):
+        assert _close_answer(server, struct.pack("!H", code) + b"bye") == \
+            (code, "bye"), code
+    reason = "au revoir \u00e9t\u00e9 \u2713".encode()
+    assert _close_answer(server, struct.pack("!H", 1000) + reason) == \
+        (1000, reason.decode())
+
+
+@pytest.mark.settings(echo_endpoint=1)
+def test_close_with_one_byte_payload_gets_1002(server):
+    # RFC 6455 5.5.1: a close body, if any, starts with a 2-byte code; one
+    # byte is no close at all. 7.4.1: 1002 protocol error.
+    assert _close_answer(server, b"\x03")[0] == 1002
+    assert _close_answer(server, b"\xe8", cuts=(2, 6))[0] == 1002
+    # The same on the presence endpoint.
+    raw = RawWS(server.port, "/ws/presence/?token=" + token_for("o1", "u1"))
+    assert raw.status == 101
+    assert raw.recv_json()["type"] == "hello"
+    raw.sock.sendall(_masked(0x8, b"\x03"))
+    code, _, _ = raw.wait_close(5)
+    assert code == 1002, code
+    raw.close()
+
+
+@pytest.mark.settings(echo_endpoint=1)
+def test_close_with_invalid_code_gets_1002(server):
+    # 7.4.1: 1004-1006 and 1015 are never sent; 7.4.2: below 1000 and from
+    # 5000 up are not codes; 1016-2999 are for the IETF, not assigned.
+    for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535):
+        got = _close_answer(server, struct.pack("!H", code) + b"x")[0]
+        assert got == 1002, (code, got)
+
+
+@pytest.mark.settings(echo_endpoint=1)
+def test_close_with_invalid_utf8_reason_gets_1007(server):
+    # 5.5.1: the reason is UTF-8; 8.1: invalid UTF-8 fails the connection
+    # with 1007.
+    for reason in (b"\xff", b"ok\xc3\x28", b"\xed\xa0\x80", b"cut\xe2\x82"):
+        got = _close_answer(server, struct.pack("!H", 1000) + reason)[0]
+        assert got == 1007, (reason, got)
+
+
+@pytest.mark.settings(echo_endpoint=1)
+def test_close_reason_checked_across_reads(server):
+    # The reason arriving in a read of its own (header, mask key and code
+    # in the first): every byte of it is checked, invalid UTF-8 at its
+    # start included.
+    frame_head = 2 + 4 + 2
+    for reason in (b"\xff\xfe", b"\xff\xfeabc", b"\xc0\xaf"):
+        got = _close_answer(server, struct.pack("!H", 1000) + reason,
+                            cuts=(frame_head,))[0]
+        assert got == 1007, (reason, got)
+    # A valid reason in a read of its own is still valid. (Cut inside the
+    # payload, wslay can take valid UTF-8 for invalid: see ws.c.)
+    reason = "\u00e9\u00e9\u2713".encode()
+    for cut in (2, frame_head - 2):
+        got = _close_answer(server, struct.pack("!H", 1000) + reason,
+                            cuts=(cut,))
+        assert got == (1000, reason.decode()), (cut, got)
