@@ -20,11 +20,15 @@ export class ApiError extends Error {
 
 let leaving = false;
 
-export function goToLogin() {
+// Leaves for /login, with next= this page so that signing in comes back
+// here (not after signing out oneself).
+export function goToLogin(back = true) {
   if (leaving)
     return;
   leaving = true;
-  location.assign('/login');
+  const here = location.pathname + location.search + location.hash;
+  location.assign(!back || here === '/' ? '/login'
+    : '/login?next=' + encodeURIComponent(here));
 }
 
 // fetch() for the JSON API. Throws ApiError (status 0 = network). A 401
@@ -315,7 +319,7 @@ function renderHeader(active, presence) {
       }
     }
     presence.close();
-    goToLogin();
+    goToLogin(false);
   });
 
   const nav = h('nav', { class: 'main-nav', 'aria-label': 'Main' },
