@@ -46,8 +46,8 @@ static int hexval(int ch)
     return -1;
 }
 
-/* Finds name in a query string and percent-decodes its value into out.
- * Returns the length, or -1 if absent, malformed or too long. */
+/* Percent-decodes [s, e) into out. Returns the length, or -1 if
+ * malformed or too long. */
 static int decode(const char *s, const char *e, int plus, char *out,
                   size_t outlen)
 {
@@ -70,6 +70,8 @@ static int decode(const char *s, const char *e, int plus, char *out,
     return (int)o;
 }
 
+/* Finds name in a query string and decodes its value into out. Returns
+ * the length, -1 if absent, or -2 if present but malformed or too long. */
 static int query_get(const char *q, size_t qlen, const char *name, char *out,
                      size_t outlen)
 {
@@ -78,10 +80,29 @@ static int query_get(const char *q, size_t qlen, const char *name, char *out,
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *e = amp ? amp : end;
-        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
-            return decode(p + nl + 1, e, 1, out, outlen);
+        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 &&
+            p[nl] == '=') {
+            int n = decode(p + nl + 1, e, 1, out, outlen);
+            return n < 0 ? -2 : n;
+        }
         p = e + 1;
     }
+    return -1;
+}
+
+/* docs/protocol.md "?auto=": the page's idle state when it connects, as
+ * struct conn.idle_at_connect (0 ONLINE, also when absent; 1 AWAY;
+ * 2 OFFLINE), or -1 for any other value. */
+static int ws_auto(const char *q, size_t qlen)
+{
+    static const char *const names[] = {"ONLINE", "AWAY", "OFFLINE"};
+    char v[8];
+    int n = q ? query_get(q, qlen, "auto", v, sizeof v) : -1;
+    if (n == -1)
+        return 0;
+    for (int i = 0; n >= 0 && i < 3; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
     return -1;
 }
 
@@ -228,7 +249,16 @@ static void count_conns(void *ud, const struct presence_member *m)
     *(unsigned *)ud = m->nconns;
 }
 
+/* A member as the caller itself sees it (its login, /api/me, its own
+ * status and page): the truth, its connections included. */
 static void member_cb(void *ud, const struct presence_member *m)
+{
+    msg_encode_member_self(ud, m);
+}
+
+/* A member as the other members see it: someone who appears offline
+ * looks really offline (docs/protocol.md "Presence rules"). */
+static void public_cb(void *ud, const struct presence_member *m)
 {
     msg_encode_member(ud, m);
 }
@@ -241,11 +271,14 @@ static void list_cb(void *ud, const struct presence_member *m)
     msg_encode_member(b, m);
 }
 
-static void respond_member(struct conn *c, const char *org, const char *user)
+/* user of w's organization, as w sees it. */
+static void respond_member(struct conn *c, const struct who *w,
+                           const char *user)
 {
     struct buf b;
     buf_init(&b, 0);
-    if (presence_get(c->srv->presence, org, user, member_cb, &b) != 0)
+    if (presence_get(c->srv->presence, w->org, user,
+                     strcmp(user, w->user) ? public_cb : member_cb, &b) != 0)
         http_error(c, 404, "not_found", "no such user");
     else
         http_respond_json(c, 200, NULL, &b);
@@ -444,7 +477,7 @@ static void api_status(struct conn *c, struct http_req *r, struct who *w)
         http_error(c, 400, "invalid_status", "status not allowed");
         return;
     }
-    respond_member(c, w->org, w->user);
+    respond_member(c, w, w->user);
 }
 
 static void manual_cb(void *ud, const struct presence_member *m)
@@ -555,7 +588,7 @@ static void group_member_cb(void *ud, const char *user)
     size_t before = b->len;
     if (b->data[b->len - 1] != '[')
         buf_puts(b, ",");
-    if (presence_get(m->srv->presence, m->org, user, member_cb, b) != 0) {
+    if (presence_get(m->srv->presence, m->org, user, public_cb, b) != 0) {
         /* A member the server has not loaded (added by the CLI since it
          * started): shown as stored, OFFLINE until it connects. */
         b->len = before;
@@ -563,7 +596,7 @@ static void group_member_cb(void *ud, const char *user)
         if (hub_ensure_user(m->srv, m->org, user, NULL) == 0) {
             if (b->data[b->len - 1] != '[')
                 buf_puts(b, ",");
-            presence_get(m->srv->presence, m->org, user, member_cb, b);
+            presence_get(m->srv->presence, m->org, user, public_cb, b);
         }
     }
 }
@@ -799,6 +832,12 @@ static void route(struct conn *c, struct http_req *r)
         is(r, -1, path, plen, "/ws/presence")) {
         if (ws_upgrade_check(c, r) != 0)
             return;
+        int idle = ws_auto(q, qlen);
+        if (idle < 0) {
+            http_error(c, 400, "bad_request",
+                       "auto must be ONLINE, AWAY or OFFLINE");
+            return;
+        }
         /* A cookie carries ambient authority: a page of another site
          * must not open a socket as the user (cross-site WebSocket
          * hijacking). Tokens are never ambient, so need no check. */
@@ -822,6 +861,7 @@ static void route(struct conn *c, struct http_req *r)
         char sub[4];
         c->subscriber = q && query_get(q, qlen, "subscribe", sub, sizeof sub) > 0 &&
                         strcmp(sub, "0") != 0;
+        c->idle_at_connect = (unsigned)idle;
         ws_upgrade(c, r, w.org, w.user, w.session);
         return;
     }
@@ -908,7 +948,7 @@ static void route(struct conn *c, struct http_req *r)
         if (decode(path + 11, path + plen, 0, id, sizeof id) <= 0)
             http_error(c, 404, "not_found", "no such user");
         else
-            respond_member(c, w.org, id);
+            respond_member(c, &w, id);
     } else {
         http_error(c, 404, "not_found", "no such endpoint");
     }

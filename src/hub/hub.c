@@ -392,12 +392,16 @@ void hub_sync_org(struct server *srv, const char *org)
 
 void hub_attach(struct conn *c)
 {
+    static const enum presence_status idle[] = {
+        PRESENCE_ONLINE, PRESENCE_AWAY, PRESENCE_OFFLINE, PRESENCE_OFFLINE,
+    };
     struct server *srv = c->srv;
     /* Connect before joining the organization's list: the snapshot then
      * includes this connection's own change, and the event (seq N) goes
-     * only to the others. */
+     * only to the others. The connection opens with the page's idle state
+     * (?auto=), so that event is already the settled result. */
     c->pc = presence_connect(srv->presence, c->org, c->user, c->session_id,
-                             srv->now);
+                             idle[c->idle_at_connect], srv->now);
     if (!c->pc) {
         c->org = c->user = NULL; /* the caller's strings */
         ws_close(c, 1011, "unknown user");

@@ -88,6 +88,8 @@ struct conn {
     unsigned shut : 1;          /* uv_shutdown() called */
     unsigned lingering : 1;     /* timer_link is in loop.lingering */
     unsigned subscriber : 1;    /* wants only the users it subscribed to */
+    unsigned idle_at_connect : 2; /* ?auto=: 0 ONLINE (or absent), 1 AWAY,
+                                     2 OFFLINE (docs/protocol.md) */
     unsigned echo : 1;          /* /ws/echo: no presence, echoes messages */
     unsigned parsing : 1;       /* inside http_on_data() */
     char peer[48];              /* client address, for limits and logs */

@@ -415,6 +415,15 @@ int msg_encode_error(struct buf *b, const char *code, const char *message)
 
 int msg_encode_member(struct buf *b, const struct presence_member *m)
 {
+    /* docs/protocol.md "appear offline": others see a user who is really
+     * offline. */
+    struct presence_member pub = *m;
+    presence_public(&pub);
+    return msg_encode_member_self(b, &pub);
+}
+
+int msg_encode_member_self(struct buf *b, const struct presence_member *m)
+{
     size_t start = b->len;
     if (put_member_fields(b, m) || LIT(b, ",\"connections\":") ||
         put_u64(b, m->nconns) || LIT(b, "}"))

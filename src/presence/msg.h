@@ -88,9 +88,16 @@ int msg_encode_pong(struct buf *b);
 /* {"type":"error","code":..,"message":..} */
 int msg_encode_error(struct buf *b, const char *code, const char *message);
 
-/* A member as the HTTP API shows it:
- * {"user":..,"name":..,"status":..,"last_seen":..|null,"connections":N} */
+/* A member as the HTTP API shows it to other members:
+ * {"user":..,"name":..,"status":..,"last_seen":..|null,"connections":N},
+ * as presence_public() leaves it (a user who appears offline shows no
+ * connection). The snapshot and presence encoders above need no such
+ * step: they carry no connection count, and the core keeps status and
+ * last_seen as others may see them. */
 int msg_encode_member(struct buf *b, const struct presence_member *m);
+/* The same for the member itself (/api/me, its own login and status
+ * change): the truth, its connections included. */
+int msg_encode_member_self(struct buf *b, const struct presence_member *m);
 
 /* Appends s as a JSON string literal (quotes included, escaped). */
 int msg_append_string(struct buf *b, const char *s);

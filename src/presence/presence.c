@@ -127,9 +127,13 @@ static void mark_dirty(struct presence *p, struct user *u)
         list_insert_tail(&p->dirty, &u->dirty_link);
 }
 
-/* last_seen never moves back, even if the caller's clock does. */
+/* last_seen never moves back, even if the caller's clock does. While the
+ * user appears offline it does not move at all (presence.h "Appear
+ * offline"): others would see it advance on every connect and activity. */
 static void touch(struct presence *p, struct user *u, int64_t now)
 {
+    if (u->manual == PRESENCE_OFFLINE)
+        return;
     if (now > u->last_seen) {
         u->last_seen = now;
         mark_dirty(p, u);
@@ -332,6 +336,11 @@ int presence_add_user(struct presence *p, const char *org, const char *user,
     u->last_seen = last_seen_ms;
     u->manual = (signed char)manual;
     u->window = W_NONE;
+    /* A user who appears offline is OFFLINE whatever a row written by an
+     * older build says: no restore window showing it ONLINE, no restart
+     * event. */
+    if (manual == PRESENCE_OFFLINE)
+        stored = PRESENCE_OFFLINE;
     /* docs/protocol.md: after a restart a user keeps its stored status for
      * restart_grace_ms, so that a restart does not flap the whole org. The
      * stored status is shown as is, even if it disagrees with 'manual'. */
@@ -347,25 +356,33 @@ int presence_add_user(struct presence *p, const char *org, const char *user,
 
 struct presence_conn *presence_connect(struct presence *p, const char *org,
                                        const char *user, uint64_t session_id,
+                                       enum presence_status auto_status,
                                        int64_t now)
 {
     struct user *u;
     struct presence_conn *c;
+    enum presence_status old;
 
     assert(!p->in_cb);
     u = find_user(p, org, user);
-    if (!u)
+    if (!u || !valid_auto(auto_status))
         return NULL;
+    old = (enum presence_status)u->status;
     c = xmalloc(sizeof(*c));
     c->user = u;
     c->session = session_id;
-    c->auto_status = PRESENCE_ONLINE;
+    /* docs/protocol.md "?auto=": the connection opens with the idle
+     * detector's state, so the one announcement (if any) is the settled
+     * result, never ONLINE then idle a moment later. */
+    c->auto_status = (signed char)auto_status;
     list_insert_tail(&u->conns, &c->link);
-    u->n_auto[PRESENCE_ONLINE]++;
+    u->n_auto[auto_status]++;
     /* Any window ends: the connection now rules. */
     window_close(u);
-    touch(p, u, now);
-    update(p, u, PRESENCE_R_CONNECT);
+    /* An idle page connecting is no sign of life. */
+    if (auto_status == PRESENCE_ONLINE)
+        touch(p, u, now);
+    update(p, u, effective(u) < old ? PRESENCE_R_IDLE : PRESENCE_R_CONNECT);
     return c;
 }
 
@@ -446,11 +463,15 @@ int presence_set_manual(struct presence *p, const char *org, const char *user,
         return PRESENCE_ENOENT;
     /* docs/protocol.md: choosing ONLINE means "no manual status". */
     m = s == PRESENCE_ONLINE ? PRESENCE_UNSET : (signed char)s;
+    /* Touched before and after the change: going invisible freezes
+     * last_seen at this moment, coming back moves it to this moment, and
+     * touch() does nothing while invisible. */
     touch(p, u, now);
     if (m != u->manual) {
         u->manual = m;
         mark_dirty(p, u);
     }
+    touch(p, u, now);
     update(p, u, PRESENCE_R_MANUAL);
     return 0;
 }
@@ -580,6 +601,17 @@ int presence_get(struct presence *p, const char *org, const char *user,
         cb(ud, &m);
     }
     return 0;
+}
+
+void presence_public(struct presence_member *m)
+{
+    /* presence.h "Appear offline": status and last_seen are already what
+     * others may see; what is left is what only the user may know. */
+    if (m->manual == PRESENCE_OFFLINE) {
+        m->status = PRESENCE_OFFLINE; /* effective() says so already */
+        m->nconns = 0;
+        m->manual = PRESENCE_UNSET;
+    }
 }
 
 static void each_user(struct org *o, presence_member_cb *cb, void *ud)

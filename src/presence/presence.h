@@ -25,6 +25,16 @@
  *     restart_grace_ms long, keeping the stored status.
  * When a window closes with no connection the user goes OFFLINE.
  *
+ * Appear offline. While a user's manual status is OFFLINE, members of its
+ * organization must not be able to tell it from a user who is really
+ * offline: its effective status is OFFLINE whatever its connections do, so
+ * its connects, disconnects and activity announce nothing and do not count
+ * as online; and its last_seen does not advance (it stays where it was when
+ * the user went invisible, and that is what the store keeps, so a restart
+ * reveals nothing either). Clearing the manual status moves last_seen to
+ * that moment. The connection count alone is still the truth, for the
+ * user's own view and for limits: presence_public() hides it from others.
+ *
  * Announcements. Only a change of the effective status is announced, once,
  * with the organization's next seq (1, 2, 3, ... per organization).
  *
@@ -114,11 +124,19 @@ int presence_add_user(struct presence *p, const char *org, const char *user,
                       enum presence_status manual, int64_t last_seen_ms,
                       int64_t now);
 
-/* Opens a connection for a known user with auto status ONLINE. session_id
- * is the login session that authenticated it (0 for a bearer JWT). Returns
- * the handle, or NULL if the user is unknown. May announce. */
+/* Opens a connection for a known user. session_id is the login session
+ * that authenticated it (0 for a bearer JWT). auto_status is the idle
+ * detector's state when the page connected (ONLINE, AWAY or OFFLINE;
+ * docs/protocol.md "?auto="), so that what is announced is already the
+ * settled result: a person idle before a dropped socket or a server
+ * restart reconnects idle, with no event at all if the effective status
+ * does not change. Only ONLINE counts as activity and advances last_seen.
+ * Returns the handle, or NULL if the user is unknown or auto_status is not
+ * one of those three. May announce (reason connect, or idle if the
+ * status went down). */
 struct presence_conn *presence_connect(struct presence *p, const char *org,
                                        const char *user, uint64_t session_id,
+                                       enum presence_status auto_status,
                                        int64_t now);
 
 /* The idle detector of one connection reports ONLINE, AWAY or OFFLINE.
@@ -169,6 +187,12 @@ int64_t presence_tick(struct presence *p, int64_t now);
  * Returns how many. */
 int presence_sweep_stale(struct presence *p, int64_t now,
                          int64_t older_than_ms);
+
+/* Turns m, as the core reports it, into what members other than m's own
+ * user may see: for a user who appears offline, no connection and no
+ * manual status, like a user who is really offline. Status and last_seen
+ * need no change: the core keeps them as others may see them. */
+void presence_public(struct presence_member *m);
 
 /* Looks one member up (cb may be NULL: just "is it there"). Returns 0 or
  * PRESENCE_ENOENT. */

@@ -501,6 +501,48 @@ static void test_member(void **state)
     buf_dispose(&b);
 }
 
+/* Hardening II #9: others see a user who appears offline exactly as a
+ * user who is really offline; the user itself sees its connections. */
+static void test_member_appear_offline(void **state)
+{
+    struct buf inv, off, self;
+    buf_init(&inv, 0);
+    buf_init(&off, 0);
+    buf_init(&self, 0);
+    struct presence_member m = {
+        .org = "o", .user = "u1", .name = "Ann", .status = PRESENCE_OFFLINE,
+        .manual = PRESENCE_OFFLINE, .last_seen_ms = 1700, .nconns = 2,
+    };
+    struct presence_member really = m;
+    really.manual = PRESENCE_UNSET;
+    really.nconns = 0;
+    assert_int_equal(msg_encode_member(&inv, &m), 0);
+    assert_int_equal(msg_encode_member(&off, &really), 0);
+    assert_string_equal(inv.data, off.data);
+    assert_string_equal(inv.data,
+                        "{\"user\":\"u1\",\"name\":\"Ann\","
+                        "\"status\":\"OFFLINE\",\"last_seen\":1700,"
+                        "\"connections\":0}");
+    assert_int_equal(msg_encode_member_self(&self, &m), 0);
+    assert_string_equal(self.data,
+                        "{\"user\":\"u1\",\"name\":\"Ann\","
+                        "\"status\":\"OFFLINE\",\"last_seen\":1700,"
+                        "\"connections\":2}");
+    /* Other manual statuses hide nothing. */
+    buf_reset(&inv);
+    m.manual = PRESENCE_BUSY;
+    m.status = PRESENCE_BUSY;
+    assert_int_equal(msg_encode_member(&inv, &m), 0);
+    assert_string_equal(inv.data,
+                        "{\"user\":\"u1\",\"name\":\"Ann\","
+                        "\"status\":\"BUSY\",\"last_seen\":1700,"
+                        "\"connections\":2}");
+    json_decref(must_parse(&self));
+    buf_dispose(&inv);
+    buf_dispose(&off);
+    buf_dispose(&self);
+}
+
 static void test_cap(void **state)
 {
     /* At every cap short of the full message, each encoder fails with
@@ -624,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_small_messages),
         cmocka_unit_test(test_member),
+        cmocka_unit_test(test_member_appear_offline),
         cmocka_unit_test(test_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -192,7 +192,7 @@ static void test_connect_disconnect_now(void **state)
     struct rec r;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 7, 1000);
+    c = presence_connect(f->p, "acme", "alice", 7, PRESENCE_ONLINE, 1000);
     assert_non_null(c);
     expect_log(f, "acme/alice ONLINE connect 1;");
     r = get(f, "acme", "alice");
@@ -217,7 +217,8 @@ static void test_event_fields(void **state)
     assert_int_equal(presence_add_user(f->p, "acme", "bob", "Bob B",
                                        PRESENCE_OFFLINE, PRESENCE_BUSY, 5, 0),
                      0);
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 1234));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 1234));
     assert_int_equal(f->n, 1);
     assert_string_equal(f->ev[0].org, "acme");
     assert_string_equal(f->ev[0].user, "bob");
@@ -237,9 +238,9 @@ static void test_multi_conn_aggregation(void **state)
     struct presence_conn *c1, *c2, *c3;
 
     add(f, "acme", "alice");
-    c1 = presence_connect(f->p, "acme", "alice", 1, 100);
-    c2 = presence_connect(f->p, "acme", "alice", 2, 100);
-    c3 = presence_connect(f->p, "acme", "alice", 3, 100);
+    c1 = presence_connect(f->p, "acme", "alice", 1, PRESENCE_ONLINE, 100);
+    c2 = presence_connect(f->p, "acme", "alice", 2, PRESENCE_ONLINE, 100);
+    c3 = presence_connect(f->p, "acme", "alice", 3, PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(get(f, "acme", "alice").nconns, 3);
 
@@ -266,7 +267,7 @@ static void test_multi_conn_aggregation(void **state)
     presence_disconnect(f->p, c1, 600, 0);
     expect_log(f, "");
     /* A new connection raises AWAY to ONLINE. */
-    c1 = presence_connect(f->p, "acme", "alice", 4, 700);
+    c1 = presence_connect(f->p, "acme", "alice", 4, PRESENCE_ONLINE, 700);
     expect_log(f, "acme/alice ONLINE connect 7;");
     presence_disconnect(f->p, c1, 800, PRESENCE_NOW);
     expect_log(f, "acme/alice AWAY disconnect 8;");
@@ -280,8 +281,9 @@ static void test_same_status_twice(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100));
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 150), 0);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
@@ -322,7 +324,7 @@ static void test_invalid_args(void **state)
     assert_int_equal(presence_get(f->p, "acme", "x", get_cb, &r),
                      PRESENCE_ENOENT);
 
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_BUSY, 200),
                      PRESENCE_EINVAL);
@@ -339,8 +341,9 @@ static void test_invalid_args(void **state)
                      PRESENCE_ENOENT);
     assert_int_equal(presence_logout(f->p, "other", "alice", 0, 200),
                      PRESENCE_ENOENT);
-    assert_null(presence_connect(f->p, "acme", "bob", 0, 200));
-    assert_null(presence_connect(f->p, "other", "alice", 0, 200));
+    assert_null(presence_connect(f->p, "acme", "bob", 0, PRESENCE_ONLINE, 200));
+    assert_null(presence_connect(f->p, "other", "alice", 0,
+                                 PRESENCE_ONLINE, 200));
     assert_int_equal(presence_get(f->p, "other", "alice", get_cb, &r),
                      PRESENCE_ENOENT);
     /* Nothing above changed anything. */
@@ -358,7 +361,7 @@ static void test_manual_busy_survives_reconnect(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
                                          200), 0);
     expect_log(f, "acme/alice ONLINE connect 1;acme/alice BUSY manual 2;");
@@ -369,7 +372,7 @@ static void test_manual_busy_survives_reconnect(void **state)
     presence_disconnect(f->p, c, 500, PRESENCE_NOW);
     expect_log(f, "acme/alice OFFLINE disconnect 3;");
     assert_int_equal(get(f, "acme", "alice").manual, PRESENCE_BUSY);
-    c = presence_connect(f->p, "acme", "alice", 0, 600);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 600);
     expect_log(f, "acme/alice BUSY connect 4;");
     /* Manual ONLINE clears it: the connection (AWAY) rules again. */
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 700), 0);
@@ -393,11 +396,13 @@ static void test_appear_offline(void **state)
     struct rec r;
 
     add(f, "acme", "alice");
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100));
     assert_int_equal(presence_set_manual(f->p, "acme", "alice",
                                          PRESENCE_OFFLINE, 200), 0);
     expect_log(f, "acme/alice ONLINE connect 1;acme/alice OFFLINE manual 2;");
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 300));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 300));
     assert_int_equal(presence_login(f->p, "acme", "alice", 350), 0);
     expect_log(f, "");
     r = get(f, "acme", "alice");
@@ -407,6 +412,313 @@ static void test_appear_offline(void **state)
     assert_int_equal(presence_set_manual(f->p, "acme", "alice",
                                          PRESENCE_ONLINE, 400), 0);
     expect_log(f, "acme/alice ONLINE manual 3;");
+}
+
+/* A drain that records last_seen too: what the store would be given. */
+struct seen_acc {
+    char s[512];
+};
+
+static void seen_cb(void *ud, const struct presence_member *m)
+{
+    struct seen_acc *a = ud;
+    size_t len = strlen(a->s);
+
+    snprintf(a->s + len, sizeof(a->s) - len, "%s %s %lld;", m->user,
+             presence_status_name(m->status), (long long)m->last_seen_ms);
+}
+
+/* What another member sees of one member (presence_public). */
+static struct rec seen_by_others(struct fx *f, const char *org,
+                                 const char *user)
+{
+    struct rec r;
+    struct presence_member m;
+
+    r = get(f, org, user);
+    m.org = org;
+    m.user = user;
+    m.name = r.name;
+    m.status = r.status;
+    m.manual = r.manual;
+    m.last_seen_ms = r.last_seen;
+    m.nconns = r.nconns;
+    presence_public(&m);
+    r.status = m.status;
+    r.manual = m.manual;
+    r.last_seen = m.last_seen_ms;
+    r.nconns = m.nconns;
+    return r;
+}
+
+/* Hardening II #9: while a user appears offline, nothing it does shows:
+ * no event, last_seen frozen at the moment it went invisible (in memory
+ * and in what the store is given), no connection count for others. */
+static void test_appear_offline_reveals_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c1, *c2;
+    struct seen_acc acc;
+    struct rec inv, off;
+
+    add(f, "acme", "alice");
+    add(f, "acme", "bob");
+    /* bob is really offline: connected once, gone at 150. */
+    c1 = presence_connect(f->p, "acme", "bob", 0, PRESENCE_ONLINE, 100);
+    presence_disconnect(f->p, c1, 150, PRESENCE_NOW);
+    c1 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 200), 0);
+    expect_log(f, "acme/bob ONLINE connect 1;acme/bob OFFLINE disconnect 2;"
+                  "acme/alice ONLINE connect 3;"
+                  "acme/alice OFFLINE manual 4;");
+    /* The store is told when it went: like a disconnect at 200. */
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, seen_cb, &acc);
+    assert_string_equal(acc.s, "bob OFFLINE 150;alice OFFLINE 200;");
+
+    /* Everything a connected, active person does. */
+    c2 = presence_connect(f->p, "acme", "alice", 5, PRESENCE_ONLINE, 1000);
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_AWAY, 2000), 0);
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_ONLINE, 3000), 0);
+    assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_ONLINE, 3500), 0);
+    assert_int_equal(presence_login(f->p, "acme", "alice", 4000), 0);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 4500), 0);
+    presence_disconnect(f->p, c1, 5000, 0);
+    assert_int_equal(presence_tick(f->p, 5000 + GRACE), -1);
+    assert_int_equal(presence_sweep_stale(f->p, 1000000, 1), 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 200);
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, seen_cb, &acc);
+    assert_string_equal(acc.s, ""); /* nothing new for the store */
+
+    /* Field by field, others see alice as they see bob (bar the time). */
+    inv = seen_by_others(f, "acme", "alice");
+    off = seen_by_others(f, "acme", "bob");
+    assert_int_equal(inv.status, PRESENCE_OFFLINE);
+    assert_int_equal(inv.status, off.status);
+    assert_int_equal(inv.manual, off.manual);
+    assert_int_equal(inv.nconns, 0);
+    assert_int_equal(inv.nconns, off.nconns);
+    assert_int_equal(inv.last_seen, 200);
+    assert_int_equal(off.last_seen, 150);
+    /* The user itself still has the truth. */
+    inv = get(f, "acme", "alice");
+    assert_int_equal(inv.nconns, 1);
+    assert_int_equal(inv.manual, PRESENCE_OFFLINE);
+
+    /* A logout (c2's session), still invisible: nothing either. */
+    assert_int_equal(presence_logout(f->p, "acme", "alice", 5, 6000), 0);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 200);
+
+    /* Coming back: last_seen moves to that moment. */
+    c1 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 7000);
+    expect_log(f, "");
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_ONLINE, 8000), 0);
+    expect_log(f, "acme/alice ONLINE manual 5;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 8000);
+    assert_int_equal(seen_by_others(f, "acme", "alice").nconns, 1);
+    /* Another manual status than OFFLINE also ends it. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 9000), 0);
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_ONLINE, 9500), 0);
+    assert_int_equal(get(f, "acme", "alice").last_seen, 9000);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_BUSY, 10000), 0);
+    expect_log(f, "acme/alice OFFLINE manual 6;acme/alice BUSY manual 7;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 10000);
+    presence_disconnect(f->p, c1, 11000, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 8;");
+}
+
+/* The event of going invisible carries the frozen time, and a restart
+ * from what the store kept shows nothing: no restore window, no event,
+ * the same last_seen. */
+static void test_appear_offline_across_restart(void **state)
+{
+    struct fx *f = *state;
+    struct presence *p2;
+    struct presence_conn *c;
+    struct seen_acc acc;
+
+    add(f, "acme", "alice");
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice",
+                                         PRESENCE_OFFLINE, 200), 0);
+    assert_int_equal(f->ev[1].last_seen, 200);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice OFFLINE manual 2;");
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 300), 0);
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(f->p, seen_cb, &acc);
+    assert_string_equal(acc.s, "alice OFFLINE 200;");
+
+    /* The new process; even a row claiming ONLINE (an older build) is
+     * loaded as OFFLINE when the manual status is OFFLINE. */
+    p2 = presence_new(&opts, on_event, f);
+    assert_int_equal(presence_add_user(p2, "acme", "alice", NULL,
+                                       PRESENCE_ONLINE, PRESENCE_OFFLINE, 200,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(p2, "acme", "bob", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_OFFLINE,
+                                       200, 1000), 0);
+    assert_int_equal(presence_tick(p2, 1000), -1); /* no window */
+    c = presence_connect(p2, "acme", "alice", 0, PRESENCE_ONLINE, 1500);
+    assert_int_equal(presence_tick(p2, 1000 + RESTART), -1);
+    expect_log(f, "");
+    memset(&acc, 0, sizeof(acc));
+    presence_drain_dirty(p2, seen_cb, &acc);
+    assert_string_equal(acc.s, "");
+    presence_disconnect(p2, c, 2000, 0);
+    presence_free(p2);
+    expect_log(f, "");
+}
+
+/* presence_public changes nobody who does not appear offline. */
+static void test_public_only_hides_invisible(void **state)
+{
+    struct fx *f = *state;
+    static const enum presence_status manuals[] = {
+        PRESENCE_UNSET, PRESENCE_AWAY, PRESENCE_BUSY,
+    };
+    struct presence_member m = {
+        .org = "acme", .user = "alice", .name = "alice",
+        .status = PRESENCE_ONLINE, .last_seen_ms = 5, .nconns = 3,
+    };
+
+    (void)f;
+    for (size_t i = 0; i < 3; i++) {
+        struct presence_member before = m;
+        m.manual = manuals[i];
+        before.manual = manuals[i];
+        presence_public(&m);
+        assert_int_equal(m.status, before.status);
+        assert_int_equal(m.manual, before.manual);
+        assert_int_equal(m.last_seen_ms, before.last_seen_ms);
+        assert_int_equal(m.nconns, 3);
+    }
+    m.manual = PRESENCE_OFFLINE;
+    m.status = PRESENCE_OFFLINE;
+    presence_public(&m);
+    assert_int_equal(m.status, PRESENCE_OFFLINE);
+    assert_int_equal(m.manual, PRESENCE_UNSET);
+    assert_int_equal(m.last_seen_ms, 5);
+    assert_int_equal(m.nconns, 0);
+}
+
+/* Hardening II #18: a connection opens with the page's idle state, so
+ * an idle person reconnecting announces nothing when its effective status
+ * does not change, and otherwise only the settled result. */
+static void test_connect_idle_across_drop(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c;
+
+    add(f, "acme", "away");
+    add(f, "acme", "gone");
+    c = presence_connect(f->p, "acme", "away", 0, PRESENCE_AWAY, 100);
+    expect_log(f, "acme/away AWAY connect 1;");
+    assert_int_equal(get(f, "acme", "away").last_seen, 0); /* no activity */
+    /* Dropped socket, back inside grace, still idle: nothing. */
+    presence_disconnect(f->p, c, 1000, 0);
+    c = presence_connect(f->p, "acme", "away", 0, PRESENCE_AWAY, 2000);
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE), -1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "away").status, PRESENCE_AWAY);
+    assert_int_equal(get(f, "acme", "away").last_seen, 1000);
+    /* Activity after the reconnect is announced as usual. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 3000), 0);
+    expect_log(f, "acme/away ONLINE active 2;");
+    assert_int_equal(get(f, "acme", "away").last_seen, 3000);
+
+    /* Idle long enough to show OFFLINE while connected. */
+    c = presence_connect(f->p, "acme", "gone", 0, PRESENCE_OFFLINE, 100);
+    expect_log(f, "");
+    presence_disconnect(f->p, c, 1000, 0);
+    assert_int_equal(presence_tick(f->p, 1000 + GRACE), -1);
+    c = presence_connect(f->p, "acme", "gone", 0, PRESENCE_OFFLINE,
+                         1000 + GRACE + 1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "gone").nconns, 1);
+    assert_int_equal(get(f, "acme", "gone").status, PRESENCE_OFFLINE);
+    presence_disconnect(f->p, c, 100000, PRESENCE_NOW);
+    expect_log(f, "");
+}
+
+static void test_connect_idle_settled_result(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *c, *c2;
+
+    add(f, "acme", "alice");
+    /* Grace expired: OFFLINE, then the reconnect is AWAY, never ONLINE. */
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 200), 0);
+    presence_disconnect(f->p, c, 300, 0);
+    assert_int_equal(presence_tick(f->p, 300 + GRACE), -1);
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice AWAY idle 2;"
+                  "acme/alice OFFLINE grace_expired 3;");
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_AWAY, 9000);
+    expect_log(f, "acme/alice AWAY connect 4;");
+    /* Left ONLINE, back idle inside grace: one event, reason idle. */
+    assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 9100), 0);
+    presence_disconnect(f->p, c, 9200, 0);
+    expect_log(f, "acme/alice ONLINE active 5;");
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_OFFLINE, 9300);
+    expect_log(f, "acme/alice OFFLINE idle 6;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 9200);
+    /* Another tab, active: the most present status rules. */
+    c2 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 9400);
+    expect_log(f, "acme/alice ONLINE connect 7;");
+    assert_int_equal(get(f, "acme", "alice").last_seen, 9400);
+    presence_disconnect(f->p, c2, 9500, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 8;");
+    /* A manual status still wins over an idle connect. */
+    assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
+                                         9600), 0);
+    expect_log(f, "acme/alice BUSY manual 9;");
+    c2 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_AWAY, 9700);
+    expect_log(f, "");
+    presence_disconnect(f->p, c2, 9800, PRESENCE_NOW);
+    presence_disconnect(f->p, c, 9800, PRESENCE_NOW);
+    expect_log(f, "acme/alice OFFLINE disconnect 10;");
+    /* BUSY (or anything else) is no idle state: refused, nothing kept. */
+    assert_null(presence_connect(f->p, "acme", "alice", 0, PRESENCE_BUSY,
+                                 9900));
+    assert_null(presence_connect(f->p, "acme", "alice", 0, PRESENCE_UNSET,
+                                 9900));
+    assert_int_equal(get(f, "acme", "alice").nconns, 0);
+    expect_log(f, "");
+}
+
+static void test_connect_idle_across_restart(void **state)
+{
+    struct fx *f = *state;
+    struct presence_conn *a, *o;
+
+    /* As hub_init loads them: AWAY is restored, idle-OFFLINE was stored
+     * OFFLINE (its effective status). */
+    assert_int_equal(presence_add_user(f->p, "acme", "away", NULL,
+                                       PRESENCE_AWAY, PRESENCE_UNSET, 500,
+                                       1000), 0);
+    assert_int_equal(presence_add_user(f->p, "acme", "gone", NULL,
+                                       PRESENCE_OFFLINE, PRESENCE_UNSET, 500,
+                                       1000), 0);
+    a = presence_connect(f->p, "acme", "away", 0, PRESENCE_AWAY, 2000);
+    o = presence_connect(f->p, "acme", "gone", 0, PRESENCE_OFFLINE, 2000);
+    assert_int_equal(presence_tick(f->p, 1000 + RESTART), -1);
+    expect_log(f, "");
+    assert_int_equal(get(f, "acme", "away").status, PRESENCE_AWAY);
+    assert_int_equal(get(f, "acme", "gone").status, PRESENCE_OFFLINE);
+    /* Not activity: last_seen is as stored. */
+    assert_int_equal(get(f, "acme", "away").last_seen, 500);
+    assert_int_equal(get(f, "acme", "gone").last_seen, 500);
+    presence_disconnect(f->p, a, 3000, PRESENCE_NOW);
+    presence_disconnect(f->p, o, 3000, PRESENCE_NOW);
+    expect_log(f, "acme/away OFFLINE disconnect 1;");
 }
 
 static void test_manual_while_offline(void **state)
@@ -422,7 +734,8 @@ static void test_manual_while_offline(void **state)
     assert_int_equal(r.status, PRESENCE_OFFLINE);
     assert_int_equal(r.manual, PRESENCE_BUSY);
     assert_int_equal(r.last_seen, 100);
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 200));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 200));
     expect_log(f, "acme/alice BUSY connect 1;");
 }
 
@@ -432,7 +745,7 @@ static void test_grace_reconnect_inside(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     presence_disconnect(f->p, c, 1000, 0);
     expect_log(f, "");
@@ -440,7 +753,7 @@ static void test_grace_reconnect_inside(void **state)
     assert_int_equal(get(f, "acme", "alice").nconns, 0);
     assert_int_equal(presence_tick(f->p, 5999), 1000 + GRACE);
     expect_log(f, "");
-    c = presence_connect(f->p, "acme", "alice", 0, 5999);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 5999);
     expect_log(f, "");
     /* The reconnect ended the window. */
     assert_int_equal(presence_tick(f->p, 100000), -1);
@@ -453,7 +766,8 @@ static void test_grace_reconnect_inside(void **state)
     presence_disconnect(f->p, c, 100001, 0);
     expect_log(f, "");
     assert_int_equal(get(f, "acme", "alice").status, PRESENCE_AWAY);
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100002));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100002));
     expect_log(f, "acme/alice ONLINE connect 3;");
 }
 
@@ -463,7 +777,7 @@ static void test_grace_expiry(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     presence_disconnect(f->p, c, 1000, 0);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_int_equal(presence_tick(f->p, 1000 + GRACE - 1), 1000 + GRACE);
@@ -475,7 +789,8 @@ static void test_grace_expiry(void **state)
     expect_log(f, "");
     assert_int_equal(get(f, "acme", "alice").last_seen, 1000);
     /* A later connect is a plain first connection. */
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 9000));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 9000));
     expect_log(f, "acme/alice ONLINE connect 3;");
 }
 
@@ -485,7 +800,7 @@ static void test_grace_while_manual(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_set_manual(f->p, "acme", "alice", PRESENCE_BUSY,
                                          100), 0);
     presence_disconnect(f->p, c, 1000, 0);
@@ -502,7 +817,7 @@ static void test_now_skips_grace(void **state)
     struct presence *p0;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     presence_disconnect(f->p, c, 200, PRESENCE_NOW);
     expect_log(f, "acme/alice ONLINE connect 1;"
                   "acme/alice OFFLINE disconnect 2;");
@@ -514,7 +829,7 @@ static void test_now_skips_grace(void **state)
     assert_int_equal(presence_add_user(p0, "acme", "bob", NULL,
                                        PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
                      0);
-    c = presence_connect(p0, "acme", "bob", 0, 100);
+    c = presence_connect(p0, "acme", "bob", 0, PRESENCE_ONLINE, 100);
     presence_disconnect(p0, c, 200, 0);
     expect_log(f, "acme/bob ONLINE connect 1;acme/bob OFFLINE disconnect 2;");
     assert_int_equal(presence_tick(p0, 1000000), -1);
@@ -556,7 +871,7 @@ static void test_login_then_connect(void **state)
     add(f, "acme", "alice");
     assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
     expect_log(f, "acme/alice ONLINE login 1;");
-    c = presence_connect(f->p, "acme", "alice", 9, 2000);
+    c = presence_connect(f->p, "acme", "alice", 9, PRESENCE_ONLINE, 2000);
     expect_log(f, "");
     assert_int_equal(get(f, "acme", "alice").last_seen, 2000);
     /* The connection ended the window: nothing expires. */
@@ -582,7 +897,7 @@ static void test_logout(void **state)
     expect_log(f, "");
 
     /* Inside the grace window. */
-    c1 = presence_connect(f->p, "acme", "alice", 1, 3000);
+    c1 = presence_connect(f->p, "acme", "alice", 1, PRESENCE_ONLINE, 3000);
     presence_disconnect(f->p, c1, 3100, 0);
     assert_int_equal(presence_logout(f->p, "acme", "alice", 1, 3200), 0);
     expect_log(f, "acme/alice ONLINE connect 3;acme/alice OFFLINE logout 4;");
@@ -590,8 +905,8 @@ static void test_logout(void **state)
     expect_log(f, "");
 
     /* Another session's connection stays and keeps ruling. */
-    c1 = presence_connect(f->p, "acme", "alice", 1, 4000);
-    c2 = presence_connect(f->p, "acme", "alice", 2, 4000);
+    c1 = presence_connect(f->p, "acme", "alice", 1, PRESENCE_ONLINE, 4000);
+    c2 = presence_connect(f->p, "acme", "alice", 2, PRESENCE_ONLINE, 4000);
     assert_int_equal(presence_conn_auto(f->p, c2, PRESENCE_AWAY, 4100), 0);
     expect_log(f, "acme/alice ONLINE connect 5;");
     /* Logging session 1 out closes c1 (the core frees it) and announces
@@ -606,7 +921,7 @@ static void test_logout(void **state)
 
     /* The last connection of the session: OFFLINE at once, no grace, one
      * event with reason logout (not disconnect). */
-    c1 = presence_connect(f->p, "acme", "alice", 7, 5000);
+    c1 = presence_connect(f->p, "acme", "alice", 7, PRESENCE_ONLINE, 5000);
     expect_log(f, "acme/alice ONLINE connect 7;");
     assert_int_equal(presence_logout(f->p, "acme", "alice", 7, 5100), 0);
     expect_log(f, "acme/alice OFFLINE logout 8;");
@@ -658,8 +973,10 @@ static void test_restore(void **state)
     assert_int_equal(r.last_seen, 500);
 
     /* Reconnects inside the window: same status (nothing), raised (bob). */
-    assert_non_null(presence_connect(f->p, "acme", "carol", 0, 2000));
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 2000));
+    assert_non_null(presence_connect(f->p, "acme", "carol", 0,
+                                     PRESENCE_ONLINE, 2000));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 2000));
     expect_log(f, "acme/bob ONLINE connect 1;");
 
     assert_int_equal(presence_tick(f->p, 1000 + RESTART - 1), 1000 + RESTART);
@@ -682,7 +999,7 @@ static void test_stale_sweep(void **state)
     add(f, "acme", "dave");  /* login window, recent */
     add(f, "acme", "erin");  /* login window, exactly at the limit */
     assert_int_equal(presence_login(f->p, "acme", "alice", 1000), 0);
-    c = presence_connect(f->p, "acme", "bob", 0, 1000);
+    c = presence_connect(f->p, "acme", "bob", 0, PRESENCE_ONLINE, 1000);
     assert_int_equal(presence_login(f->p, "acme", "dave", 9000), 0);
     assert_int_equal(presence_login(f->p, "acme", "erin", 5000), 0);
     expect_log(f, "acme/alice ONLINE login 1;acme/bob ONLINE connect 2;"
@@ -690,7 +1007,7 @@ static void test_stale_sweep(void **state)
     /* Appearing offline inside a grace window: already OFFLINE, so it is
      * neither swept nor counted. */
     add(f, "acme", "fred");
-    c2 = presence_connect(f->p, "acme", "fred", 0, 1000);
+    c2 = presence_connect(f->p, "acme", "fred", 0, PRESENCE_ONLINE, 1000);
     assert_int_equal(presence_set_manual(f->p, "acme", "fred",
                                          PRESENCE_OFFLINE, 1000), 0);
     presence_disconnect(f->p, c2, 1000, 0);
@@ -723,8 +1040,8 @@ static void test_seq_per_org(void **state)
 
     add(f, "acme", "alice");
     add(f, "initech", "alice"); /* same user id, other org */
-    a = presence_connect(f->p, "acme", "alice", 0, 100);
-    b = presence_connect(f->p, "initech", "alice", 0, 100);
+    a = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    b = presence_connect(f->p, "initech", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_conn_auto(f->p, a, PRESENCE_AWAY, 200), 0);
     assert_int_equal(presence_conn_auto(f->p, a, PRESENCE_ONLINE, 300), 0);
     assert_int_equal(presence_conn_auto(f->p, b, PRESENCE_AWAY, 400), 0);
@@ -767,7 +1084,7 @@ static void test_drain_dirty(void **state)
     assert_int_equal(acc.n, 0);
 
     /* Several changes, one entry. */
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 200), 0);
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_ONLINE, 300), 0);
     assert_int_equal(presence_conn_auto(f->p, c, PRESENCE_AWAY, 400), 0);
@@ -791,7 +1108,7 @@ static void test_drain_dirty(void **state)
     assert_string_equal(acc.s, "acme/alice AWAY;");
     assert_int_equal(get(f, "acme", "alice").last_seen, 600);
     memset(&acc, 0, sizeof(acc));
-    c = presence_connect(f->p, "acme", "alice", 0, 700);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 700);
     expect_log(f, "acme/alice ONLINE connect 5;");
     presence_drain_dirty(f->p, list_cb, &acc);
     memset(&acc, 0, sizeof(acc));
@@ -842,7 +1159,7 @@ static void test_tick_deadline(void **state)
                      0);
     add(f, "acme", "g");
     add(f, "acme", "l");
-    c = presence_connect(f->p, "acme", "g", 0, 1000);
+    c = presence_connect(f->p, "acme", "g", 0, PRESENCE_ONLINE, 1000);
     presence_disconnect(f->p, c, 1000, 0);
     assert_int_equal(presence_login(f->p, "acme", "l", 2000), 0);
     expect_log(f, "acme/g ONLINE connect 1;acme/l ONLINE login 2;");
@@ -855,9 +1172,9 @@ static void test_tick_deadline(void **state)
     expect_log(f, "acme/l OFFLINE grace_expired 5;");
 
     /* A clock stepping back still yields the earliest deadline first. */
-    c = presence_connect(f->p, "acme", "g", 0, 100000);
+    c = presence_connect(f->p, "acme", "g", 0, PRESENCE_ONLINE, 100000);
     presence_disconnect(f->p, c, 100000, 0);
-    c = presence_connect(f->p, "acme", "l", 0, 90000);
+    c = presence_connect(f->p, "acme", "l", 0, PRESENCE_ONLINE, 90000);
     presence_disconnect(f->p, c, 90000, 0);
     expect_log(f, "acme/g ONLINE connect 6;acme/l ONLINE connect 7;");
     assert_int_equal(presence_tick(f->p, 0), 90000 + GRACE);
@@ -879,8 +1196,10 @@ static void test_each(void **state)
     add(f, "acme", "bob");
     add(f, "acme", "carol");
     add(f, "initech", "dave");
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 100));
-    assert_non_null(presence_connect(f->p, "acme", "bob", 0, 100));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 100));
+    assert_non_null(presence_connect(f->p, "acme", "bob", 0,
+                                     PRESENCE_ONLINE, 100));
     expect_log(f, "acme/bob ONLINE connect 1;");
 
     memset(&acc, 0, sizeof(acc));
@@ -941,8 +1260,8 @@ static void test_callback_reads_state(void **state)
     assert_int_equal(presence_add_user(rd.p, "acme", "alice", NULL,
                                        PRESENCE_OFFLINE, PRESENCE_UNSET, 0, 0),
                      0);
-    c1 = presence_connect(rd.p, "acme", "alice", 0, 100);
-    c2 = presence_connect(rd.p, "acme", "alice", 0, 100);
+    c1 = presence_connect(rd.p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
+    c2 = presence_connect(rd.p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_conn_auto(rd.p, c2, PRESENCE_AWAY, 200), 0);
     presence_disconnect(rd.p, c1, 300, PRESENCE_NOW);
     assert_int_equal(rd.n, 2);
@@ -967,7 +1286,8 @@ static void test_conn_accessors(void **state)
     struct presence_conn *c;
 
     add(f, "acme", "alice");
-    c = presence_connect(f->p, "acme", "alice", 0xfeedbeefcafeULL, 100);
+    c = presence_connect(f->p, "acme", "alice", 0xfeedbeefcafeULL,
+                         PRESENCE_ONLINE, 100);
     expect_log(f, "acme/alice ONLINE connect 1;");
     assert_string_equal(presence_conn_org(c), "acme");
     assert_string_equal(presence_conn_user(c), "alice");
@@ -1000,17 +1320,19 @@ static void test_free_with_open_conns(void **state)
                                            0, 0), 0);
         switch (i % 5) {
         case 0: /* left in a grace window */
-            c = presence_connect(p, org, user, 0, 1);
+            c = presence_connect(p, org, user, 0, PRESENCE_ONLINE, 1);
             presence_disconnect(p, c, 2, 0);
             break;
         case 1: /* left in a login window */
             assert_int_equal(presence_login(p, org, user, 1), 0);
             break;
         case 2: /* two open connections */
-            assert_non_null(presence_connect(p, org, user, 0, 1));
+            assert_non_null(presence_connect(p, org, user, 0,
+                                             PRESENCE_ONLINE, 1));
             /* fall through */
         case 3:
-            assert_non_null(presence_connect(p, org, user, 0, 1));
+            assert_non_null(presence_connect(p, org, user, 0,
+                                             PRESENCE_ONLINE, 1));
             break;
         default: /* restore window or never connected */
             break;
@@ -1020,7 +1342,8 @@ static void test_free_with_open_conns(void **state)
 
     /* The fixture's core too, with an open connection. */
     add(f, "acme", "alice");
-    assert_non_null(presence_connect(f->p, "acme", "alice", 0, 100));
+    assert_non_null(presence_connect(f->p, "acme", "alice", 0,
+                                     PRESENCE_ONLINE, 100));
     expect_log(f, "acme/alice ONLINE connect 1;");
 }
 
@@ -1037,7 +1360,7 @@ static void test_default_opts(void **state)
     assert_int_equal(presence_login(p, "acme", "alice", 0), 0);
     expect_log(f, "acme/alice ONLINE login 1;");
     assert_int_equal(presence_tick(p, 0), 60000);
-    c = presence_connect(p, "acme", "alice", 0, 0);
+    c = presence_connect(p, "acme", "alice", 0, PRESENCE_ONLINE, 0);
     presence_disconnect(p, c, 0, 0);
     assert_int_equal(presence_tick(p, 0), 5000);
     expect_log(f, "");
@@ -1060,7 +1383,7 @@ static void test_org_size_and_online(void **state)
     add(f, "other", "dan");
     assert_int_equal(presence_org_size(f->p, "acme", &online), 3);
     assert_int_equal(online, 1); /* carol, restored AWAY */
-    c = presence_connect(f->p, "acme", "alice", 0, 100);
+    c = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 100);
     assert_int_equal(presence_org_size(f->p, "acme", &online), 3);
     assert_int_equal(online, 2);
     assert_int_equal(presence_set_manual(f->p, "acme", "alice",
@@ -1089,8 +1412,14 @@ int main(void)
         T(test_invalid_args),
         T(test_manual_busy_survives_reconnect),
         T(test_appear_offline),
+        T(test_appear_offline_reveals_nothing),
+        T(test_appear_offline_across_restart),
+        T(test_public_only_hides_invisible),
         T(test_manual_while_offline),
         T(test_grace_reconnect_inside),
+        T(test_connect_idle_across_drop),
+        T(test_connect_idle_settled_result),
+        T(test_connect_idle_across_restart),
         T(test_grace_expiry),
         T(test_grace_while_manual),
         T(test_now_skips_grace),
