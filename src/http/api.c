@@ -881,7 +881,27 @@ static int try_page(struct conn *c, struct http_req *r, const char *path,
     const char *why;
     if (strcmp(file, "/login.html") != 0 &&
         check_cookie(c->srv, r, &w, &why) != 0) {
-        http_respond(c, 302, "Location: /login\r\n", "text/plain", "", 0);
+        /* next= (path and query, percent-encoded) brings the visitor back
+         * here after signing in; login.js goes there only if same-origin. */
+        static const char keep[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "abcdefghijklmnopqrstuvwxyz0123456789/-._~";
+        const char *end = r->url.data + r->url.len;
+        const char *hash = memchr(path, '#', (size_t)(end - path));
+        end = hash ? hash : end;
+        struct buf loc;
+        buf_init(&loc, 0);
+        buf_puts(&loc, "Location: /login");
+        for (const char *s = path; end - path > 1 && s < end; s++) {
+            if (s == path)
+                buf_puts(&loc, "?next=");
+            if (*s && strchr(keep, *s))
+                buf_append(&loc, s, 1);
+            else
+                buf_printf(&loc, "%%%02X", (unsigned char)*s);
+        }
+        buf_puts(&loc, "\r\n");
+        http_respond(c, 302, loc.data, "text/plain", "", 0);
+        buf_dispose(&loc);
         return 1;
     }
     const struct asset *a = assets_find(file, strlen(file));

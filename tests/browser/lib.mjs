@@ -216,6 +216,30 @@ export class Server {
     }
   }
 
+  // The server log from here on: mark = logMark(); ...; logSince(mark).
+  logMark() {
+    try {
+      return fs.statSync(this.logFile).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  logSince(mark) {
+    try {
+      return fs.readFileSync(this.logFile).subarray(mark).toString('utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  // Every presence event the server announced about userId in the log text
+  // (log_level debug: "presence ORG/USER STATUS (reason) seq N").
+  announced(text, userId) {
+    const re = new RegExp(`presence [^/\\s]+/${userId} (\\w+) \\((\\w+)\\) seq (\\d+)`, 'g');
+    return [...text.matchAll(re)].map((m) => ({ status: m[1], reason: m[2], seq: Number(m[3]) }));
+  }
+
   // A plain HTTP client of the JSON API holding its own session cookie (or
   // a bearer token), for setup and for checks the pages do not show.
   async apiLogin(userId, password = PASSWORD, mail = email(userId)) {
@@ -527,6 +551,27 @@ export async function recordStatuses(page, userIds) {
 
 export async function readStatusLog(page, userId) {
   return page.evaluate((uid) => (window.__statusLog && window.__statusLog[uid]) || [], userId);
+}
+
+// Records, in the page, every presence event its client receives (and the
+// status each snapshot gives) until the page navigates. Read with
+// readPresenceEvents(page, userId).
+export async function recordPresenceEvents(page) {
+  await page.evaluate(() => {
+    const log = (window.__presenceLog = []);
+    const p = window.presence;
+    p.on('presence', (m) => log.push({ kind: 'presence', user: String(m.user), status: m.status,
+      reason: m.reason, seq: m.seq, t: Date.now() }));
+    p.on('snapshot', (s) => {
+      for (const m of s.members) {
+        log.push({ kind: 'snapshot', user: String(m.user), status: m.status, seq: s.seq, t: Date.now() });
+      }
+    });
+  });
+}
+
+export async function readPresenceEvents(page, userId) {
+  return page.evaluate((uid) => (window.__presenceLog || []).filter((e) => e.user === uid), userId);
 }
 
 // Records every data-state of #conn-state (and whether it was ever missing).

@@ -93,9 +93,13 @@ describe('presence between two people', () => {
         // "Appear offline": A sees grey while B stays connected; then Busy again.
         await pb.selectOption('#status-picker', 'OFFLINE');
         await waitForStatus(pa, 'bob', 'OFFLINE', 5000);
+        // Others see nothing of him, not even a connection; his own view
+        // has the truth: his WebSocket is still open.
         const hidden = await serverMember(pa, 'bob');
-        assert.deepEqual([hidden.status, hidden.connections], ['OFFLINE', 1],
-          'server: bob appears OFFLINE with his WebSocket still open');
+        assert.deepEqual([hidden.status, hidden.connections], ['OFFLINE', 0],
+          'server, to A: bob appears OFFLINE and unconnected');
+        const self = await apiGet(pb, '/api/me');
+        assert.equal(self.connections, 1, 'server, to bob: his WebSocket is still open');
         assert.equal(await connState(pb), 'connected', 'B stays connected while appearing offline');
         await pb.selectOption('#status-picker', 'BUSY');
         await waitForStatus(pa, 'bob', 'BUSY', 5000);

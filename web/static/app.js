@@ -21,12 +21,20 @@ export class ApiError extends Error {
 }
 
 let leaving = false;
+let loggingOut = null;  // this page's POST /api/logout, once sent
 
+// Leaves for /login, with next= this page so that signing in comes back
+// here (not after signing out oneself). A logout request in flight is
+// finished first: the server's close of the socket (1008) often comes
+// before its answer, and leaving would abort the request in the browser.
 export function goToLogin() {
   if (leaving)
     return;
   leaving = true;
-  location.assign('/login');
+  const here = location.pathname + location.search + location.hash;
+  const url = loggingOut || here === '/' ? '/login'
+    : '/login?next=' + encodeURIComponent(here);
+  Promise.resolve(loggingOut).catch(() => {}).then(() => location.assign(url));
 }
 
 // fetch() for the JSON API. Throws ApiError (status 0 = network). A 401
@@ -325,10 +333,14 @@ function renderHeader(active, presence) {
   logoutBtn.addEventListener('click', async () => {
     logoutBtn.disabled = true;
     logoutMsg.textContent = '';
+    // Not redirect: a 401 here means the session is over anyway, and
+    // goToLogin() waits for this very request.
+    loggingOut = api('/api/logout', { method: 'POST', redirect: false });
     try {
-      await api('/api/logout', { method: 'POST' });
+      await loggingOut;
     } catch (e) {
       if (e.status !== 401) {
+        loggingOut = null;
         logoutBtn.disabled = false;
         logoutBtn.textContent = 'Retry log out';
         logoutMsg.textContent = 'Log out failed: ' + e.message;

@@ -4,7 +4,9 @@
 //
 // It runs either inside the SharedWorker (presence-worker.js, one for all
 // tabs of the browser) or, where that is unavailable, inside the page
-// (presence.js, "direct" mode). It never touches the DOM. It reports through
+// (presence.js, "direct" mode). Every connect and reconnect states the idle
+// detector's state in the URL (auto=ONLINE|AWAY|OFFLINE), so the server
+// opens the connection with it. It never touches the DOM. It reports through
 // emit(msg) with these messages:
 //   {t:"state", state:"connecting"|"connected"|"offline", retryIn?:ms}
 //   {t:"frame", frame}   a server frame: hello, snapshot, presence, error
@@ -70,6 +72,7 @@ export class Engine {
     this.offlineAfter = 1800;
     this.lastActivity = now();
     this.autoSent = null;    // this connection's auto status as the server has it
+    this.connectAuto = 'ONLINE';  // the auto= of the current socket's URL
   }
 
   // ---- lifecycle ------------------------------------------------------
@@ -152,11 +155,14 @@ export class Engine {
 
   // ---- socket ---------------------------------------------------------
 
-  _fullUrl() {
-    if (!this.token)
-      return this.url;
+  // The upgrade URL: the token if any, and auto= the idle detector's state
+  // now, so that the server opens the connection with it and an idle person
+  // does not flap ONLINE then AWAY on every reconnect.
+  _fullUrl(auto) {
     const u = new URL(this.url);
-    u.searchParams.set('token', this.token);
+    if (this.token)
+      u.searchParams.set('token', this.token);
+    u.searchParams.set('auto', auto);
     return u.href;
   }
 
@@ -164,14 +170,16 @@ export class Engine {
     if (!this.wanted || this.ws)
       return;
     let ws;
+    const auto = this._wantedAuto();
     try {
-      ws = new this.WS(this._fullUrl());
+      ws = new this.WS(this._fullUrl(auto));
     } catch (e) {
       this._setState('offline');
       this._scheduleRetry();
       return;
     }
     this.ws = ws;
+    this.connectAuto = auto;
     this.synced = false;
     this.openedAt = 0;
     this._setState('connecting');
@@ -366,8 +374,14 @@ export class Engine {
     this.awayAfter = num(f.away_after, 300);
     this.offlineAfter = num(f.offline_after, 1800);
     this.hello = { ...f };
-    this.autoSent = 'ONLINE';  // a new connection starts ONLINE
     this.manual = f.manual === undefined ? null : f.manual;
+    // The connection started with the auto status of its URL; _syncAuto()
+    // below reports any change since. A server that ignores auto= starts
+    // it ONLINE: then say it again rather than stay ONLINE while idle (with
+    // another connection ONLINE that is a no-op).
+    this.autoSent = this.connectAuto;
+    if (this.autoSent !== 'ONLINE' && this.manual === null && f.status === 'ONLINE')
+      this.autoSent = 'ONLINE';
     this._startHeartbeat();
     this.emit({ t: 'frame', frame: this.helloFrame() });
     this.emit({ t: 'manual', manual: this.manual });

@@ -2,6 +2,8 @@
 // every tab of this browser on this origin (started by presence.js).
 //
 // The worker owns the Engine (socket, heartbeat, reconnects, idle timer).
+// Its idle timer sees the activity of every tab, so the auto= each connect
+// and reconnect carries is the state of the whole browser, not of one tab.
 // Tabs talk to it over their MessagePort:
 //   tab -> worker  {t:"hello", id, url, token?}  attach (also re-attach)
 //                  {t:"lock", name}   a Web Lock the tab holds while alive

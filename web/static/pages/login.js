@@ -17,9 +17,26 @@ function wait(seconds) {
   return m + ' minutes';
 }
 
+// Where to go after signing in: ?next= if it names a page of this origin,
+// else the dashboard (no open redirect). It is resolved as the browser
+// would (tabs and newlines dropped, a backslash read as "/", "//host" and
+// "javascript:" being other origins) and the absolute URL is what we go
+// to: a path alone could be "//host" again ("/.//host" resolves to it),
+// which no page has anyway.
 function nextPage() {
   const next = new URLSearchParams(location.search).get('next');
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+  if (!next)
+    return '/';
+  let u;
+  try {
+    u = new URL(next, location.origin);
+  } catch (e) {
+    return '/';
+  }
+  if (u.origin !== location.origin || u.pathname === '/login' ||
+      u.pathname.startsWith('//'))
+    return '/';
+  return u.href;
 }
 
 form.addEventListener('submit', async (ev) => {
