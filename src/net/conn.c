@@ -141,27 +141,42 @@ void conn_close_after_write(struct conn *c)
         linger(c);
 }
 
+/* Bytes queued that max_out judges: all but one large answer. */
+static size_t counted(const struct conn *c)
+{
+    return c->out_bytes - (c->big ? c->big->len : 0);
+}
+
+static void slow_consumer(struct conn *c)
+{
+    log_warn("%s: output queue over %lld bytes, closing", c->peer,
+             (long long)c->lp->cfg.max_out);
+    c->overflow = 1;
+}
+
 void conn_send(struct conn *c, struct frame *f)
 {
     if (c->state == CONN_CLOSED || c->overflow)
         return;
     /* docs/security.md max_out judges a client by what it fails to read,
-     * not by the size of one answer: a frame larger than the cap on its
-     * own (the snapshot of a large organization, a long member list) is
-     * let through and not counted, one at a time; everything queued
-     * besides it counts. */
+     * not by the size of one answer or one burst. A frame larger than the
+     * cap on its own (the snapshot of a large organization, a long member
+     * list) is let through uncounted, one at a time. A burst made in one
+     * loop turn is judged after the flusher has offered it to the socket
+     * (conn_flush_pending()), so a client that keeps up takes it; only
+     * while an earlier write still waits for the peer, which is then
+     * behind, does the cap apply as frames arrive. A turn's burst is
+     * bounded at 4 x max_out. */
     size_t max = (size_t)c->lp->cfg.max_out;
-    size_t counted = c->out_bytes - (c->big ? c->big->len : 0);
+    size_t limit = c->out_inflight ? max : 4 * max;
     if (f->len > max && !c->big) {
         c->big = f;
-    } else if (counted + f->len > max) {
+    } else if (counted(c) + f->len > limit) {
         /* docs/protocol.md: a client that does not read is dropped. Not
          * here, though: we may be inside a presence announcement, and
          * closing would feed the core a disconnect while it is busy. The
          * flusher closes it at the end of this loop turn. */
-        log_warn("%s: output queue over %lld bytes, closing", c->peer,
-                 (long long)c->lp->cfg.max_out);
-        c->overflow = 1;
+        slow_consumer(c);
         if (!list_linked(&c->pending_link))
             list_insert_tail(&c->lp->pending, &c->pending_link);
         return;
@@ -288,10 +303,15 @@ void conn_flush_pending(struct loop *lp)
     list_each_safe(pos, tmp, &lp->pending) {
         struct conn *c = list_entry(pos, struct conn, pending_link);
         list_remove(pos);
+        if (!c->overflow && c->state != CONN_CLOSED && !c->out_inflight &&
+            c->out_len) {
+            start_write(c);
+            if (c->state != CONN_CLOSED && !c->overflow &&
+                counted(c) > (size_t)lp->cfg.max_out)
+                slow_consumer(c); /* what the socket did not take */
+        }
         if (c->overflow)
             conn_close(c);
-        else if (c->state != CONN_CLOSED && !c->out_inflight && c->out_len)
-            start_write(c);
     }
 }
 

@@ -31,6 +31,7 @@
 #include "ws/frame.h"
 
 #define TICK_MS 100
+#define ACCEPT_PAUSE_MS 250 /* out of descriptors: listener closed this long */
 #define STOP_DELAY_MS 200 /* close frames get this long to leave */
 #define TRIM_CHURN 1000   /* connects + closes that make a burst */
 
@@ -100,18 +101,63 @@ void server_unlock(struct server *srv)
 
 static void *of(uv_handle_t *h) { return h->data; }
 
+static int open_listener(struct loop *lp, const struct sockaddr *sa,
+                         int reuseport);
+static void on_connection(uv_stream_t *l, int status);
+
+static void on_accept_resume(uv_timer_t *t);
+
+/* The listener is closed (paused, or a reopening failed): try again after
+ * a pause, unless the loop is stopping. */
+static void on_listener_paused(uv_handle_t *h)
+{
+    struct loop *lp = h->data;
+    if (!lp->stopping)
+        uv_timer_start(&lp->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS,
+                       0);
+}
+
+static void on_accept_resume(uv_timer_t *t)
+{
+    struct loop *lp = of((uv_handle_t *)t);
+    struct server *srv = lp->srv;
+    if (lp->stopping)
+        return;
+    int r = open_listener(lp, (const struct sockaddr *)&srv->listen_ss,
+                          srv->nloops > 1);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&lp->listener, 4096, on_connection);
+    if (r != 0) {
+        /* Still out of descriptors, most likely. */
+        uv_close((uv_handle_t *)&lp->listener, on_listener_paused);
+        return;
+    }
+    lp->accept_paused = 0;
+    log_info("accepting new connections again");
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     struct loop *lp = l->data;
     loop_now(lp);
     if (status < 0) {
-        /* Out of descriptors: libuv accepts and drops the waiting peers
-         * and tries again at the next one; live connections go on. Say so
-         * once a second, not once per refused peer. */
+        /* Say so once a second, not once per refused peer. */
         if (lp->now - lp->last_accept_log >= 1000) {
             lp->last_accept_log = lp->now;
             log_warn("accept: %s (new connections refused for now)",
                      uv_strerror(status));
+        }
+        /* Out of descriptors. libuv then drops the waiting peers with a
+         * descriptor it keeps in reserve per loop; but with several loops
+         * another thread can take the reserve's slot, and libuv then
+         * calls us again at once, forever, and the loop never gets back
+         * to its connections (pings, pongs, SIGTERM). Closing the
+         * listener ends that; it is reopened after a pause. Live
+         * connections go on throughout. */
+        if ((status == UV_EMFILE || status == UV_ENFILE) &&
+            !lp->accept_paused && !lp->stopping) {
+            lp->accept_paused = 1;
+            uv_close((uv_handle_t *)l, on_listener_paused);
         }
         return;
     }
@@ -225,7 +271,9 @@ static void loop_begin_stop(struct loop *lp)
     if (lp->stopping)
         return;
     lp->stopping = 1;
-    uv_close((uv_handle_t *)&lp->listener, NULL);
+    if (!uv_is_closing((uv_handle_t *)&lp->listener)) /* paused: closed */
+        uv_close((uv_handle_t *)&lp->listener, NULL);
+    uv_timer_stop(&lp->accept_timer);
     uv_timer_stop(&lp->tick);
     uv_timer_stop(&lp->heartbeat);
     hub_shutdown(lp);
@@ -442,7 +490,8 @@ static struct loop *loop_new(struct server *srv, unsigned id)
     list_init(&lp->lingering);
     list_init(&lp->waiting);
     list_init(&lp->logins);
-    uv_timer_t *timers[] = {&lp->tick, &lp->heartbeat, &lp->stop_timer};
+    uv_timer_t *timers[] = {&lp->tick, &lp->heartbeat, &lp->stop_timer,
+                            &lp->accept_timer};
     for (size_t i = 0; i < ARRAY_LEN(timers); i++) {
         uv_timer_init(&lp->uv, timers[i]);
         timers[i]->data = lp;
@@ -593,6 +642,7 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
             /* Port 0: the others bind the port the first one got. */
             int len = sizeof ss;
             uv_tcp_getsockname(&lp->listener, (struct sockaddr *)&ss, &len);
+            srv->listen_ss = ss;
         }
     }
     char host[64] = "?";

@@ -189,6 +189,8 @@ struct loop {
     uv_loop_t uv;
     uv_tcp_t listener;
     uv_timer_t tick, heartbeat, stop_timer;
+    uv_timer_t accept_timer;    /* reopens the listener after a pause */
+    int accept_paused;          /* listener closed: out of descriptors */
     uv_prepare_t flusher;       /* writes queued output before polling */
     uv_async_t wake;            /* posts arrived, or stop */
     uv_thread_t thread;         /* loops 1..n-1 */
@@ -227,6 +229,7 @@ struct server {
     size_t secret_len;
     char admin_key[65];
     char listen_addr[128];      /* actual address, after bind */
+    struct sockaddr_storage listen_ss; /* ... as bound, for reopening */
     int stopping;
     unsigned long churn;        /* connects + closes since memory was trimmed */
     server_reload_cb *reload;

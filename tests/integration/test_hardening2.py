@@ -485,3 +485,39 @@ def test_a_client_that_never_reads_is_still_dropped_after_a_big_answer(srv):
                 break
     assert srv.log_text().count("output queue over") == 1
     sock.close()
+
+
+def _events(c, prefix, status):
+    return sum(1 for m in c.log if m.get("type") == "presence" and
+               m.get("status") == status and str(m.get("user")).startswith(prefix))
+
+
+# large_org=1 and ?subscribe=1: the people themselves get no events (they
+# do not read); only the observer gets the burst.
+@pytest.mark.settings(max_out="64k", grace="2s", heartbeat="60s", conn_rate=1000000,
+                      large_org=1)
+def test_a_burst_over_max_out_in_one_turn_does_not_drop_a_reader(server):
+    """800 people whose grace ends in the same tick: ~130 KB of events made
+    in one loop turn for a client that reads everything. It is judged by
+    what its socket does not take, not by the size of the burst."""
+    from conftest import Drain, RawWS
+    n = 800
+    obs = server.ws("o1", "observer")
+    d = Drain(obs)
+    try:
+        people = []
+        for i in range(n):
+            people.append(RawWS(server.port, "/ws/presence/?subscribe=1&token=" +
+                                token_for("o1", "p%03d" % i, name="N" * 100), timeout=30))
+            if i % 100 == 99:
+                d.wait(lambda c: _events(c, "p", "ONLINE") >= i + 1, 30, "connect events")
+        d.wait(lambda c: _events(c, "p", "ONLINE") >= n, 30, "connect events")
+        for p in people:
+            p.close()
+        # Every OFFLINE arrives (grace, then one tick announces them all).
+        d.wait(lambda c: _events(c, "p", "OFFLINE") >= n, 30, "the grace expirations")
+        d.ping(30)
+    finally:
+        d.stop()
+    assert "output queue over" not in server.log_text()
+    assert not obs.seq_errors, obs.seq_errors[:5]
