@@ -102,6 +102,22 @@ static void trim(const char **s, const char **e)
         (*e)--;
 }
 
+/* Steps through a comma-separated list: the next non-empty item, trimmed,
+ * in *s..*e; 0 when there is none left. */
+static int next_item(const char **p, const char **s, const char **e)
+{
+    while (**p) {
+        const char *comma = strchr(*p, ',');
+        *s = *p;
+        *e = comma ? comma : *p + strlen(*p);
+        *p = comma ? comma + 1 : *e;
+        trim(s, e);
+        if (*s != *e)
+            return 1;
+    }
+    return 0;
+}
+
 int auth_cookie_get(const char *header, size_t header_len, const char *name,
                     char *out, size_t outlen)
 {
@@ -165,13 +181,8 @@ int auth_origin_allowed_tls(const char *origin, const char *allowed,
     size_t olen = strlen(origin);
     int any_entry = 0;
 
-    for (const char *p = allowed ? allowed : ""; *p;) {
-        const char *comma = strchr(p, ',');
-        const char *s = p, *e = comma ? comma : p + strlen(p);
-        p = comma ? comma + 1 : e;
-        trim(&s, &e);
-        if (s == e)
-            continue;
+    const char *p = allowed ? allowed : "", *s, *e;
+    while (next_item(&p, &s, &e)) {
         any_entry = 1;
         if (e - s == 1 && *s == '*') {
             if (!is_null)
@@ -259,13 +270,8 @@ static int prefix_equal(const struct addr *x, const struct addr *y, int bits)
  * malformed entry (want NULL: only checks the list). */
 static int list_match(const char *list, const struct addr *want)
 {
-    for (const char *p = list ? list : ""; *p;) {
-        const char *comma = strchr(p, ',');
-        const char *s = p, *e = comma ? comma : p + strlen(p);
-        p = comma ? comma + 1 : e;
-        trim(&s, &e);
-        if (s == e)
-            continue;
+    const char *p = list ? list : "", *s, *e;
+    while (next_item(&p, &s, &e)) {
         struct addr a;
         int bits = entry_parse(s, e, &a);
         if (bits < 0)

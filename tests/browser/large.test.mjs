@@ -3,14 +3,14 @@
 // max_out (1 MiB), which must not get the page's socket or request dropped
 // (issue 9, item 14). The page uses the org-wide snapshot, not subscribe.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  Server, Person, launchBrowser, withDiagnostics, waitReady, waitForStatus, waitUntil,
+  demoSuite, waitReady, waitForStatus,
 } from './lib.mjs';
 
 const EXTRA = 10_000;
@@ -32,27 +32,10 @@ function addMembers(db, org, n) {
 }
 
 describe('a 10,000-member organization', () => {
-  const s = { server: null, browser: null, people: [] };
-  const run = (fn) => withDiagnostics(() => s.server, () => s.people, fn);
-  const person = async (id) => {
-    const p = new Person(s.browser, s.server, id);
-    s.people.push(p);
-    return p.open();
-  };
-  before(async () => {
-    s.server = new Server();
-    s.server.seedDemo();
-    addMembers(s.server.db, 'demo', EXTRA);
-    await s.server.start();
-    s.browser = await launchBrowser();
-  });
-  after(async () => {
-    for (const p of s.people) await p.close();
-    if (s.browser) await s.browser.close();
-    if (s.server) await s.server.cleanup();
-  });
+  const suite = demoSuite({}, { prepare: (server) => addMembers(server.db, 'demo', EXTRA) });
+  const { person } = suite;
 
-  test('the directory lists everyone and its dots stay live', { timeout: 180_000 }, run(async () => {
+  test('the directory lists everyone and its dots stay live', { timeout: 180_000 }, suite.run(async () => {
     const A = await person('ann');
     const pa = await A.login();
     // Rendering 10,000 cards takes seconds: allow for a loaded machine.
@@ -62,10 +45,10 @@ describe('a 10,000-member organization', () => {
     assert.ok(shown >= EXTRA, `all ${EXTRA} members on /members (saw ${shown})`);
     // The page's socket took the big snapshot and stays open: a change of
     // another person still arrives.
-    const bob = await s.server.apiLogin('bob');
+    const bob = await suite.server.apiLogin('bob');
     await bob.setStatus('BUSY');
     await waitForStatus(pa, 'bob', 'BUSY', 15_000);
-    assert.doesNotMatch(fs.readFileSync(s.server.logFile, 'utf8'), /output queue over/,
+    assert.doesNotMatch(fs.readFileSync(suite.server.logFile, 'utf8'), /output queue over/,
       'nobody was dropped as a slow consumer');
   }));
 });

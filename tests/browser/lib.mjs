@@ -610,8 +610,9 @@ export async function connState(page) {
 /* One demo-seeded server and one Chromium for a describe() block: registers
  * the before/after hooks and returns what the tests use. person(id) opens a
  * browser context for that demo user; run(fn) wraps a test body so that a
- * failure prints the server log and every page's console. */
-export function demoSuite(env = {}) {
+ * failure prints the server log and every page's console. prepare(server),
+ * if given, runs between seeding and starting the server. */
+export function demoSuite(env = {}, { prepare } = {}) {
   const s = { server: null, browser: null, people: [] };
   s.person = async (id) => {
     const p = new Person(s.browser, s.server, id);
@@ -622,6 +623,8 @@ export function demoSuite(env = {}) {
   before(async () => {
     s.server = new Server(env);
     s.server.seedDemo();
+    if (prepare)
+      prepare(s.server);  // more data in the database before it starts
     await s.server.start();
     s.browser = await launchBrowser();
   });

@@ -2,8 +2,8 @@
 cookies, sessions, the status rate, CLI-added users, and answers larger than
 max_out. Each test fails without the fix it names."""
 import json
-import re
 import socket
+import sqlite3
 import struct
 import time
 import uuid
@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import WSClient, token_for, wait_until
+from conftest import Drain, RawWS, WSClient, slow_reader, token_for, wait_until
 
 PW = "pw-secret-123"
 
@@ -70,12 +70,21 @@ def reset(s):
     s.close()
 
 
-def concurrent_logins(port, attempts):
-    """attempts: [(source, email, password)]. Every request is on the wire
-    before any answer is read. Returns the statuses in order."""
-    socks = [open_from(port, src) for src, _, _ in attempts]
-    for s, (_, email, pw) in zip(socks, attempts):
+def send_logins(port, attempts):
+    """attempts: [(source, email, password)]. Sends each on a connection of
+    its own; returns the sockets, answers unread."""
+    socks = []
+    for src, email, pw in attempts:
+        s = open_from(port, src)
         s.sendall(login_bytes(email, pw))
+        socks.append(s)
+    return socks
+
+
+def concurrent_logins(port, attempts):
+    """Every request is on the wire before any answer is read. Returns the
+    statuses in order."""
+    socks = send_logins(port, attempts)
     out = []
     for s in socks:
         out.append(read_response(s)[0])
@@ -131,11 +140,8 @@ def test_successful_logins_do_not_use_up_the_limit(ann):
 def test_abandoned_logins_count(ann):
     ann.start()
     limit = int(ann.settings["login_limit"])
-    socks = []
-    for i in range(limit):
-        s = open_from(ann.port, "127.0.0.7")
-        s.sendall(login_bytes("ann@o1.example", "guess-%d" % i))
-        socks.append(s)
+    socks = send_logins(ann.port, [("127.0.0.7", "ann@o1.example", "guess-%d" % i)
+                                   for i in range(limit)])
     wait_log_count(ann, "127.0.0.7: login for ann@o1.example queued", limit, 30)
     for s in socks:
         reset(s)
@@ -147,11 +153,8 @@ def test_abandoned_logins_count(ann):
 def test_queued_logins_of_clients_that_reset_are_not_checked(ann):
     ann.start()
     n = 80
-    socks = []
-    for i in range(n):
-        s = open_from(ann.port, "127.0.0.%d" % (10 + i))
-        s.sendall(login_bytes("ann@o1.example", "guess-%d" % i))
-        socks.append(s)
+    socks = send_logins(ann.port, [("127.0.0.%d" % (10 + i), "ann@o1.example", "guess-%d" % i)
+                                   for i in range(n)])
     wait_log_count(ann, "login for ann@o1.example queued", n, 60)
     for s in socks:
         reset(s)
@@ -175,9 +178,8 @@ def test_login_queue_is_bounded_with_503(ann):
     assert got.count(503) >= 1, got
     assert got.count(401) >= 4, got
     # A 503 says why, in JSON, with a Retry-After.
-    socks = [open_from(ann.port, "127.0.0.%d" % (100 + i)) for i in range(20)]
-    for s in socks:
-        s.sendall(login_bytes("ann@o1.example", "y"))
+    socks = send_logins(ann.port, [("127.0.0.%d" % (100 + i), "ann@o1.example", "y")
+                                   for i in range(20)])
     answers = [read_response(s) for s in socks]
     busy = [a for a in answers if a[0] == 503]
     assert busy, [a[0] for a in answers]
@@ -201,11 +203,8 @@ def test_logins_waiting_past_login_timeout_are_not_checked(ann):
 def test_sigterm_does_not_wait_for_queued_logins(ann):
     ann.start()
     n = 400
-    socks = []
-    for i in range(n):
-        s = open_from(ann.port, "127.0.%d.%d" % (1 + i // 200, 2 + i % 200))
-        s.sendall(login_bytes("ann@o1.example", "x%d" % i))
-        socks.append(s)
+    socks = send_logins(ann.port, [("127.0.%d.%d" % (1 + i // 200, 2 + i % 200),
+                                    "ann@o1.example", "x%d" % i) for i in range(n)])
     wait_log_count(ann, "login for ann@o1.example queued", n, 60)
     ann.proc.terminate()
     ann.proc.wait(timeout=60)
@@ -409,11 +408,10 @@ def bulk_users(server, org, ids):
     now = int(time.time() * 1000)
     server.sql("INSERT OR IGNORE INTO organizations(id, name, created_ms) VALUES(?,?,?)",
                (org, org, now))
-    con_rows = [(org, u, "Member %s" % u[:8], now) for u in ids]
-    import sqlite3
+    rows = [(org, u, "Member %s" % u[:8], now) for u in ids]
     con = sqlite3.connect(server.db, timeout=10)
     try:
-        con.executemany("INSERT INTO users(org, id, name, created_ms) VALUES(?,?,?,?)", con_rows)
+        con.executemany("INSERT INTO users(org, id, name, created_ms) VALUES(?,?,?,?)", rows)
         con.commit()
     finally:
         con.close()
@@ -445,7 +443,6 @@ def test_channels_of_a_large_organization_exceed_max_out(srv):
     ids = ["member-%04d-%s" % (i, "x" * 20) for i in range(1500)]
     bulk_users(srv, "org15", ids)
     now = int(time.time() * 1000)
-    import sqlite3
     con = sqlite3.connect(srv.db, timeout=10)
     try:
         for ch in range(8):
@@ -473,7 +470,6 @@ def test_a_client_that_never_reads_is_still_dropped_after_a_big_answer(srv):
     ids = ["u%05d-%s" % (i, "y" * 30) for i in range(9000)]
     bulk_users(srv, "big", ids)
     srv.start()
-    from conftest import slow_reader
     sock = slow_reader(srv.port, "/ws/presence/?token=" + token_for("big", ids[0]))
     flipper = WSClient.connect(srv.ws_url(token=token_for("big", ids[1], name="F" * 180)),
                                timeout=30)
@@ -500,7 +496,6 @@ def test_a_burst_over_max_out_in_one_turn_does_not_drop_a_reader(server):
     """800 people whose grace ends in the same tick: ~130 KB of events made
     in one loop turn for a client that reads everything. It is judged by
     what its socket does not take, not by the size of the burst."""
-    from conftest import Drain, RawWS
     n = 800
     obs = server.ws("o1", "observer")
     d = Drain(obs)
