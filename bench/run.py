@@ -40,7 +40,8 @@ ROOT = os.path.dirname(HERE)
 LOADGEN = os.path.join(HERE, "loadgen")
 FLOOR = os.path.join(HERE, "floor")
 SECRET = "bench-" + os.urandom(16).hex()  # 38 bytes
-LIMITS_OFF = ["--msg-rate", "1000000", "--conn-rate", "1000000"]
+LIMITS_OFF = ["--msg-rate", "1000000", "--conn-rate", "1000000",
+              "--status-rate", "1000000"]
 NICE = 0  # --nice: priority of every process a run starts
 
 
