@@ -50,7 +50,9 @@ startPage({
       sortList(list, byName);
       applyFilter();
     }
-    refreshAllLastSeen();
+    // refreshPerson() has redrawn this member's "last seen"; the others'
+    // are kept current by the 30 s timer (rewriting all of them per
+    // event is thousands of DOM writes in a large organization).
     refreshSummary();
   },
   onSnapshot: () => {
