@@ -52,9 +52,10 @@ void conn_close(struct conn *c)
         return;
     c->state = CONN_CLOSED;
     /* Work queued for a peer that is gone is not worth doing (a login's
-     * password check); it is called back cancelled unless it runs. */
+     * password check); it is called back cancelled unless it runs
+     * (UV_EBUSY: then it ends on its own, and is called back too). */
     if (c->work)
-        uv_cancel((uv_req_t *)c->work);
+        (void)uv_cancel((uv_req_t *)c->work);
     hub_detach(c);
     list_remove(&c->pending_link);
     list_remove(&c->timer_link);
@@ -63,7 +64,15 @@ void conn_close(struct conn *c)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
+    struct conn *c = container_of((uv_tcp_t *)req->handle, struct conn, tcp);
     free(req);
+    /* The FIN could not be sent (the socket failed): nothing more can
+     * come or go, so there is nothing to linger for. UV_ECANCELED: the
+     * connection is closing already. */
+    if (status < 0 && status != UV_ECANCELED) {
+        log_debug("%s: shutdown: %s", c->peer, uv_strerror(status));
+        conn_close(c);
+    }
 }
 
 /* Everything is written: send FIN, but keep reading (and dropping) what
@@ -366,23 +375,38 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
     list_init(&c->pending_link);
     list_init(&c->timer_link);
     list_init(&c->subs);
-    uv_tcp_init(&lp->uv, &c->tcp);
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+    int r = uv_tcp_init(&lp->uv, &c->tcp);
+    if (r != 0) {
+        /* No handle, so nothing to close or count. */
+        log_error("cannot make a handle for a new connection: %s",
+                  uv_strerror(r));
+        free(c);
+        return r;
+    }
+    lp->nconns_all++; /* on_close() counts it out */
+    r = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (r < 0) {
+        log_debug("accept: %s", uv_strerror(r));
         c->state = CONN_CLOSED;
         uv_close((uv_handle_t *)&c->tcp, on_close);
-        lp->nconns_all++;
-        return -1;
+        return 0;
     }
-    lp->nconns_all++;
-    uv_tcp_nodelay(&c->tcp, 1);
+    r = uv_tcp_nodelay(&c->tcp, 1);
+    if (r != 0) /* frames may then wait for Nagle: slower, not wrong */
+        log_warn("TCP_NODELAY: %s", uv_strerror(r));
     struct sockaddr_storage ss;
     int len = sizeof ss;
     strcpy(c->peer, "?");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        r = 0;
         if (ss.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
+            r = uv_ip4_name((struct sockaddr_in *)&ss, c->peer,
+                            sizeof c->peer);
         else if (ss.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
+            r = uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer,
+                            sizeof c->peer);
+        if (r != 0)
+            strcpy(c->peer, "?");
     }
     /* docs/security.md: new connections per address per second. */
     char key[64];
@@ -393,11 +417,17 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
     if (n > lp->cfg.conn_rate) {
         c->state = CONN_CLOSED;
         uv_close((uv_handle_t *)&c->tcp, on_close);
-        return -1;
+        return 0;
     }
     http_conn_init(c);
     c->state = CONN_HTTP;
+    r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (r != 0) {
+        /* Never read, it would wait for its request timeout in vain. */
+        log_warn("%s: cannot read: %s", c->peer, uv_strerror(r));
+        conn_close(c);
+        return 0;
+    }
     conn_wait_request(c);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     return 0;
 }

@@ -263,6 +263,11 @@ void conn_close_after_write(struct conn *c);
 void conn_close(struct conn *c); /* at once; safe to repeat */
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
+/* Accepts the next peer of listener. Returns 0 once the peer is off the
+ * listener: served, or closed at once (a failed accept or read, over
+ * conn_rate). Returns a negative UV_E* code (logged) if no handle could
+ * be made for it: libuv then keeps the peer in the listener and accepts
+ * no other until it is taken, so the caller must close the listener. */
 int conn_start(struct loop *lp, uv_stream_t *listener);
 void conn_flush_pending(struct loop *lp);
 /* Closes lingering connections, and answers 408 to requests that did not
