@@ -6,6 +6,7 @@
  * each connection's whole queue with one uv_write (a writev) per loop turn,
  * so many events for one socket cost one system call. A connection whose
  * queue passes CONN_MAX_OUT is dropped rather than allowed to grow. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,30 @@ static void on_close(uv_handle_t *h)
     conn_unref(c);
 }
 
+/* The moves enum conn_state allows. */
+static inline int state_move_ok(enum conn_state from, enum conn_state to)
+{
+    switch (to) {
+    case CONN_HTTP:
+        return from == CONN_BUSY;
+    case CONN_BUSY:
+        return from == CONN_HTTP;
+    case CONN_WS:
+        return from == CONN_BUSY;
+    case CONN_CLOSING:
+        return from == CONN_HTTP || from == CONN_BUSY || from == CONN_WS;
+    case CONN_CLOSED:
+        return from != CONN_CLOSED;
+    }
+    return 0;
+}
+
+void conn_set_state(struct conn *c, enum conn_state s)
+{
+    assert(state_move_ok(c->state, s));
+    c->state = s;
+}
+
 void conn_ref(struct conn *c) { c->refs++; }
 
 void conn_unref(struct conn *c)
@@ -50,7 +75,7 @@ void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
-    c->state = CONN_CLOSED;
+    conn_set_state(c, CONN_CLOSED);
     /* Work queued for a peer that is gone is not worth doing (a login's
      * password check); it is called back cancelled unless it runs
      * (UV_EBUSY: then it ends on its own, and is called back too). */
@@ -134,7 +159,7 @@ void conn_close_after_write(struct conn *c)
     if (c->state == CONN_CLOSED)
         return;
     if (c->state != CONN_CLOSING) {
-        c->state = CONN_CLOSING;
+        conn_set_state(c, CONN_CLOSING);
         hub_detach(c); /* no more broadcasts to a closing socket */
     }
     c->close_after_write = 1;
@@ -365,6 +390,7 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
 {
     struct server *srv = lp->srv;
     struct conn *c = xcalloc(1, sizeof *c);
+    c->state = CONN_HTTP; /* the first state: not a move */
     c->srv = srv;
     c->lp = lp;
     c->outq = c->out_small;
@@ -387,7 +413,7 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
     r = uv_accept(listener, (uv_stream_t *)&c->tcp);
     if (r < 0) {
         log_debug("accept: %s", uv_strerror(r));
-        c->state = CONN_CLOSED;
+        conn_set_state(c, CONN_CLOSED);
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return 0;
     }
@@ -415,12 +441,11 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
     int64_t n = rate_add(srv->rates, key, 1000, srv->now);
     server_unlock(srv);
     if (n > lp->cfg.conn_rate) {
-        c->state = CONN_CLOSED;
+        conn_set_state(c, CONN_CLOSED);
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return 0;
     }
     http_conn_init(c);
-    c->state = CONN_HTTP;
     r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (r != 0) {
         /* Never read, it would wait for its request timeout in vain. */

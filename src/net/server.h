@@ -46,6 +46,16 @@ typedef int server_reload_cb(void *ud, struct config *out, char *err);
 #define HTTP_MAX_HEADER (16 * 1024) /* request line + headers: 431 past it */
 #define CONN_SMALL_Q 2  /* frames queued in the connection itself */
 
+/* A connection starts in CONN_HTTP, and moves only through
+ * conn_set_state(), which asserts that the move is one of these:
+ *   CONN_HTTP -> CONN_BUSY      a complete request is being served
+ *   CONN_BUSY -> CONN_HTTP      answered, kept alive: the next request
+ *   CONN_BUSY -> CONN_WS        upgraded
+ *   CONN_HTTP, CONN_BUSY or CONN_WS -> CONN_CLOSING
+ *                               an answer that ends it, a close handshake
+ *   any state but CONN_CLOSED -> CONN_CLOSED
+ *                               conn_close(), or refused at accept
+ * CONN_CLOSED is final. */
 enum conn_state {
     CONN_HTTP,     /* reading requests */
     CONN_BUSY,     /* a request is being served (thread pool work) */
@@ -256,6 +266,8 @@ struct loop *loop_current(void);
 void loop_wake(struct loop *lp);  /* lock held: run its posts soon */
 
 /* net/conn.c */
+/* Moves c to state s; asserts the move is allowed (enum conn_state). */
+void conn_set_state(struct conn *c, enum conn_state s);
 void conn_send(struct conn *c, struct frame *f); /* takes a new reference */
 void conn_send_bytes(struct conn *c, const void *p, size_t n); /* copies */
 /* Flushes what is queued, then closes. */

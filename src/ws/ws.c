@@ -267,7 +267,7 @@ static void pump(struct conn *c)
     }
     if (!wslay_event_want_read(ev) && !wslay_event_want_write(ev)) {
         if (c->state == CONN_WS)
-            c->state = CONN_CLOSING;
+            conn_set_state(c, CONN_CLOSING);
         conn_close_after_write(c);
         return;
     }
@@ -298,7 +298,7 @@ void ws_on_data(struct conn *c, const void *data, size_t len)
             frame_unref(f);
         }
         if (c->state == CONN_WS)
-            c->state = CONN_CLOSING;
+            conn_set_state(c, CONN_CLOSING);
         conn_close_after_write(c);
         return;
     }
@@ -309,7 +309,7 @@ void ws_close(struct conn *c, uint16_t code, const char *reason)
 {
     if (c->state != CONN_WS)
         return;
-    c->state = CONN_CLOSING;
+    conn_set_state(c, CONN_CLOSING);
     wslay_event_context_ptr ev = ws_ctx(c);
     if (!ev) {
         conn_close(c);
@@ -424,7 +424,7 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     conn_send_bytes(c, b.data, b.len);
     buf_dispose(&b);
 
-    c->state = CONN_WS;
+    conn_set_state(c, CONN_WS);
     c->last_rx_ms = c->lp->now;
     if (org) {
         c->org = org; /* borrowed: hub_attach() points them at the core's */
