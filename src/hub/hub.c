@@ -21,6 +21,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
+#include "ws/ws.h"
 
 /* One encoding buffer per thread: events and snapshots are built here and
  * copied once into their frame. */
@@ -119,7 +120,7 @@ static void session_conns(struct hub_org *o, unsigned i, const char *user,
             if (c->session_id != session || strcmp(c->user, user) != 0)
                 continue;
             if (close)
-                ws_close(c, 1008, "logged out");
+                ws_close(c, WS_CLOSE_POLICY, "logged out");
             else
                 c->pc = NULL;
         }
@@ -405,7 +406,7 @@ void hub_attach(struct conn *c)
                              idle[c->idle_at_connect], srv->now);
     if (!c->pc) {
         c->org = c->user = NULL; /* the caller's strings */
-        ws_close(c, 1011, "unknown user");
+        ws_close(c, WS_CLOSE_INTERNAL, "unknown user");
         return;
     }
     c->org = presence_conn_org(c->pc);
@@ -610,7 +611,7 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
             send_error(c, "rate_limited",
                        "too many messages; slow down");
         else if (c->msg_count > 10 * (uint32_t)srv->cfg.msg_rate)
-            ws_close(c, 1008, "message rate limit");
+            ws_close(c, WS_CLOSE_POLICY, "message rate limit");
         return;
     }
     struct msg_in m;
@@ -662,7 +663,7 @@ void hub_heartbeat(struct loop *lp)
             log_info("%s: %s/%s answered nothing for %lld ms, closing",
                      c->peer, c->org, c->user,
                      (long long)(lp->now - c->last_rx_ms));
-            ws_close(c, 1001, "heartbeat timeout");
+            ws_close(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
         } else if (c->state == CONN_WS) {
             conn_send(c, srv->ping);
         }
@@ -826,7 +827,7 @@ void hub_shutdown(struct loop *lp)
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, &lp->conns) {
         struct conn *c = list_entry(pos, struct conn, all_link);
-        ws_close(c, 1001, "server shutting down");
+        ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
     }
 }
 

@@ -323,6 +323,8 @@ int ws_upgrade_check(struct conn *c, struct http_req *r);
 int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
                const char *user, uint64_t session_id);
 void ws_on_data(struct conn *c, const void *data, size_t len);
+/* Starts the close handshake with code (a WS_CLOSE_*, ws/ws.h); does
+ * nothing unless c is in CONN_WS. */
 void ws_close(struct conn *c, uint16_t code, const char *reason);
 void ws_conn_free(struct conn *c);
 void ws_pool_free(void);             /* at exit: the idle contexts */

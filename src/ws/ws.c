@@ -26,6 +26,7 @@
 #include "util/utf8.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
+#include "ws/ws.h"
 
 /* A wslay context and the connection it serves now. */
 struct ws_ctx {
@@ -163,15 +164,15 @@ static unsigned close_check(const struct ws_ctx *w, const char **why)
         return 0;
     if (w->close_len == 1) {
         *why = "close payload of one byte";
-        return 1002;
+        return WS_CLOSE_PROTOCOL;
     }
     if (!close_code_ok((unsigned)w->close_buf[0] << 8 | w->close_buf[1])) {
         *why = "invalid close code";
-        return 1002;
+        return WS_CLOSE_PROTOCOL;
     }
     if (!utf8_valid(w->close_buf + 2, w->close_len - 2u)) {
         *why = "close reason is not UTF-8";
-        return 1007;
+        return WS_CLOSE_BAD_DATA;
     }
     return 0;
 }
@@ -293,7 +294,8 @@ void ws_on_data(struct conn *c, const void *data, size_t len)
          * frame, ...): the client still deserves to hear why, RFC 6455
          * 7.4.1 "protocol error", unless a close already went out. */
         if (!wslay_event_get_close_sent(ev)) {
-            struct frame *f = frame_new_close(1002, "protocol error");
+            struct frame *f = frame_new_close(WS_CLOSE_PROTOCOL,
+                                              "protocol error");
             conn_send(c, f);
             frame_unref(f);
         }
