@@ -24,7 +24,8 @@
 #include "ws/ws.h"
 
 /* One encoding buffer per thread: events and snapshots are built here and
- * copied once into their frame. */
+ * copied once into their frame. A per-thread cache, not state of the
+ * server's: nothing in it outlives the call that fills it. */
 static _Thread_local struct buf enc;
 
 /* What one loop hands another (struct post). */
@@ -36,14 +37,13 @@ enum post_kind {
 };
 
 /* Pending store writes that failed, kept for the next flush (the store may
- * be locked or full for a while; presence keeps serving from memory). */
+ * be locked or full for a while; presence keeps serving from memory), in
+ * server.pw. */
 struct pending_write {
     char *org, *user;
     int status, manual;
     int64_t last_seen;
 };
-static struct pending_write *pw;
-static size_t pw_len, pw_cap;
 
 /* An empty list per loop. */
 static struct list *lists_new(struct server *srv)
@@ -672,23 +672,34 @@ void hub_heartbeat(struct loop *lp)
 
 static void collect_dirty(void *ud, const struct presence_member *m)
 {
-    if (pw_len == pw_cap) {
-        pw_cap = pw_cap ? pw_cap * 2 : 64;
-        pw = xrealloc(pw, pw_cap * sizeof *pw);
+    struct server *srv = ud;
+    if (srv->pw_len == srv->pw_cap) {
+        srv->pw_cap = srv->pw_cap ? srv->pw_cap * 2 : 64;
+        srv->pw = xrealloc(srv->pw, srv->pw_cap * sizeof *srv->pw);
     }
-    pw[pw_len++] = (struct pending_write){
+    srv->pw[srv->pw_len++] = (struct pending_write){
         xstrdup(m->org), xstrdup(m->user), m->status, m->manual,
         m->last_seen_ms,
     };
 }
 
+static void drop_pending_writes(struct server *srv)
+{
+    for (size_t i = 0; i < srv->pw_len; i++) {
+        free(srv->pw[i].org);
+        free(srv->pw[i].user);
+    }
+    srv->pw_len = 0;
+}
+
 void hub_flush_store(struct server *srv)
 {
-    presence_drain_dirty(srv->presence, collect_dirty, NULL);
-    if (!pw_len)
+    presence_drain_dirty(srv->presence, collect_dirty, srv);
+    struct pending_write *pw = srv->pw;
+    if (!srv->pw_len)
         return;
     int rc = store_begin(srv->store);
-    for (size_t i = 0; rc == 0 && i < pw_len; i++) {
+    for (size_t i = 0; rc == 0 && i < srv->pw_len; i++) {
         rc = store_user_set_presence(srv->store, pw[i].org, pw[i].user,
                                      pw[i].status, pw[i].manual,
                                      pw[i].last_seen);
@@ -700,14 +711,10 @@ void hub_flush_store(struct server *srv)
     if (rc != 0) {
         store_rollback(srv->store);
         log_error("store: could not write %zu presence rows (%s); will retry",
-                  pw_len, store_strerror(rc));
+                  srv->pw_len, store_strerror(rc));
         return;
     }
-    for (size_t i = 0; i < pw_len; i++) {
-        free(pw[i].org);
-        free(pw[i].user);
-    }
-    pw_len = 0;
+    drop_pending_writes(srv);
 }
 
 int hub_sweep(struct server *srv, int64_t older_than_ms)
@@ -853,13 +860,10 @@ void hub_dispose(struct server *srv)
         free(o->id);
         free(o);
     }
-    for (size_t i = 0; i < pw_len; i++) {
-        free(pw[i].org);
-        free(pw[i].user);
-    }
-    free(pw);
-    pw = NULL;
-    pw_len = pw_cap = 0;
+    drop_pending_writes(srv);
+    free(srv->pw);
+    srv->pw = NULL;
+    srv->pw_cap = 0;
     presence_free(srv->presence);
     srv->presence = NULL;
     frame_unref(srv->ping);

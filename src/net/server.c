@@ -204,23 +204,21 @@ static void on_tick(uv_timer_t *t)
     server_lock(srv);
     presence_tick(srv->presence, srv->now);
     /* Online counts for subscribers: at most once a second. */
-    static int64_t last_online;
-    static unsigned long last_churn;
     int trim = 0;
-    if (srv->now - last_online >= 1000) {
-        last_online = srv->now;
+    if (srv->now - srv->last_online >= 1000) {
+        srv->last_online = srv->now;
         hub_send_online(srv);
         /* After a burst of connects or closes, once a quiet second has
          * passed: the burst's transient buffers (snapshots and events
          * queued to thousands of sockets) are freed, but the allocator
          * keeps their pages. Give them back, so that memory follows the
          * connections held rather than the peak. */
-        trim = srv->churn >= TRIM_CHURN && srv->churn == last_churn;
+        trim = srv->churn >= TRIM_CHURN && srv->churn == srv->last_churn;
         if (trim) {
             srv->churn = 0;
             hub_drop_caches(srv);
         }
-        last_churn = srv->churn;
+        srv->last_churn = srv->churn;
     }
     server_unlock(srv);
     if (trim)

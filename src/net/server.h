@@ -242,6 +242,12 @@ struct server {
     struct sockaddr_storage listen_ss; /* ... as bound, for reopening */
     int stopping;
     unsigned long churn;        /* connects + closes since memory was trimmed */
+    unsigned long last_churn;   /* ... as of the last check (on_tick) */
+    int64_t last_online;        /* when hub_send_online() last ran */
+    /* hub.c: presence rows whose store write failed, kept for the next
+     * flush (struct pending_write is hub.c's). */
+    struct pending_write *pw;
+    size_t pw_len, pw_cap;
     server_reload_cb *reload;
     void *reload_ud;
     int64_t now;                /* ms since the epoch, as of server_lock() */

@@ -40,14 +40,16 @@ struct ws_ctx {
     int in_close;
     uint8_t close_len;
     uint8_t close_buf[125];
+    /* The bytes ws_on_data() is feeding to wslay: lent by its caller, set
+     * only for the duration of that call. */
+    const uint8_t *rx;
+    size_t rx_len;
 };
 
-/* The bytes ws_on_data() is feeding to wslay (one connection at a time
- * per thread). */
-static _Thread_local const uint8_t *rx;
-static _Thread_local size_t rx_len;
-
-#define WS_POOL 64 /* idle contexts kept for reuse, per thread */
+/* Idle contexts kept for reuse, per thread. A per-thread cache of
+ * allocations, not state of any connection's: a context in it serves
+ * none (see the file comment). */
+#define WS_POOL 64
 static _Thread_local struct ws_ctx *pool[WS_POOL];
 static _Thread_local unsigned npool;
 
@@ -55,14 +57,14 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *ud)
 {
     struct ws_ctx *w = ud;
-    if (!rx_len) {
+    if (!w->rx_len) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = len < rx_len ? len : rx_len;
-    memcpy(buf, rx, n);
-    rx += n;
-    rx_len -= n;
+    size_t n = len < w->rx_len ? len : w->rx_len;
+    memcpy(buf, w->rx, n);
+    w->rx += n;
+    w->rx_len -= n;
     w->fed += n;
     return (ssize_t)n;
 }
@@ -283,10 +285,15 @@ void ws_on_data(struct conn *c, const void *data, size_t len)
         conn_close(c);
         return;
     }
-    rx = data;
-    rx_len = len;
+    /* The context stays c's until after the call: only pump() gives it
+     * back to the pool, and the connection is freed later, in its close
+     * callback. */
+    struct ws_ctx *w = c->ws;
+    w->rx = data;
+    w->rx_len = len;
     int rc = wslay_event_recv(ev);
-    rx_len = 0;
+    w->rx = NULL;
+    w->rx_len = 0;
     if (c->state == CONN_CLOSED)
         return;
     if (rc != 0) {
