@@ -114,7 +114,9 @@ struct conn {
     struct http_conn *h;        /* until the upgrade: HTTP state */
 
     /* WebSocket */
-    struct ws_ctx *ws;           /* only while a message is being read */
+    /* wslay's context, only while a message or a close is under way
+     * (ws.c ws_idle()). */
+    struct ws_ctx *ws;
     struct presence_conn *pc;
     uint64_t session_id;
     /* The presence core's ids (stable: the core never drops a user while
@@ -213,8 +215,10 @@ struct loop {
     struct list lingering;      /* half-closed, draining input until EOF */
     struct list waiting;        /* HTTP connections awaiting a request */
     struct list logins;         /* logins queued on the thread pool */
-    unsigned nconns_ws, nconns_all;
-    int stopping;
+    unsigned nconns_ws;         /* server lock: /healthz reads every loop's */
+    unsigned nconns_all;        /* open handles, WebSocket or not */
+    int stopping;               /* 1 closing, 2 closed; set under the lock,
+                                   read by loop_wake() from any loop */
     int64_t last_accept_log;
     struct post *posts;         /* server lock */
     size_t nposts, capposts;
@@ -224,7 +228,10 @@ struct loop {
 struct server {
     struct loop *loops[SERVER_MAX_LOOPS];
     unsigned nloops;
-    pthread_mutex_t lock;       /* server_lock(): everything below */
+    /* server_lock(): everything below, but for what start-up sets before
+     * the loops run and never changes (admin_key, listen_addr, listen_ss,
+     * reload, reload_ud). */
+    pthread_mutex_t lock;
     uv_timer_t flush, sweep;    /* on loop 0 */
     uv_signal_t sigterm, sigint, sighup;
     struct config cfg;
@@ -321,11 +328,12 @@ int api_init(void);
 void api_stop(struct loop *lp);
 
 /* ws/ws.c */
-/* Validates the upgrade headers; on success queues the 101 response and
- * switches c to CONN_WS (authenticated as org/user/session; org NULL: the
- * echo endpoint). Returns 0, or -1 after responding with an error. */
 /* 0 if r is a valid upgrade request, else -1 after a 400/426 answer. */
 int ws_upgrade_check(struct conn *c, struct http_req *r);
+/* For a request that passed ws_upgrade_check(): queues the 101 response
+ * and switches c to CONN_WS (authenticated as org/user/session, which are
+ * borrowed for the call; org NULL: the echo endpoint). Returns 0, or -1
+ * after responding with an error. */
 int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
                const char *user, uint64_t session_id);
 void ws_on_data(struct conn *c, const void *data, size_t len);
