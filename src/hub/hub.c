@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/rate.h"
 #include "net/server.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
 #include "ws/ws.h"

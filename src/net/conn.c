@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/rate.h"
 #include "net/server.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
 

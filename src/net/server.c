@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
-#include "net/rate.h"
 #include "net/server.h"
 #include "presence/presence.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
 
