@@ -17,12 +17,12 @@
 #include "auth/auth.h"
 #include "auth/jwt.h"
 #include "http/assets.h"
-#include "net/rate.h"
 #include "net/server.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 
 #define COOKIE_NAME "presenced_session"

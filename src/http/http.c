@@ -301,7 +301,7 @@ static void parse(struct conn *c)
         if (!r || r->complete != 1)
             return; /* need more bytes */
         c->h->req = NULL;
-        c->state = CONN_BUSY;
+        conn_set_state(c, CONN_BUSY);
         list_remove(&c->timer_link);
         api_handle(c, r); /* takes the server lock */
         http_req_free(r);
@@ -317,7 +317,7 @@ void http_done(struct conn *c)
 {
     if (c->state != CONN_BUSY)
         return;
-    c->state = CONN_HTTP;
+    conn_set_state(c, CONN_HTTP);
     conn_wait_request(c);
     http_parser_pause(&c->h->parser, 0);
     http_on_data(c);

@@ -13,17 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/rate.h"
 #include "net/server.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
+#include "ws/ws.h"
 
 /* One encoding buffer per thread: events and snapshots are built here and
- * copied once into their frame. */
+ * copied once into their frame. A per-thread cache, not state of the
+ * server's: nothing in it outlives the call that fills it. */
 static _Thread_local struct buf enc;
 
 /* What one loop hands another (struct post). */
@@ -35,14 +37,13 @@ enum post_kind {
 };
 
 /* Pending store writes that failed, kept for the next flush (the store may
- * be locked or full for a while; presence keeps serving from memory). */
+ * be locked or full for a while; presence keeps serving from memory), in
+ * server.pw. */
 struct pending_write {
     char *org, *user;
     int status, manual;
     int64_t last_seen;
 };
-static struct pending_write *pw;
-static size_t pw_len, pw_cap;
 
 /* An empty list per loop. */
 static struct list *lists_new(struct server *srv)
@@ -119,7 +120,7 @@ static void session_conns(struct hub_org *o, unsigned i, const char *user,
             if (c->session_id != session || strcmp(c->user, user) != 0)
                 continue;
             if (close)
-                ws_close(c, 1008, "logged out");
+                ws_close(c, WS_CLOSE_POLICY, "logged out");
             else
                 c->pc = NULL;
         }
@@ -405,7 +406,7 @@ void hub_attach(struct conn *c)
                              idle[c->idle_at_connect], srv->now);
     if (!c->pc) {
         c->org = c->user = NULL; /* the caller's strings */
-        ws_close(c, 1011, "unknown user");
+        ws_close(c, WS_CLOSE_INTERNAL, "unknown user");
         return;
     }
     c->org = presence_conn_org(c->pc);
@@ -610,7 +611,7 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
             send_error(c, "rate_limited",
                        "too many messages; slow down");
         else if (c->msg_count > 10 * (uint32_t)srv->cfg.msg_rate)
-            ws_close(c, 1008, "message rate limit");
+            ws_close(c, WS_CLOSE_POLICY, "message rate limit");
         return;
     }
     struct msg_in m;
@@ -662,7 +663,7 @@ void hub_heartbeat(struct loop *lp)
             log_info("%s: %s/%s answered nothing for %lld ms, closing",
                      c->peer, c->org, c->user,
                      (long long)(lp->now - c->last_rx_ms));
-            ws_close(c, 1001, "heartbeat timeout");
+            ws_close(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
         } else if (c->state == CONN_WS) {
             conn_send(c, srv->ping);
         }
@@ -671,23 +672,34 @@ void hub_heartbeat(struct loop *lp)
 
 static void collect_dirty(void *ud, const struct presence_member *m)
 {
-    if (pw_len == pw_cap) {
-        pw_cap = pw_cap ? pw_cap * 2 : 64;
-        pw = xrealloc(pw, pw_cap * sizeof *pw);
+    struct server *srv = ud;
+    if (srv->pw_len == srv->pw_cap) {
+        srv->pw_cap = srv->pw_cap ? srv->pw_cap * 2 : 64;
+        srv->pw = xrealloc(srv->pw, srv->pw_cap * sizeof *srv->pw);
     }
-    pw[pw_len++] = (struct pending_write){
+    srv->pw[srv->pw_len++] = (struct pending_write){
         xstrdup(m->org), xstrdup(m->user), m->status, m->manual,
         m->last_seen_ms,
     };
 }
 
+static void drop_pending_writes(struct server *srv)
+{
+    for (size_t i = 0; i < srv->pw_len; i++) {
+        free(srv->pw[i].org);
+        free(srv->pw[i].user);
+    }
+    srv->pw_len = 0;
+}
+
 void hub_flush_store(struct server *srv)
 {
-    presence_drain_dirty(srv->presence, collect_dirty, NULL);
-    if (!pw_len)
+    presence_drain_dirty(srv->presence, collect_dirty, srv);
+    struct pending_write *pw = srv->pw;
+    if (!srv->pw_len)
         return;
     int rc = store_begin(srv->store);
-    for (size_t i = 0; rc == 0 && i < pw_len; i++) {
+    for (size_t i = 0; rc == 0 && i < srv->pw_len; i++) {
         rc = store_user_set_presence(srv->store, pw[i].org, pw[i].user,
                                      pw[i].status, pw[i].manual,
                                      pw[i].last_seen);
@@ -699,14 +711,10 @@ void hub_flush_store(struct server *srv)
     if (rc != 0) {
         store_rollback(srv->store);
         log_error("store: could not write %zu presence rows (%s); will retry",
-                  pw_len, store_strerror(rc));
+                  srv->pw_len, store_strerror(rc));
         return;
     }
-    for (size_t i = 0; i < pw_len; i++) {
-        free(pw[i].org);
-        free(pw[i].user);
-    }
-    pw_len = 0;
+    drop_pending_writes(srv);
 }
 
 int hub_sweep(struct server *srv, int64_t older_than_ms)
@@ -826,7 +834,7 @@ void hub_shutdown(struct loop *lp)
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, &lp->conns) {
         struct conn *c = list_entry(pos, struct conn, all_link);
-        ws_close(c, 1001, "server shutting down");
+        ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
     }
 }
 
@@ -852,13 +860,10 @@ void hub_dispose(struct server *srv)
         free(o->id);
         free(o);
     }
-    for (size_t i = 0; i < pw_len; i++) {
-        free(pw[i].org);
-        free(pw[i].user);
-    }
-    free(pw);
-    pw = NULL;
-    pw_len = pw_cap = 0;
+    drop_pending_writes(srv);
+    free(srv->pw);
+    srv->pw = NULL;
+    srv->pw_cap = 0;
     presence_free(srv->presence);
     srv->presence = NULL;
     frame_unref(srv->ping);

@@ -6,13 +6,14 @@
  * each connection's whole queue with one uv_write (a writev) per loop turn,
  * so many events for one socket cost one system call. A connection whose
  * queue passes CONN_MAX_OUT is dropped rather than allowed to grow. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/rate.h"
 #include "net/server.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
 
@@ -33,6 +34,30 @@ static void on_close(uv_handle_t *h)
     conn_unref(c);
 }
 
+/* The moves enum conn_state allows. */
+static inline int state_move_ok(enum conn_state from, enum conn_state to)
+{
+    switch (to) {
+    case CONN_HTTP:
+        return from == CONN_BUSY;
+    case CONN_BUSY:
+        return from == CONN_HTTP;
+    case CONN_WS:
+        return from == CONN_BUSY;
+    case CONN_CLOSING:
+        return from == CONN_HTTP || from == CONN_BUSY || from == CONN_WS;
+    case CONN_CLOSED:
+        return from != CONN_CLOSED;
+    }
+    return 0;
+}
+
+void conn_set_state(struct conn *c, enum conn_state s)
+{
+    assert(state_move_ok(c->state, s));
+    c->state = s;
+}
+
 void conn_ref(struct conn *c) { c->refs++; }
 
 void conn_unref(struct conn *c)
@@ -50,11 +75,12 @@ void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
-    c->state = CONN_CLOSED;
+    conn_set_state(c, CONN_CLOSED);
     /* Work queued for a peer that is gone is not worth doing (a login's
-     * password check); it is called back cancelled unless it runs. */
+     * password check); it is called back cancelled unless it runs
+     * (UV_EBUSY: then it ends on its own, and is called back too). */
     if (c->work)
-        uv_cancel((uv_req_t *)c->work);
+        (void)uv_cancel((uv_req_t *)c->work);
     hub_detach(c);
     list_remove(&c->pending_link);
     list_remove(&c->timer_link);
@@ -63,7 +89,15 @@ void conn_close(struct conn *c)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
+    struct conn *c = container_of((uv_tcp_t *)req->handle, struct conn, tcp);
     free(req);
+    /* The FIN could not be sent (the socket failed): nothing more can
+     * come or go, so there is nothing to linger for. UV_ECANCELED: the
+     * connection is closing already. */
+    if (status < 0 && status != UV_ECANCELED) {
+        log_debug("%s: shutdown: %s", c->peer, uv_strerror(status));
+        conn_close(c);
+    }
 }
 
 /* Everything is written: send FIN, but keep reading (and dropping) what
@@ -125,7 +159,7 @@ void conn_close_after_write(struct conn *c)
     if (c->state == CONN_CLOSED)
         return;
     if (c->state != CONN_CLOSING) {
-        c->state = CONN_CLOSING;
+        conn_set_state(c, CONN_CLOSING);
         hub_detach(c); /* no more broadcasts to a closing socket */
     }
     c->close_after_write = 1;
@@ -356,6 +390,7 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
 {
     struct server *srv = lp->srv;
     struct conn *c = xcalloc(1, sizeof *c);
+    c->state = CONN_HTTP; /* the first state: not a move */
     c->srv = srv;
     c->lp = lp;
     c->outq = c->out_small;
@@ -366,23 +401,38 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
     list_init(&c->pending_link);
     list_init(&c->timer_link);
     list_init(&c->subs);
-    uv_tcp_init(&lp->uv, &c->tcp);
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
-        c->state = CONN_CLOSED;
-        uv_close((uv_handle_t *)&c->tcp, on_close);
-        lp->nconns_all++;
-        return -1;
+    int r = uv_tcp_init(&lp->uv, &c->tcp);
+    if (r != 0) {
+        /* No handle, so nothing to close or count. */
+        log_error("cannot make a handle for a new connection: %s",
+                  uv_strerror(r));
+        free(c);
+        return r;
     }
-    lp->nconns_all++;
-    uv_tcp_nodelay(&c->tcp, 1);
+    lp->nconns_all++; /* on_close() counts it out */
+    r = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (r < 0) {
+        log_debug("accept: %s", uv_strerror(r));
+        conn_set_state(c, CONN_CLOSED);
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return 0;
+    }
+    r = uv_tcp_nodelay(&c->tcp, 1);
+    if (r != 0) /* frames may then wait for Nagle: slower, not wrong */
+        log_warn("TCP_NODELAY: %s", uv_strerror(r));
     struct sockaddr_storage ss;
     int len = sizeof ss;
     strcpy(c->peer, "?");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        r = 0;
         if (ss.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
+            r = uv_ip4_name((struct sockaddr_in *)&ss, c->peer,
+                            sizeof c->peer);
         else if (ss.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
+            r = uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer,
+                            sizeof c->peer);
+        if (r != 0)
+            strcpy(c->peer, "?");
     }
     /* docs/security.md: new connections per address per second. */
     char key[64];
@@ -391,13 +441,18 @@ int conn_start(struct loop *lp, uv_stream_t *listener)
     int64_t n = rate_add(srv->rates, key, 1000, srv->now);
     server_unlock(srv);
     if (n > lp->cfg.conn_rate) {
-        c->state = CONN_CLOSED;
+        conn_set_state(c, CONN_CLOSED);
         uv_close((uv_handle_t *)&c->tcp, on_close);
-        return -1;
+        return 0;
     }
     http_conn_init(c);
-    c->state = CONN_HTTP;
+    r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (r != 0) {
+        /* Never read, it would wait for its request timeout in vain. */
+        log_warn("%s: cannot read: %s", c->peer, uv_strerror(r));
+        conn_close(c);
+        return 0;
+    }
     conn_wait_request(c);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     return 0;
 }

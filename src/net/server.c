@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
-#include "net/rate.h"
 #include "net/server.h"
 #include "presence/presence.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
 
@@ -53,17 +53,28 @@ int64_t loop_now(struct loop *lp)
 
 struct loop *loop_current(void) { return tl_loop; }
 
+/* Logs a libuv call that failed (what: which call, on what) and returns
+ * its result, so that each failure is said once, where it happened. */
+static int checked(int r, const char *what)
+{
+    if (r < 0)
+        log_error("%s: %s", what, uv_strerror(r));
+    return r;
+}
+
 void loop_wake(struct loop *lp)
 {
     /* Lock held. Once a loop has closed its handles (stopping 2) nothing
      * is posted to it: it has no connections left. */
     if (lp->stopping < 2)
-        uv_async_send(&lp->wake);
+        checked(uv_async_send(&lp->wake), "waking a loop");
 }
 
-static void restart_timer(uv_timer_t *t, uv_timer_cb cb, int64_t ms)
+/* 0 or a UV_E* code (logged): only a closing timer refuses to start. */
+static int restart_timer(uv_timer_t *t, uv_timer_cb cb, int64_t ms,
+                         const char *what)
 {
-    uv_timer_start(t, cb, (uint64_t)ms, (uint64_t)ms);
+    return checked(uv_timer_start(t, cb, (uint64_t)ms, (uint64_t)ms), what);
 }
 
 static void on_heartbeat(uv_timer_t *t);
@@ -86,7 +97,8 @@ void server_lock(struct server *srv)
         memcpy(lp->secret, srv->secret, srv->secret_len);
         lp->secret_len = srv->secret_len;
         if (!lp->stopping)
-            restart_timer(&lp->heartbeat, on_heartbeat, lp->cfg.heartbeat_ms);
+            restart_timer(&lp->heartbeat, on_heartbeat, lp->cfg.heartbeat_ms,
+                          "SIGHUP: restarting the heartbeat timer");
     }
     if (lp->nposts)
         hub_run_posts(lp);
@@ -101,20 +113,32 @@ void server_unlock(struct server *srv)
 
 static void *of(uv_handle_t *h) { return h->data; }
 
+static int init_listener(struct loop *lp);
 static int open_listener(struct loop *lp, const struct sockaddr *sa,
                          int reuseport);
-static void on_connection(uv_stream_t *l, int status);
 
 static void on_accept_resume(uv_timer_t *t);
 
 /* The listener is closed (paused, or a reopening failed): try again after
  * a pause, unless the loop is stopping. */
-static void on_listener_paused(uv_handle_t *h)
+static void resume_later(struct loop *lp)
 {
-    struct loop *lp = h->data;
     if (!lp->stopping)
-        uv_timer_start(&lp->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS,
-                       0);
+        checked(uv_timer_start(&lp->accept_timer, on_accept_resume,
+                               ACCEPT_PAUSE_MS, 0),
+                "listener closed for good: cannot start its timer");
+}
+
+static void on_listener_paused(uv_handle_t *h) { resume_later(h->data); }
+
+/* Stops accepting for a moment: closing the listener drops the peers
+ * waiting in it, and it is reopened after a pause. */
+static void pause_accepting(struct loop *lp)
+{
+    if (lp->accept_paused || lp->stopping)
+        return;
+    lp->accept_paused = 1;
+    uv_close((uv_handle_t *)&lp->listener, on_listener_paused);
 }
 
 static void on_accept_resume(uv_timer_t *t)
@@ -123,12 +147,16 @@ static void on_accept_resume(uv_timer_t *t)
     struct server *srv = lp->srv;
     if (lp->stopping)
         return;
-    int r = open_listener(lp, (const struct sockaddr *)&srv->listen_ss,
-                          srv->nloops > 1);
-    if (r == 0)
-        r = uv_listen((uv_stream_t *)&lp->listener, 4096, on_connection);
+    int r = init_listener(lp);
     if (r != 0) {
-        /* Still out of descriptors, most likely. */
+        log_error("cannot reopen the listener: %s", uv_strerror(r));
+        resume_later(lp); /* no handle to close */
+        return;
+    }
+    r = open_listener(lp, (const struct sockaddr *)&srv->listen_ss,
+                      srv->nloops > 1);
+    if (r != 0) {
+        /* Still out of descriptors, most likely: said once already. */
         uv_close((uv_handle_t *)&lp->listener, on_listener_paused);
         return;
     }
@@ -154,14 +182,15 @@ static void on_connection(uv_stream_t *l, int status)
          * to its connections (pings, pongs, SIGTERM). Closing the
          * listener ends that; it is reopened after a pause. Live
          * connections go on throughout. */
-        if ((status == UV_EMFILE || status == UV_ENFILE) &&
-            !lp->accept_paused && !lp->stopping) {
-            lp->accept_paused = 1;
-            uv_close((uv_handle_t *)l, on_listener_paused);
-        }
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            pause_accepting(lp);
         return;
     }
-    conn_start(lp, l);
+    /* No handle could be made for the peer (logged): libuv keeps it in
+     * the listener and accepts no other until it is taken. Closing the
+     * listener drops it. */
+    if (conn_start(lp, l) != 0)
+        pause_accepting(lp);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -175,23 +204,21 @@ static void on_tick(uv_timer_t *t)
     server_lock(srv);
     presence_tick(srv->presence, srv->now);
     /* Online counts for subscribers: at most once a second. */
-    static int64_t last_online;
-    static unsigned long last_churn;
     int trim = 0;
-    if (srv->now - last_online >= 1000) {
-        last_online = srv->now;
+    if (srv->now - srv->last_online >= 1000) {
+        srv->last_online = srv->now;
         hub_send_online(srv);
         /* After a burst of connects or closes, once a quiet second has
          * passed: the burst's transient buffers (snapshots and events
          * queued to thousands of sockets) are freed, but the allocator
          * keeps their pages. Give them back, so that memory follows the
          * connections held rather than the peak. */
-        trim = srv->churn >= TRIM_CHURN && srv->churn == last_churn;
+        trim = srv->churn >= TRIM_CHURN && srv->churn == srv->last_churn;
         if (trim) {
             srv->churn = 0;
             hub_drop_caches(srv);
         }
-        last_churn = srv->churn;
+        srv->last_churn = srv->churn;
     }
     server_unlock(srv);
     if (trim)
@@ -251,7 +278,8 @@ static void on_loop_stopped(uv_timer_t *t)
         /* The other loops have closed their connections by now: wait for
          * their threads, then write what is pending. */
         for (unsigned i = 1; i < srv->nloops; i++)
-            uv_thread_join(&srv->loops[i]->thread);
+            checked(uv_thread_join(&srv->loops[i]->thread),
+                    "waiting for a loop thread");
         server_lock(srv);
         hub_flush_store(srv);
         store_server_clear(srv->store, (int64_t)getpid());
@@ -271,14 +299,17 @@ static void loop_begin_stop(struct loop *lp)
     if (lp->stopping)
         return;
     lp->stopping = 1;
-    if (!uv_is_closing((uv_handle_t *)&lp->listener)) /* paused: closed */
+    /* Paused, the listener is closed, or was never reopened. */
+    if (!lp->accept_paused)
         uv_close((uv_handle_t *)&lp->listener, NULL);
     uv_timer_stop(&lp->accept_timer);
     uv_timer_stop(&lp->tick);
     uv_timer_stop(&lp->heartbeat);
     hub_shutdown(lp);
     api_stop(lp); /* queued logins are answered 503, not checked */
-    uv_timer_start(&lp->stop_timer, on_loop_stopped, STOP_DELAY_MS, 0);
+    checked(uv_timer_start(&lp->stop_timer, on_loop_stopped, STOP_DELAY_MS,
+                           0),
+            "stopping a loop: cannot start its stop timer");
 }
 
 static void on_wake(uv_async_t *a)
@@ -307,7 +338,7 @@ static void begin_stop(struct server *srv, const char *why)
     uv_timer_stop(&srv->sweep);
     uv_timer_stop(&srv->flush);
     for (unsigned i = 1; i < srv->nloops; i++)
-        uv_async_send(&srv->loops[i]->wake);
+        loop_wake(srv->loops[i]);
     loop_begin_stop(srv->loops[0]);
     server_unlock(srv);
 }
@@ -345,8 +376,10 @@ static void reload(struct server *srv)
     struct presence_opts o = {c.grace_ms, c.login_grace_ms,
                               c.restart_grace_ms};
     presence_set_opts(srv->presence, &o);
-    restart_timer(&srv->flush, on_flush, c.flush_ms);
-    restart_timer(&srv->sweep, on_sweep, c.sweep_ms);
+    restart_timer(&srv->flush, on_flush, c.flush_ms,
+                  "SIGHUP: restarting the flush timer");
+    restart_timer(&srv->sweep, on_sweep, c.sweep_ms,
+                  "SIGHUP: restarting the sweep timer");
     /* Each loop takes the new settings the next time it takes the lock;
      * this one (loop 0) at once. */
     for (unsigned i = 0; i < srv->nloops; i++) {
@@ -358,7 +391,8 @@ static void reload(struct server *srv)
     srv->loops[0]->cfg = srv->cfg;
     memcpy(srv->loops[0]->secret, srv->secret, srv->secret_len);
     srv->loops[0]->secret_len = srv->secret_len;
-    restart_timer(&srv->loops[0]->heartbeat, on_heartbeat, c.heartbeat_ms);
+    restart_timer(&srv->loops[0]->heartbeat, on_heartbeat, c.heartbeat_ms,
+                  "SIGHUP: restarting the heartbeat timer");
     log_info("SIGHUP: configuration reloaded");
 }
 
@@ -418,15 +452,10 @@ static int load_secret(struct server *srv)
     return 1; /* demo: caller derives one */
 }
 
-/* The listening socket of one loop. With several loops each has its own,
- * bound to the same address with SO_REUSEPORT, so that the kernel hands
- * each new connection to one of them; the first binds (port 0: picks the
- * port) and the others follow it. */
-static int open_listener(struct loop *lp, const struct sockaddr *sa,
+/* Binds the socket of an initialised listener. */
+static int bind_listener(struct loop *lp, const struct sockaddr *sa,
                          int reuseport)
 {
-    uv_tcp_init(&lp->uv, &lp->listener);
-    lp->listener.data = lp;
     if (!reuseport)
         return uv_tcp_bind(&lp->listener, sa, 0);
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -444,6 +473,30 @@ static int open_listener(struct loop *lp, const struct sockaddr *sa,
         return uv_translate_sys_error(e);
     }
     return uv_tcp_open(&lp->listener, fd);
+}
+
+/* The handle of a loop's listener: 0, or a UV_E* code and then there is
+ * no handle to close. */
+static int init_listener(struct loop *lp)
+{
+    int r = uv_tcp_init(&lp->uv, &lp->listener);
+    if (r == 0)
+        lp->listener.data = lp;
+    return r;
+}
+
+/* Makes an initialised listener listen. With several loops each has its
+ * own, bound to the same address with SO_REUSEPORT, so that the kernel
+ * hands each new connection to one of them; the first binds (port 0:
+ * picks the port) and the others follow it. 0 or a UV_E* code; the
+ * handle stays open either way (the caller closes it). */
+static int open_listener(struct loop *lp, const struct sockaddr *sa,
+                         int reuseport)
+{
+    int r = bind_listener(lp, sa, reuseport);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&lp->listener, 4096, on_connection);
+    return r;
 }
 
 /* With several loops every listener sets SO_REUSEPORT, and the kernel lets
@@ -476,7 +529,11 @@ static void listen_failed(const char *addr, int r)
               r == UV_EADDRINUSE ? " (another server listens there)" : "");
 }
 
-static struct loop *loop_new(struct server *srv, unsigned id)
+static void loop_free(struct loop *lp);
+
+/* A new loop in *out, its handles initialised but not started: 0, or a
+ * UV_E* code (logged) and nothing is left of it. */
+static int loop_new(struct server *srv, unsigned id, struct loop **out)
 {
     struct loop *lp = xcalloc(1, sizeof *lp);
     lp->srv = srv;
@@ -484,31 +541,53 @@ static struct loop *loop_new(struct server *srv, unsigned id)
     lp->cfg = srv->cfg;
     memcpy(lp->secret, srv->secret, srv->secret_len);
     lp->secret_len = srv->secret_len;
-    uv_loop_init(&lp->uv);
     list_init(&lp->conns);
     list_init(&lp->pending);
     list_init(&lp->lingering);
     list_init(&lp->waiting);
     list_init(&lp->logins);
+    int r = checked(uv_loop_init(&lp->uv), "cannot make an event loop");
+    if (r != 0) {
+        free(lp); /* a loop that failed to initialise is not closed */
+        return r;
+    }
+    /* From here on loop_free() closes whichever handles were made. */
     uv_timer_t *timers[] = {&lp->tick, &lp->heartbeat, &lp->stop_timer,
                             &lp->accept_timer};
-    for (size_t i = 0; i < ARRAY_LEN(timers); i++) {
-        uv_timer_init(&lp->uv, timers[i]);
+    for (size_t i = 0; r == 0 && i < ARRAY_LEN(timers); i++) {
+        r = checked(uv_timer_init(&lp->uv, timers[i]),
+                    "cannot make a loop's timer");
         timers[i]->data = lp;
     }
-    uv_prepare_init(&lp->uv, &lp->flusher);
+    if (r == 0)
+        r = checked(uv_prepare_init(&lp->uv, &lp->flusher),
+                    "cannot make a loop's flusher");
     lp->flusher.data = lp;
-    uv_async_init(&lp->uv, &lp->wake, on_wake);
+    if (r == 0)
+        r = checked(uv_async_init(&lp->uv, &lp->wake, on_wake),
+                    "cannot make a loop's wake-up handle");
     lp->wake.data = lp;
+    if (r != 0) {
+        loop_free(lp);
+        return r;
+    }
     lp->now = wall_ms();
-    return lp;
+    *out = lp;
+    return 0;
 }
 
-static void loop_start(struct loop *lp)
+/* Starts a loop's timers and flusher: 0 or a UV_E* code (logged). */
+static int loop_start(struct loop *lp)
 {
-    uv_timer_start(&lp->tick, on_tick, TICK_MS, TICK_MS);
-    restart_timer(&lp->heartbeat, on_heartbeat, lp->cfg.heartbeat_ms);
-    uv_prepare_start(&lp->flusher, on_prepare);
+    int r = checked(uv_timer_start(&lp->tick, on_tick, TICK_MS, TICK_MS),
+                    "cannot start a loop's tick timer");
+    if (r == 0)
+        r = restart_timer(&lp->heartbeat, on_heartbeat, lp->cfg.heartbeat_ms,
+                          "cannot start a loop's heartbeat timer");
+    if (r == 0)
+        r = checked(uv_prepare_start(&lp->flusher, on_prepare),
+                    "cannot start a loop's flusher");
+    return r;
 }
 
 static void loop_run(void *arg)
@@ -530,10 +609,24 @@ static void loop_free(struct loop *lp)
     if (uv_loop_close(&lp->uv) != 0) {
         uv_walk(&lp->uv, close_all, &lp->listener);
         uv_run(&lp->uv, UV_RUN_DEFAULT);
-        uv_loop_close(&lp->uv);
+        checked(uv_loop_close(&lp->uv), "closing a loop");
     }
     free(lp->posts);
     free(lp);
+}
+
+/* A loop thread could not start: those that did (loops 1..n-1) stop as
+ * at SIGTERM, and are waited for. */
+static void stop_threads(struct server *srv, unsigned n)
+{
+    server_lock(srv);
+    srv->stopping = 1;
+    for (unsigned i = 1; i < n; i++)
+        loop_wake(srv->loops[i]);
+    server_unlock(srv);
+    for (unsigned i = 1; i < n; i++)
+        checked(uv_thread_join(&srv->loops[i]->thread),
+                "waiting for a loop thread");
 }
 
 int server_demo_secret(const char *db, char *out, size_t outlen);
@@ -621,9 +714,12 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
      * loop for long: writes that fail are retried at the next flush. */
     store_set_busy_timeout(srv->store, 250);
 
-    srv->nloops = nloops;
-    for (unsigned i = 0; i < nloops; i++)
-        srv->loops[i] = loop_new(srv, i);
+    /* srv->nloops counts the loops made so far: those are freed below. */
+    for (unsigned i = 0; i < nloops; i++) {
+        if (loop_new(srv, i, &srv->loops[i]) != 0)
+            goto out_loops;
+        srv->nloops++;
+    }
     tl_loop = srv->loops[0];
     if (hub_init(srv) != 0) {
         log_error("cannot load users from %s", cfg->db);
@@ -631,9 +727,9 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
     }
     for (unsigned i = 0; i < nloops; i++) {
         struct loop *lp = srv->loops[i];
-        r = open_listener(lp, (struct sockaddr *)&ss, nloops > 1);
+        r = init_listener(lp);
         if (r == 0)
-            r = uv_listen((uv_stream_t *)&lp->listener, 4096, on_connection);
+            r = open_listener(lp, (struct sockaddr *)&ss, nloops > 1);
         if (r != 0) {
             listen_failed(cfg->listen, r);
             goto out_loops;
@@ -641,23 +737,64 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
         if (i == 0) {
             /* Port 0: the others bind the port the first one got. */
             int len = sizeof ss;
-            uv_tcp_getsockname(&lp->listener, (struct sockaddr *)&ss, &len);
+            r = uv_tcp_getsockname(&lp->listener, (struct sockaddr *)&ss,
+                                   &len);
+            if (r != 0) {
+                log_error("cannot tell the address %s was bound to: %s",
+                          cfg->listen, uv_strerror(r));
+                goto out_loops;
+            }
             srv->listen_ss = ss;
         }
     }
     char host[64] = "?";
     int port = 0;
     if (ss.ss_family == AF_INET) {
-        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+        checked(uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host),
+                "formatting the listen address");
         port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         snprintf(srv->listen_addr, sizeof srv->listen_addr, "%s:%d", host,
                  port);
     } else {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+        checked(uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host),
+                "formatting the listen address");
         port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         snprintf(srv->listen_addr, sizeof srv->listen_addr, "[%s]:%d", host,
                  port);
     }
+
+    /* Timers and signals before the registration below, so that a start
+     * that fails here leaves nothing in the database. A handle that was
+     * initialised is closed by loop_free() whatever happens next. */
+    uv_loop_t *main_loop = &srv->loops[0]->uv;
+    uv_timer_t *timers[] = {&srv->flush, &srv->sweep};
+    for (size_t i = 0; i < ARRAY_LEN(timers); i++) {
+        if (checked(uv_timer_init(main_loop, timers[i]),
+                    "cannot make the store timers") != 0)
+            goto out_loops;
+        timers[i]->data = srv;
+    }
+    if (checked(uv_timer_start(&srv->flush, on_flush, (uint64_t)cfg->flush_ms,
+                               (uint64_t)cfg->flush_ms),
+                "cannot start the flush timer") != 0 ||
+        checked(uv_timer_start(&srv->sweep, on_sweep, (uint64_t)cfg->sweep_ms,
+                               (uint64_t)cfg->sweep_ms),
+                "cannot start the sweep timer") != 0)
+        goto out_loops;
+    uv_signal_t *sigs[] = {&srv->sigterm, &srv->sigint, &srv->sighup};
+    int signums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
+        if (checked(uv_signal_init(main_loop, sigs[i]),
+                    "cannot watch signals") != 0)
+            goto out_loops;
+        sigs[i]->data = srv;
+        if (checked(uv_signal_start(sigs[i], on_signal, signums[i]),
+                    "cannot watch signals") != 0)
+            goto out_loops;
+    }
+    for (unsigned i = 0; i < nloops; i++)
+        if (loop_start(srv->loops[i]) != 0)
+            goto out_loops;
 
     /* Register so that CLI commands hand their work to us. */
     struct store_server reg = {.pid = getpid(), .started_ms = srv->now};
@@ -668,32 +805,21 @@ int server_run(const struct config *cfg, server_reload_cb *reload_cb,
         log_warn("could not register in the database; cleanup-stale will "
                  "not reach this server");
 
-    uv_loop_t *main_loop = &srv->loops[0]->uv;
-    uv_timer_t *timers[] = {&srv->flush, &srv->sweep};
-    for (size_t i = 0; i < ARRAY_LEN(timers); i++) {
-        uv_timer_init(main_loop, timers[i]);
-        timers[i]->data = srv;
+    for (unsigned i = 1; i < nloops; i++) {
+        r = uv_thread_create(&srv->loops[i]->thread, loop_run, srv->loops[i]);
+        if (r != 0) {
+            stop_threads(srv, i);
+            store_server_clear(srv->store, (int64_t)getpid());
+            /* Last, so that the reason ends the log. */
+            log_error("cannot start the thread of loop %u: %s", i,
+                      uv_strerror(r));
+            goto out_loops;
+        }
     }
-    uv_timer_start(&srv->flush, on_flush, (uint64_t)cfg->flush_ms,
-                   (uint64_t)cfg->flush_ms);
-    uv_timer_start(&srv->sweep, on_sweep, (uint64_t)cfg->sweep_ms,
-                   (uint64_t)cfg->sweep_ms);
-    uv_signal_t *sigs[] = {&srv->sigterm, &srv->sigint, &srv->sighup};
-    int signums[] = {SIGTERM, SIGINT, SIGHUP};
-    for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
-        uv_signal_init(main_loop, sigs[i]);
-        sigs[i]->data = srv;
-        uv_signal_start(sigs[i], on_signal, signums[i]);
-    }
-    for (unsigned i = 0; i < nloops; i++)
-        loop_start(srv->loops[i]);
-
     log_info("presenced listening on http://%s (db %s, %u loop%s, grace "
              "%lldms, heartbeat %lldms)",
              srv->listen_addr, cfg->db, nloops, nloops == 1 ? "" : "s",
              (long long)cfg->grace_ms, (long long)cfg->heartbeat_ms);
-    for (unsigned i = 1; i < nloops; i++)
-        uv_thread_create(&srv->loops[i]->thread, loop_run, srv->loops[i]);
     loop_run(srv->loops[0]);
     log_info("stopped");
     rc = 0;

@@ -46,6 +46,16 @@ typedef int server_reload_cb(void *ud, struct config *out, char *err);
 #define HTTP_MAX_HEADER (16 * 1024) /* request line + headers: 431 past it */
 #define CONN_SMALL_Q 2  /* frames queued in the connection itself */
 
+/* A connection starts in CONN_HTTP, and moves only through
+ * conn_set_state(), which asserts that the move is one of these:
+ *   CONN_HTTP -> CONN_BUSY      a complete request is being served
+ *   CONN_BUSY -> CONN_HTTP      answered, kept alive: the next request
+ *   CONN_BUSY -> CONN_WS        upgraded
+ *   CONN_HTTP, CONN_BUSY or CONN_WS -> CONN_CLOSING
+ *                               an answer that ends it, a close handshake
+ *   any state but CONN_CLOSED -> CONN_CLOSED
+ *                               conn_close(), or refused at accept
+ * CONN_CLOSED is final. */
 enum conn_state {
     CONN_HTTP,     /* reading requests */
     CONN_BUSY,     /* a request is being served (thread pool work) */
@@ -104,7 +114,9 @@ struct conn {
     struct http_conn *h;        /* until the upgrade: HTTP state */
 
     /* WebSocket */
-    struct ws_ctx *ws;           /* only while a message is being read */
+    /* wslay's context, only while a message or a close is under way
+     * (ws.c ws_idle()). */
+    struct ws_ctx *ws;
     struct presence_conn *pc;
     uint64_t session_id;
     /* The presence core's ids (stable: the core never drops a user while
@@ -203,8 +215,10 @@ struct loop {
     struct list lingering;      /* half-closed, draining input until EOF */
     struct list waiting;        /* HTTP connections awaiting a request */
     struct list logins;         /* logins queued on the thread pool */
-    unsigned nconns_ws, nconns_all;
-    int stopping;
+    unsigned nconns_ws;         /* server lock: /healthz reads every loop's */
+    unsigned nconns_all;        /* open handles, WebSocket or not */
+    int stopping;               /* 1 closing, 2 closed; set under the lock,
+                                   read by loop_wake() from any loop */
     int64_t last_accept_log;
     struct post *posts;         /* server lock */
     size_t nposts, capposts;
@@ -214,7 +228,10 @@ struct loop {
 struct server {
     struct loop *loops[SERVER_MAX_LOOPS];
     unsigned nloops;
-    pthread_mutex_t lock;       /* server_lock(): everything below */
+    /* server_lock(): everything below, but for what start-up sets before
+     * the loops run and never changes (admin_key, listen_addr, listen_ss,
+     * reload, reload_ud). */
+    pthread_mutex_t lock;
     uv_timer_t flush, sweep;    /* on loop 0 */
     uv_signal_t sigterm, sigint, sighup;
     struct config cfg;
@@ -232,6 +249,12 @@ struct server {
     struct sockaddr_storage listen_ss; /* ... as bound, for reopening */
     int stopping;
     unsigned long churn;        /* connects + closes since memory was trimmed */
+    unsigned long last_churn;   /* ... as of the last check (on_tick) */
+    int64_t last_online;        /* when hub_send_online() last ran */
+    /* hub.c: presence rows whose store write failed, kept for the next
+     * flush (struct pending_write is hub.c's). */
+    struct pending_write *pw;
+    size_t pw_len, pw_cap;
     server_reload_cb *reload;
     void *reload_ud;
     int64_t now;                /* ms since the epoch, as of server_lock() */
@@ -256,6 +279,8 @@ struct loop *loop_current(void);
 void loop_wake(struct loop *lp);  /* lock held: run its posts soon */
 
 /* net/conn.c */
+/* Moves c to state s; asserts the move is allowed (enum conn_state). */
+void conn_set_state(struct conn *c, enum conn_state s);
 void conn_send(struct conn *c, struct frame *f); /* takes a new reference */
 void conn_send_bytes(struct conn *c, const void *p, size_t n); /* copies */
 /* Flushes what is queued, then closes. */
@@ -263,6 +288,11 @@ void conn_close_after_write(struct conn *c);
 void conn_close(struct conn *c); /* at once; safe to repeat */
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
+/* Accepts the next peer of listener. Returns 0 once the peer is off the
+ * listener: served, or closed at once (a failed accept or read, over
+ * conn_rate). Returns a negative UV_E* code (logged) if no handle could
+ * be made for it: libuv then keeps the peer in the listener and accepts
+ * no other until it is taken, so the caller must close the listener. */
 int conn_start(struct loop *lp, uv_stream_t *listener);
 void conn_flush_pending(struct loop *lp);
 /* Closes lingering connections, and answers 408 to requests that did not
@@ -298,14 +328,17 @@ int api_init(void);
 void api_stop(struct loop *lp);
 
 /* ws/ws.c */
-/* Validates the upgrade headers; on success queues the 101 response and
- * switches c to CONN_WS (authenticated as org/user/session; org NULL: the
- * echo endpoint). Returns 0, or -1 after responding with an error. */
 /* 0 if r is a valid upgrade request, else -1 after a 400/426 answer. */
 int ws_upgrade_check(struct conn *c, struct http_req *r);
+/* For a request that passed ws_upgrade_check(): queues the 101 response
+ * and switches c to CONN_WS (authenticated as org/user/session, which are
+ * borrowed for the call; org NULL: the echo endpoint). Returns 0, or -1
+ * after responding with an error. */
 int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
                const char *user, uint64_t session_id);
 void ws_on_data(struct conn *c, const void *data, size_t len);
+/* Starts the close handshake with code (a WS_CLOSE_*, ws/ws.h); does
+ * nothing unless c is in CONN_WS. */
 void ws_close(struct conn *c, uint16_t code, const char *reason);
 void ws_conn_free(struct conn *c);
 void ws_pool_free(void);             /* at exit: the idle contexts */

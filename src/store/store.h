@@ -1,8 +1,12 @@
 /* store.h - the SQLite database: organizations, users, login sessions,
  * channels, projects, and the running server's registration.
  *
- * One connection per struct store, used from one thread. Every statement is
- * prepared once at open and bound with parameters (never string-built SQL).
+ * One SQLite connection per struct store, opened without SQLite's own mutex
+ * (SQLITE_OPEN_NOMUTEX): calls on one store must never overlap. The CLI
+ * uses its store from its one thread; the server uses one store from every
+ * loop thread, always under the server lock (server_lock(), net/server.h),
+ * and never from the thread pool. Every statement is prepared once at open
+ * and bound with parameters (never string-built SQL).
  * The schema is versioned (PRAGMA user_version) and migrated forward at
  * open; the journal is WAL with a busy timeout, so the CLI and a running
  * server can share the file. No status history is kept: a user row holds

@@ -2,16 +2,23 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "util/utf8.h"
 
-static enum log_level min_level = LOG_INFO;
+/* Set on SIGHUP (loop 0) while every loop thread reads it: atomic. Relaxed
+ * is enough: a line logged at the old level just after a reload is
+ * harmless, and nothing else is ordered by it. */
+static atomic_int min_level = LOG_INFO;
 static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void log_set_level(enum log_level l) { min_level = l; }
+void log_set_level(enum log_level l)
+{
+    atomic_store_explicit(&min_level, (int)l, memory_order_relaxed);
+}
 
 int log_parse_level(const char *s, enum log_level *out)
 {
@@ -68,7 +75,7 @@ static void escape(char *out, const char *in)
 
 void log_msg(enum log_level l, const char *fmt, ...)
 {
-    if (l < min_level)
+    if ((int)l < atomic_load_explicit(&min_level, memory_order_relaxed))
         return;
     struct timespec ts;
     struct tm tm;

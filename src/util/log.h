@@ -1,6 +1,8 @@
 /* log.h - one line per event on stderr: UTC time, level, message.
  *   2026-11-28T22:10:49.123Z INFO listening on 127.0.0.1:8080
- * Not thread-safe beyond what stdio gives (one fprintf per line).
+ * Any thread may log: each line is one fprintf, which stdio does not
+ * interleave with another's. The level may be changed from any thread
+ * while others log (it is atomic).
  *
  * The formatted message is escaped before it is written, so that text a
  * client chose (an email, an id from a token) can neither start a line of

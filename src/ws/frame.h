@@ -29,7 +29,8 @@ static inline struct frame *frame_new_text(const void *p, size_t len)
 }
 /* Raw bytes, already framed (wslay's own control frames go through here). */
 struct frame *frame_new_raw(const void *bytes, size_t len);
-/* A close frame with a status code and a short reason. */
+/* A close frame with a status code (a WS_CLOSE_*, ws/ws.h) and a short
+ * reason. */
 struct frame *frame_new_close(uint16_t code, const char *reason);
 
 static inline struct frame *frame_ref(struct frame *f)

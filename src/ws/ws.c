@@ -26,6 +26,7 @@
 #include "util/utf8.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
+#include "ws/ws.h"
 
 /* A wslay context and the connection it serves now. */
 struct ws_ctx {
@@ -39,14 +40,16 @@ struct ws_ctx {
     int in_close;
     uint8_t close_len;
     uint8_t close_buf[125];
+    /* The bytes ws_on_data() is feeding to wslay: lent by its caller, set
+     * only for the duration of that call. */
+    const uint8_t *rx;
+    size_t rx_len;
 };
 
-/* The bytes ws_on_data() is feeding to wslay (one connection at a time
- * per thread). */
-static _Thread_local const uint8_t *rx;
-static _Thread_local size_t rx_len;
-
-#define WS_POOL 64 /* idle contexts kept for reuse, per thread */
+/* Idle contexts kept for reuse, per thread. A per-thread cache of
+ * allocations, not state of any connection's: a context in it serves
+ * none (see the file comment). */
+#define WS_POOL 64
 static _Thread_local struct ws_ctx *pool[WS_POOL];
 static _Thread_local unsigned npool;
 
@@ -54,14 +57,14 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *ud)
 {
     struct ws_ctx *w = ud;
-    if (!rx_len) {
+    if (!w->rx_len) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = len < rx_len ? len : rx_len;
-    memcpy(buf, rx, n);
-    rx += n;
-    rx_len -= n;
+    size_t n = len < w->rx_len ? len : w->rx_len;
+    memcpy(buf, w->rx, n);
+    w->rx += n;
+    w->rx_len -= n;
     w->fed += n;
     return (ssize_t)n;
 }
@@ -163,15 +166,15 @@ static unsigned close_check(const struct ws_ctx *w, const char **why)
         return 0;
     if (w->close_len == 1) {
         *why = "close payload of one byte";
-        return 1002;
+        return WS_CLOSE_PROTOCOL;
     }
     if (!close_code_ok((unsigned)w->close_buf[0] << 8 | w->close_buf[1])) {
         *why = "invalid close code";
-        return 1002;
+        return WS_CLOSE_PROTOCOL;
     }
     if (!utf8_valid(w->close_buf + 2, w->close_len - 2u)) {
         *why = "close reason is not UTF-8";
-        return 1007;
+        return WS_CLOSE_BAD_DATA;
     }
     return 0;
 }
@@ -267,7 +270,7 @@ static void pump(struct conn *c)
     }
     if (!wslay_event_want_read(ev) && !wslay_event_want_write(ev)) {
         if (c->state == CONN_WS)
-            c->state = CONN_CLOSING;
+            conn_set_state(c, CONN_CLOSING);
         conn_close_after_write(c);
         return;
     }
@@ -282,10 +285,15 @@ void ws_on_data(struct conn *c, const void *data, size_t len)
         conn_close(c);
         return;
     }
-    rx = data;
-    rx_len = len;
+    /* The context stays c's until after the call: only pump() gives it
+     * back to the pool, and the connection is freed later, in its close
+     * callback. */
+    struct ws_ctx *w = c->ws;
+    w->rx = data;
+    w->rx_len = len;
     int rc = wslay_event_recv(ev);
-    rx_len = 0;
+    w->rx = NULL;
+    w->rx_len = 0;
     if (c->state == CONN_CLOSED)
         return;
     if (rc != 0) {
@@ -293,12 +301,13 @@ void ws_on_data(struct conn *c, const void *data, size_t len)
          * frame, ...): the client still deserves to hear why, RFC 6455
          * 7.4.1 "protocol error", unless a close already went out. */
         if (!wslay_event_get_close_sent(ev)) {
-            struct frame *f = frame_new_close(1002, "protocol error");
+            struct frame *f = frame_new_close(WS_CLOSE_PROTOCOL,
+                                              "protocol error");
             conn_send(c, f);
             frame_unref(f);
         }
         if (c->state == CONN_WS)
-            c->state = CONN_CLOSING;
+            conn_set_state(c, CONN_CLOSING);
         conn_close_after_write(c);
         return;
     }
@@ -309,7 +318,7 @@ void ws_close(struct conn *c, uint16_t code, const char *reason)
 {
     if (c->state != CONN_WS)
         return;
-    c->state = CONN_CLOSING;
+    conn_set_state(c, CONN_CLOSING);
     wslay_event_context_ptr ev = ws_ctx(c);
     if (!ev) {
         conn_close(c);
@@ -424,7 +433,7 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     conn_send_bytes(c, b.data, b.len);
     buf_dispose(&b);
 
-    c->state = CONN_WS;
+    conn_set_state(c, CONN_WS);
     c->last_rx_ms = c->lp->now;
     if (org) {
         c->org = org; /* borrowed: hub_attach() points them at the core's */

@@ -30,10 +30,10 @@
 #include "auth/jwt.h"
 #include "fuzz.h"
 #include "http/assets.h"
-#include "net/rate.h"
 #include "presence/presence.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/rate.h"
 #include "util/xalloc.h"
 #include "ws/frame.h"
 

@@ -1,11 +1,11 @@
-/* test_rate.c - fixed-window counters (net/rate.c) with a fake clock. */
+/* test_rate.c - fixed-window counters (util/rate.c) with a fake clock. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "net/rate.h"
+#include "util/rate.h"
 
 static void test_window(void **state)
 {

@@ -1,5 +1,5 @@
 /* rate.c - see rate.h. */
-#include "net/rate.h"
+#include "util/rate.h"
 
 #include <stdlib.h>
 #include <string.h>

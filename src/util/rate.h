@@ -1,9 +1,12 @@
 /* rate.h - fixed-window counters by key ("ip:1.2.3.4", "email:x@y").
  *
- * Used for failed logins and new connections per address. Each key keeps
- * one small entry while its window is open; rate_prune() forgets closed
- * windows, so memory follows the number of recently active keys. Time is
- * passed in. Not thread-safe: the server uses it under its lock. */
+ * Used for failed logins (per address and per email), new connections per
+ * address, and status changes per user. Each key keeps one small entry
+ * while its window is open; rate_prune() forgets closed windows, so memory
+ * follows the number of recently active keys. Time is passed in.
+ *
+ * Not thread-safe: the server keeps one table (server.rates) and uses it
+ * from every loop thread, always under the server lock (server_lock()). */
 #ifndef RATE_H
 #define RATE_H
 #include <stdint.h>
