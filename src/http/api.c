@@ -400,7 +400,7 @@ static void cookie_header(struct server *srv, int https, const char *value,
                https || srv->cfg.secure_cookies ? "; Secure" : "");
 }
 
-static void login_ok(struct conn *c, struct login_job *j, int https)
+static void login_ok(struct conn *c, struct login_job *j)
 {
     struct server *srv = c->srv;
     rate_sub(srv->rates, j->ipkey, j->reserved_at, srv->now);
@@ -451,7 +451,7 @@ static void login_ok(struct conn *c, struct login_job *j, int https)
     buf_dispose(&m);
     buf_printf(&b, "},\"token\":\"%s\",\"expires\":%lld}", jwt,
                (long long)expires);
-    cookie_header(srv, https, tok, srv->cfg.session_ttl_ms / 1000, &hdr);
+    cookie_header(srv, j->https, tok, srv->cfg.session_ttl_ms / 1000, &hdr);
     log_info("%s: login %s/%s", j->client, j->u.org, j->u.id);
     http_respond_json(c, 200, hdr.data, &b);
     buf_dispose(&b);
@@ -485,7 +485,7 @@ static void login_done(uv_work_t *req, int status)
         log_info("%s: failed login for %s", j->client, j->emailkey + 6);
         http_error(c, 401, "invalid_credentials", "wrong email or password");
     } else {
-        login_ok(c, j, j->https);
+        login_ok(c, j);
     }
     server_unlock(srv);
     conn_unref(c);

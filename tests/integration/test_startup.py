@@ -168,11 +168,7 @@ def ipv6_loopback():
 
 
 def free_port6():
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.bind(("::1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_port("::1")
 
 
 class V6Server(Server):
