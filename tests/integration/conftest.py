@@ -123,13 +123,39 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+# Under pytest-xdist (make test runs the integration tests in parallel),
+# two workers asking the kernel for a free port at once may both be handed
+# the same one before either server binds it.  So each worker takes ports
+# from a range of its own, below the kernel's ephemeral range (32768+),
+# checking that nobody listens there; alone, the kernel chooses.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_next_port = None
+
+
 def free_port(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                      socket.SOCK_STREAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    global _next_port
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not _WORKER.startswith("gw"):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+    lo = 12000 + 2500 * (int(_WORKER[2:]) % 8)
+    if _next_port is None:
+        _next_port = lo
+    for _ in range(2500):
+        port = _next_port
+        _next_port = lo + (_next_port - lo + 1) % 2500
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        try:
+            s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port in %d..%d" % (lo, lo + 2499))
 
 
 def wait_until(pred, timeout, interval=0.05, what="condition"):
