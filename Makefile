@@ -1,7 +1,8 @@
 # presenced - one short Makefile (see README.md for the two commands).
 #   make            build build/presenced
 #   make run        install packages, build, seed demo data, serve
-#   make test       install packages, build, unit + integration tests,
+#   make test       install packages, build, the layering check, unit +
+#                   integration tests,
 #                   then the same again under ASan + UBSan, and the
 #                   integration tests with four loops under TSan
 #   make asan       build build-asan/presenced with sanitizers
@@ -31,7 +32,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WEB      := $(shell find web -type f 2>/dev/null)
 
 .PHONY: all run test unit integration browser fuzz fuzz-smoke bench bench-big \
-        bench-smoke soak asan tsan deps test-deps clean
+        bench-smoke soak asan tsan deps test-deps clean layers
 all: $(B)/presenced
 
 deps:
@@ -60,6 +61,10 @@ $(B)/presenced: $(B)/obj/src/main.o $(B)/libpresenced.a
 $(B)/tests/%: tests/unit/%.c $(B)/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libpresenced.a $(LDLIBS) -lcmocka
+
+# No two modules of src/ may use each other (tools/layers.py).
+layers: $(B)/presenced
+	$(PY) tools/layers.py --obj $(B)/obj/src
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
@@ -109,7 +114,7 @@ run: deps
 
 test: test-deps
 	$(MAKE) all
-	$(MAKE) unit integration browser bench-smoke fuzz-smoke
+	$(MAKE) layers unit integration browser bench-smoke fuzz-smoke
 	$(MAKE) B=build-asan SAN=1 unit integration
 	TEST_LOOPS=4 $(MAKE) B=build-tsan SAN=thread integration
 

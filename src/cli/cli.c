@@ -24,7 +24,8 @@
 #include "auth/auth.h"
 #include "auth/jwt.h"
 #include "config.h"
-#include "net/server.h"
+#include "api/api.h"
+#include "server/server.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -190,7 +191,8 @@ static int store_fail(const char *what, int rc)
     return 1;
 }
 
-int server_demo_secret(const char *db, char *out, size_t outlen)
+/* The demo mode's secret: DB.secret, made on first use (mode 0600). */
+static int demo_secret(const char *db, char *out, size_t outlen)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s.secret", db);
@@ -256,6 +258,12 @@ static int reload_config(void *ud, struct config *out, char *err)
     return 0;
 }
 
+static int serve_demo_secret(void *ud, const char *db, char *out,
+                             size_t outlen)
+{
+    return demo_secret(db, out, outlen);
+}
+
 static int cmd_serve(struct args *a, char **envp)
 {
     struct config c;
@@ -270,7 +278,8 @@ static int cmd_serve(struct args *a, char **envp)
         fprintf(stderr, "presenced: libsodium failed to start\n");
         return 1;
     }
-    return server_run(&c, reload_config, NULL) == 0 ? 0 : 1;
+    struct server_hooks hooks = {reload_config, serve_demo_secret, NULL};
+    return server_run(&c, &hooks) == 0 ? 0 : 1;
 }
 
 static int cmd_org(struct args *a, char **envp)
@@ -681,7 +690,7 @@ static int secret_for(const struct config *c, char *out, size_t outlen)
     char path[1100];
     snprintf(path, sizeof path, "%s.secret", c->db);
     if (access(path, R_OK) == 0)
-        return server_demo_secret(c->db, out, outlen);
+        return demo_secret(c->db, out, outlen);
     fprintf(stderr, "presenced: no jwt_secret (PRESENCED_JWT_SECRET, 32 "
                     "bytes or more) and no demo secret\n");
     return -1;

@@ -1,8 +1,8 @@
 /* http.c - HTTP/1.1 requests over a connection, with libhttp-parser.
  *
- * The parser is fed from conn->in and pauses after each complete request,
+ * The parser is fed from h->_in and pauses after each complete request,
  * so requests are served one at a time per connection (pipelined ones wait
- * in conn->in). Only the headers presenced uses are kept; the request line
+ * in h->_in). Only the headers presenced uses are kept; the request line
  * and headers together are capped at HTTP_MAX_HEADER (431 past it) and the
  * body at HTTP_MAX_BODY (413).
  *
@@ -12,13 +12,14 @@
  * token characters (so no whitespace before the colon, 5.1), a version
  * other than 1.0 or 1.1 (2.3), and an HTTP/1.1 request without exactly one
  * Host (3.2). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "net/server.h"
-#include "presence/msg.h"
+#include "http/http.h"
+#include "net/net.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -76,36 +77,36 @@ void http_req_free(struct http_req *r)
     free(r);
 }
 
-static struct conn *conn_of(http_parser *p) { return p->data; }
+static struct http_conn *conn_of(http_parser *p) { return p->data; }
 
-static int refuse(struct conn *c, int why)
+static int refuse(struct http_conn *h, int why)
 {
-    c->h->req->complete = -why;
+    h->_req->complete = -why;
     return -1; /* an error to the parser (1 from headers_complete would
                   mean "no body") */
 }
 
-static int count(struct conn *c, size_t n)
+static int count(struct http_conn *h, size_t n)
 {
-    c->h->req->header_bytes += n;
-    return c->h->req->header_bytes > HTTP_MAX_HEADER
-               ? refuse(c, TOO_BIG_HEADER)
+    h->_req->header_bytes += n;
+    return h->_req->header_bytes > HTTP_MAX_HEADER
+               ? refuse(h, TOO_BIG_HEADER)
                : 0;
 }
 
 static int on_begin(http_parser *p)
 {
-    struct conn *c = conn_of(p);
-    http_req_free(c->h->req);
-    c->h->req = req_new((size_t)c->lp->cfg.max_body);
+    struct http_conn *h = conn_of(p);
+    http_req_free(h->_req);
+    h->_req = req_new(h->o.max_body);
     return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
 {
-    struct conn *c = conn_of(p);
-    if (count(c, n) || buf_append(&c->h->req->url, at, n))
-        return refuse(c, TOO_BIG_HEADER);
+    struct http_conn *h = conn_of(p);
+    if (count(h, n) || buf_append(&h->_req->url, at, n))
+        return refuse(h, TOO_BIG_HEADER);
     return 0;
 }
 
@@ -169,72 +170,72 @@ static int store_header(struct http_req *r)
 
 static int on_hfield(http_parser *p, const char *at, size_t n)
 {
-    struct conn *c = conn_of(p);
-    struct http_req *r = c->h->req;
+    struct http_conn *h = conn_of(p);
+    struct http_req *r = h->_req;
     if (r->in_value) {
         int why = store_header(r);
         if (why)
-            return refuse(c, why);
+            return refuse(h, why);
         r->in_value = 0;
     }
     /* The name may come in pieces; each byte is checked as it comes. A
      * space before the colon reaches us as the end of the name. */
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)at[i]))
-            return refuse(c, BAD_FIELD_NAME);
-    if (count(c, n) || buf_append(&r->hname, at, n))
-        return refuse(c, TOO_BIG_HEADER);
+            return refuse(h, BAD_FIELD_NAME);
+    if (count(h, n) || buf_append(&r->hname, at, n))
+        return refuse(h, TOO_BIG_HEADER);
     return 0;
 }
 
 static int on_hvalue(http_parser *p, const char *at, size_t n)
 {
-    struct conn *c = conn_of(p);
-    struct http_req *r = c->h->req;
+    struct http_conn *h = conn_of(p);
+    struct http_req *r = h->_req;
     r->in_value = 1;
-    if (count(c, n) || buf_append(&r->hvalue, at, n))
-        return refuse(c, TOO_BIG_HEADER);
+    if (count(h, n) || buf_append(&r->hvalue, at, n))
+        return refuse(h, TOO_BIG_HEADER);
     return 0;
 }
 
 static int on_headers_done(http_parser *p)
 {
-    struct conn *c = conn_of(p);
-    struct http_req *r = c->h->req;
+    struct http_conn *h = conn_of(p);
+    struct http_req *r = h->_req;
     int why = store_header(r);
     if (why)
-        return refuse(c, why);
+        return refuse(h, why);
     /* HTTP/0.9 (no version at all) comes out as 0.9; 1.2, 2.0 as such. */
     if (p->http_major != 1 || p->http_minor > 1)
-        return refuse(c, BAD_VERSION);
+        return refuse(h, BAD_VERSION);
     /* HTTP/1.0 may leave Host out (RFC 9112 3.2 binds 1.1 clients). */
     if (p->http_minor == 1 && !r->host)
-        return refuse(c, NO_HOST);
+        return refuse(h, NO_HOST);
     r->method = p->method;
     r->keep_alive = http_should_keep_alive(p);
     if (p->content_length != ULLONG_MAX &&
-        p->content_length > (uint64_t)c->lp->cfg.max_body)
-        return refuse(c, TOO_BIG_BODY);
+        p->content_length > (uint64_t)h->o.max_body)
+        return refuse(h, TOO_BIG_BODY);
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t n)
 {
-    struct conn *c = conn_of(p);
-    if (buf_append(&c->h->req->body, at, n))
-        return refuse(c, TOO_BIG_BODY);
+    struct http_conn *h = conn_of(p);
+    if (buf_append(&h->_req->body, at, n))
+        return refuse(h, TOO_BIG_BODY);
     return 0;
 }
 
 static int on_complete(http_parser *p)
 {
-    struct conn *c = conn_of(p);
-    c->h->req->complete = 1;
+    struct http_conn *h = conn_of(p);
+    h->_req->complete = 1;
     http_parser_pause(p, 1);
     return 0;
 }
 
-static void parse(struct conn *c);
+static void parse(struct http_conn *h);
 
 static const http_parser_settings settings = {
     .on_message_begin = on_begin,
@@ -246,81 +247,153 @@ static const http_parser_settings settings = {
     .on_message_complete = on_complete,
 };
 
-void http_conn_init(struct conn *c)
+static struct http_conn *of(struct conn *c) { return c->data; }
+
+static void conn_free(struct http_conn *h)
 {
-    c->h = xcalloc(1, sizeof *c->h);
-    buf_init(&c->h->in, HTTP_MAX_HEADER + (size_t)c->lp->cfg.max_body + 1024);
-    http_parser_init(&c->h->parser, HTTP_REQUEST);
-    c->h->parser.data = c;
+    buf_dispose(&h->_in);
+    http_req_free(h->_req);
+    free(h);
 }
 
-void http_conn_free(struct conn *c)
+static void on_data(struct conn *c, const char *data, size_t len)
 {
-    if (!c->h)
+    struct http_conn *h = of(c);
+    if (buf_append(&h->_in, data, len)) {
+        http_error(h, 431, "too_large", "request too large");
         return;
-    buf_dispose(&c->h->in);
-    http_req_free(c->h->req);
-    free(c->h);
-    c->h = NULL;
-}
-
-void http_on_data(struct conn *c)
-{
+    }
+    if (h->_busy)
+        return; /* pipelined: parsed once the answer is out */
     /* A response written inside the loop below resumes reading through
-     * http_done(); the loop itself then goes on with the next pipelined
+     * done(); the loop itself then goes on with the next pipelined
      * request, instead of a recursion as deep as the pipeline. */
-    if (c->parsing)
+    if (h->_parsing)
         return;
-    c->parsing = 1;
+    h->_parsing = 1;
     conn_ref(c);
-    parse(c);
-    c->parsing = 0;
+    parse(h);
+    h->_parsing = 0;
+    if (h->_handed_over)
+        conn_free(h); /* the new handler owns the connection now */
     conn_unref(c);
 }
 
-static void parse(struct conn *c)
+/* A half-close after a request: the client waits for its answer. */
+static int on_eof(struct conn *c) { return of(c)->_busy; }
+
+static void on_timeout(struct conn *c)
 {
-    while (c->state == CONN_HTTP && c->h->in.len) {
-        size_t n = http_parser_execute(&c->h->parser, &settings, c->h->in.data,
-                                       c->h->in.len);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->h->parser);
-        struct http_req *r = c->h->req;
+    struct http_conn *h = of(c);
+    /* A request that trickles in (slowloris) must not hold a socket
+     * forever. */
+    if (!h->_busy)
+        http_error(h, 408, "timeout", "request not received in time");
+}
+
+static void on_closing(struct conn *c)
+{
+    struct http_conn *h = of(c);
+    http_abort_cb *abort = h->_abort;
+    h->_abort = NULL;
+    if (abort)
+        abort(h->_abort_arg);
+}
+
+static void on_free(struct conn *c) { conn_free(of(c)); }
+
+static const struct conn_handler handler = {
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_timeout = on_timeout,
+    .on_closing = on_closing,
+    .on_free = on_free,
+};
+
+void http_conn_new(struct conn *c, const struct http_opts *o)
+{
+    struct http_conn *h = xcalloc(1, sizeof *h);
+    h->c = c;
+    h->o = *o;
+    conn_peer(c, h->peer, sizeof h->peer);
+    buf_init(&h->_in, HTTP_MAX_HEADER + o->max_body + 1024);
+    http_parser_init(&h->_parser, HTTP_REQUEST);
+    h->_parser.data = h;
+    conn_set_handler(c, &handler, h);
+    conn_set_deadline(c, o->header_timeout_ms);
+}
+
+static void parse(struct http_conn *h)
+{
+    struct conn *c = h->c;
+    while (conn_is_open(c) && !h->_busy && !h->_handed_over && h->_in.len) {
+        size_t n = http_parser_execute(&h->_parser, &settings, h->_in.data,
+                                       h->_in.len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&h->_parser);
+        struct http_req *r = h->_req;
         if (r && r->complete < 0) {
             int why = -r->complete;
-            http_error(c, refusals[why].status, refusals[why].code,
+            http_error(h, refusals[why].status, refusals[why].code,
                        refusals[why].message);
-            conn_close_after_write(c);
             return;
         }
         if (e != HPE_OK && e != HPE_PAUSED) {
-            http_error(c, 400, "bad_request", http_errno_description(e));
-            conn_close_after_write(c);
+            http_error(h, 400, "bad_request", http_errno_description(e));
             return;
         }
-        buf_consume(&c->h->in, n);
+        buf_consume(&h->_in, n);
         if (!r || r->complete != 1)
             return; /* need more bytes */
-        c->h->req = NULL;
-        conn_set_state(c, CONN_BUSY);
-        list_remove(&c->timer_link);
-        api_handle(c, r); /* takes the server lock */
-        http_req_free(r);
-        if (c->state != CONN_HTTP && c->state != CONN_BUSY) {
-            /* Upgraded (or closing): no more requests on it. */
-            http_conn_free(c);
-            return;
-        }
+        h->_req = NULL;
+        h->_busy = 1;
+        conn_clear_deadline(c);
+        h->o.on_request(h, r);
     }
 }
 
-void http_done(struct conn *c)
+/* An answer is queued: read the next request. */
+static void done(struct http_conn *h)
 {
-    if (c->state != CONN_BUSY)
+    if (!h->_busy)
         return;
-    conn_set_state(c, CONN_HTTP);
-    conn_wait_request(c);
-    http_parser_pause(&c->h->parser, 0);
-    http_on_data(c);
+    h->_busy = 0;
+    h->_abort = NULL;
+    conn_set_deadline(h->c, h->o.header_timeout_ms);
+    http_parser_pause(&h->_parser, 0);
+    if (h->_parsing || !h->_in.len)
+        return;
+    h->_parsing = 1;
+    conn_ref(h->c);
+    parse(h);
+    h->_parsing = 0;
+    struct conn *c = h->c;
+    if (h->_handed_over)
+        conn_free(h);
+    conn_unref(c);
+}
+
+void http_wait(struct http_conn *h, http_abort_cb *abort, void *arg)
+{
+    h->_abort = abort;
+    h->_abort_arg = arg;
+}
+
+int http_busy(const struct http_conn *h)
+{
+    return h->_busy && conn_is_open(h->c);
+}
+
+char *http_hand_over(struct http_conn *h, size_t *len)
+{
+    char *rest = buf_steal(&h->_in, len);
+    h->_handed_over = 1;
+    h->_busy = 0;
+    h->_abort = NULL;
+    conn_clear_deadline(h->c);
+    /* Inside the parse loop, that loop frees it once it unwinds. */
+    if (!h->_parsing)
+        conn_free(h);
+    return rest;
 }
 
 static const char *reason(int status)
@@ -346,13 +419,14 @@ static const char *reason(int status)
     }
 }
 
-void http_respond(struct conn *c, int status, const char *extra_headers,
+void http_respond(struct http_conn *h, int status, const char *extra_headers,
                   const char *content_type, const char *body, size_t len)
 {
-    if (c->state == CONN_CLOSED)
+    struct conn *c = h->c;
+    if (!conn_is_open(c))
         return;
-    int keep = c->state == CONN_BUSY && c->h->parser.http_major == 1 &&
-               http_should_keep_alive(&c->h->parser) && status < 400 &&
+    int keep = h->_busy && h->_parser.http_major == 1 &&
+               http_should_keep_alive(&h->_parser) && status < 400 &&
                !c->peer_eof;
     struct buf b;
     buf_init(&b, 0);
@@ -369,39 +443,44 @@ void http_respond(struct conn *c, int status, const char *extra_headers,
                own_cache ? "" : "Cache-Control: no-store\r\n",
                keep ? "keep-alive" : "close",
                extra_headers ? extra_headers : "");
-    if (len && c->h->parser.method != HTTP_HEAD && status != 304)
+    if (len && h->_parser.method != HTTP_HEAD && status != 304)
         buf_append(&b, body, len);
     conn_send_bytes(c, b.data, b.len);
     buf_dispose(&b);
     if (keep)
-        http_done(c);
+        done(h);
     else
         conn_close_after_write(c);
 }
 
-void http_respond_json(struct conn *c, int status, const char *extra_headers,
-                       const struct buf *body)
+void http_respond_json(struct http_conn *h, int status,
+                       const char *extra_headers, const struct buf *body)
 {
-    http_respond(c, status, extra_headers, "application/json", body->data,
+    http_respond(h, status, extra_headers, "application/json", body->data,
                  body->len);
 }
 
-void http_error(struct conn *c, int status, const char *code,
+void http_error(struct http_conn *h, int status, const char *code,
                 const char *message)
 {
-    http_error_ex(c, status, NULL, code, message);
+    http_error_ex(h, status, NULL, code, message);
 }
 
-void http_error_ex(struct conn *c, int status, const char *extra_headers,
+void http_error_ex(struct http_conn *h, int status, const char *extra_headers,
                    const char *code, const char *message)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "{\"error\":{\"code\":");
-    msg_append_string(&b, code);
-    buf_puts(&b, ",\"message\":");
-    msg_append_string(&b, message);
-    buf_puts(&b, "}}");
-    http_respond_json(c, status, extra_headers, &b);
-    buf_dispose(&b);
+    /* json_string() refuses invalid UTF-8: a message that is not (it
+     * quotes client input) goes out without its detail. */
+    json_t *e = json_pack("{s:{s:s,s:s?}}", "error", "code", code, "message",
+                          message);
+    if (!e)
+        e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
+                      "(not UTF-8)");
+    char *body = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    if (!body)
+        abort(); /* out of memory */
+    http_respond(h, status, extra_headers, "application/json", body,
+                 strlen(body));
+    free(body);
 }

@@ -13,7 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/server.h"
+#include <pthread.h>
+#include <time.h>
+#include <uthash.h>
+
+#include "hub/hub.h"
+#include "http/http.h"
+#include "net/net.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "store/store.h"
@@ -28,6 +34,103 @@
  * server's: nothing in it outlives the call that fills it. */
 static _Thread_local struct buf enc;
 
+/* The connections of one organization, by loop. Org-wide receivers are on
+ * conns; subscribers on subscribers, and on the watch of each user they
+ * follow. Arrays have one entry per loop. */
+struct hub_org {
+    char *id;
+    struct list *conns;         /* struct hub_conn.org_link: org-wide */
+    struct list *subscribers;   /* struct hub_conn.org_link: subscribers */
+    unsigned *nconns;           /* both lists, per loop */
+    unsigned nsubscribers;      /* all loops */
+    struct watch *watches;      /* uthash by user id */
+    struct list online_link;    /* in hub.online_dirty */
+    unsigned online_sent;       /* last online count told subscribers */
+    struct frame *snap;         /* the org-wide snapshot, while current */
+    uint64_t snap_seq;          /* ... as of this seq */
+    unsigned snap_users;        /* ... and this many members */
+    int64_t synced_version;     /* store_data_version() at the last sync */
+    UT_hash_handle hh;
+};
+
+/* The subscribers of one user. */
+struct watch {
+    char *user;
+    struct list *subs;          /* struct sub.watch_link, per loop */
+    unsigned nsubs;
+    UT_hash_handle hh;
+};
+
+struct sub {
+    struct hub_conn *c;
+    struct watch *w;
+    struct list watch_link;
+    struct list conn_link;
+};
+
+/* A presence WebSocket connection: the hub's part of it. */
+struct hub_conn {
+    struct ws_conn ws;          /* the transport below it */
+    struct hub *hb;
+    struct presence_conn *pc;
+    uint64_t session_id;
+    /* The presence core's ids (stable: the core never drops a user while
+     * it runs); the caller's strings during hub_accept(). */
+    const char *org, *user;
+    struct list org_link;       /* in struct hub_org.conns[loop] */
+    struct list all_link;       /* in hub_loop.conns (heartbeats) */
+    int64_t msg_window;         /* msg_rate: start of this second */
+    uint32_t msg_count;
+    struct list subs;           /* struct sub.conn_link */
+    unsigned nsubs;
+    unsigned subscriber : 1;
+    unsigned idle_at_connect : 2;
+};
+
+/* Work one loop hands another (under the lock). */
+struct post {
+    int kind;                   /* enum post_kind */
+    struct hub_org *o;
+    char *user;
+    struct frame *f;
+    uint64_t session;
+};
+
+/* One loop's part of the hub (lock). */
+struct hub_loop {
+    struct loop *lp;
+    struct list conns;          /* its presence connections */
+    unsigned nconns;
+    int closed;                 /* nothing more is posted to it */
+    struct post *posts;
+    size_t nposts, capposts;
+};
+
+struct hub {
+    pthread_mutex_t lock;
+    struct config cfg;
+    struct store *store;
+    struct presence *presence;
+    struct hub_org *orgs;       /* uthash by id */
+    struct list online_dirty;   /* large orgs whose online count moved */
+    struct frame *ping;         /* shared heartbeat ping frame */
+    struct rate_table *rates;   /* logins, new connections, statuses */
+    int stopping;
+    unsigned long churn;        /* connects + closes since the last trim */
+    /* Presence rows whose store write failed, kept for the next flush. */
+    struct pending_write *pw;
+    size_t pw_len, pw_cap;
+    int64_t now;                /* ms since the epoch, as of hub_lock() */
+    unsigned nloops;
+    struct hub_loop loops[HUB_MAX_LOOPS];
+};
+
+/* The lock's depth on this thread (re-entrant). */
+static _Thread_local unsigned tl_depth;
+
+/* The index of c's loop. */
+static unsigned lid(const struct hub_conn *c) { return loop_id(c->ws.c->lp); }
+
 /* What one loop hands another (struct post). */
 enum post_kind {
     POST_EVENT,       /* f about user: org-wide receivers, and subscribers
@@ -38,7 +141,7 @@ enum post_kind {
 
 /* Pending store writes that failed, kept for the next flush (the store may
  * be locked or full for a while; presence keeps serving from memory), in
- * server.pw. */
+ * hub.pw. */
 struct pending_write {
     char *org, *user;
     int status, manual;
@@ -46,52 +149,52 @@ struct pending_write {
 };
 
 /* An empty list per loop. */
-static struct list *lists_new(struct server *srv)
+static struct list *lists_new(struct hub *hb)
 {
-    struct list *l = xcalloc(srv->nloops, sizeof *l);
-    for (unsigned i = 0; i < srv->nloops; i++)
+    struct list *l = xcalloc(hb->nloops, sizeof *l);
+    for (unsigned i = 0; i < hb->nloops; i++)
         list_init(&l[i]);
     return l;
 }
 
-static struct hub_org *org_get(struct server *srv, const char *id, int create)
+static struct hub_org *org_get(struct hub *hb, const char *id, int create)
 {
     struct hub_org *o;
-    HASH_FIND_STR(srv->orgs, id, o);
+    HASH_FIND_STR(hb->orgs, id, o);
     if (!o && create) {
         o = xcalloc(1, sizeof *o);
         o->id = xstrdup(id);
-        o->conns = lists_new(srv);
-        o->subscribers = lists_new(srv);
-        o->nconns = xcalloc(srv->nloops, sizeof *o->nconns);
+        o->conns = lists_new(hb);
+        o->subscribers = lists_new(hb);
+        o->nconns = xcalloc(hb->nloops, sizeof *o->nconns);
         list_init(&o->online_link);
         o->synced_version = -1; /* never synced */
-        HASH_ADD_KEYPTR(hh, srv->orgs, o->id, strlen(o->id), o);
+        HASH_ADD_KEYPTR(hh, hb->orgs, o->id, strlen(o->id), o);
     }
     return o;
 }
 
-static int is_large(struct server *srv, const char *org)
+static int is_large(struct hub *hb, const char *org)
 {
-    return presence_org_size(srv->presence, org, NULL) >=
-           (unsigned)srv->cfg.large_org;
+    return presence_org_size(hb->presence, org, NULL) >=
+           (unsigned)hb->cfg.large_org;
 }
 
 static void send_list(struct list *l, struct frame *f)
 {
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, l) {
-        struct conn *c = list_entry(pos, struct conn, org_link);
-        if (c->state == CONN_WS)
-            conn_send(c, f);
+        struct hub_conn *c = list_entry(pos, struct hub_conn, org_link);
+        if (ws_is_open(&c->ws))
+            ws_send(&c->ws, f);
     }
 }
 
-static struct watch *watch_new(struct server *srv, const char *user)
+static struct watch *watch_new(struct hub *hb, const char *user)
 {
     struct watch *w = xcalloc(1, sizeof *w);
     w->user = xstrdup(user);
-    w->subs = lists_new(srv);
+    w->subs = lists_new(hb);
     return w;
 }
 
@@ -116,123 +219,187 @@ static void session_conns(struct hub_org *o, unsigned i, const char *user,
     for (int k = 0; k < 2; k++) {
         struct list *pos, *tmp;
         list_each_safe(pos, tmp, lists[k]) {
-            struct conn *c = list_entry(pos, struct conn, org_link);
+            struct hub_conn *c = list_entry(pos, struct hub_conn, org_link);
             if (c->session_id != session || strcmp(c->user, user) != 0)
                 continue;
             if (close)
-                ws_close(c, WS_CLOSE_POLICY, "logged out");
+                ws_close(&c->ws, WS_CLOSE_POLICY, "logged out");
             else
                 c->pc = NULL;
         }
     }
 }
 
-/* Carries out a post on lp's own connections (lp's thread, lock held). */
-static void run_post(struct loop *lp, const struct post *p)
+/* Carries out a post on loop i's own connections (its thread, lock
+ * held). */
+static void run_post(struct hub *hb, unsigned i, const struct post *p)
 {
-    struct server *srv = lp->srv;
     struct hub_org *o = p->o;
     switch (p->kind) {
     case POST_EVENT:
-        send_list(&o->conns[lp->id], p->f);
-        if (list_empty(&o->subscribers[lp->id]))
+        send_list(&o->conns[i], p->f);
+        if (list_empty(&o->subscribers[i]))
             break;
-        if (!is_large(srv, o->id)) {
-            send_list(&o->subscribers[lp->id], p->f);
+        if (!is_large(hb, o->id)) {
+            send_list(&o->subscribers[i], p->f);
             break;
         }
         struct watch *w;
         HASH_FIND_STR(o->watches, p->user, w);
         if (w) {
             struct list *pos, *tmp;
-            list_each_safe(pos, tmp, &w->subs[lp->id]) {
+            list_each_safe(pos, tmp, &w->subs[i]) {
                 struct sub *s = list_entry(pos, struct sub, watch_link);
-                if (s->c->state == CONN_WS)
-                    conn_send(s->c, p->f);
+                if (ws_is_open(&s->c->ws))
+                    ws_send(&s->c->ws, p->f);
             }
         }
         break;
     case POST_SUBSCRIBERS:
-        send_list(&o->subscribers[lp->id], p->f);
+        send_list(&o->subscribers[i], p->f);
         break;
     case POST_END_SESSION:
-        session_conns(o, lp->id, p->user, p->session, 1);
+        session_conns(o, i, p->user, p->session, 1);
         break;
     }
 }
 
 /* Does p on every loop with a connection in p->o: at once on this
- * thread's loop, posted to the others. A loop
- * runs its posts whenever it takes the lock, before anything else, so
- * what it sends keeps the order in which events were made. */
-static void post_all(struct server *srv, const struct post *p)
+ * thread's loop, posted to the others. A loop runs its posts whenever it
+ * takes the lock, before anything else, so what it sends keeps the order
+ * in which events were made. */
+static void post_all(struct hub *hb, const struct post *p)
 {
     struct loop *me = loop_current();
-    for (unsigned i = 0; i < srv->nloops; i++) {
-        struct loop *lp = srv->loops[i];
+    for (unsigned i = 0; i < hb->nloops; i++) {
+        struct hub_loop *hl = &hb->loops[i];
         if (!p->o->nconns[i])
             continue;
-        if (lp == me) {
-            run_post(lp, p);
+        if (hl->lp == me) {
+            run_post(hb, i, p);
             continue;
         }
-        if (lp->nposts == lp->capposts) {
-            lp->capposts = lp->capposts ? lp->capposts * 2 : 64;
-            lp->posts = xrealloc(lp->posts, lp->capposts * sizeof *lp->posts);
+        if (hl->closed)
+            continue; /* its connections are gone */
+        if (hl->nposts == hl->capposts) {
+            hl->capposts = hl->capposts ? hl->capposts * 2 : 64;
+            hl->posts = xrealloc(hl->posts, hl->capposts * sizeof *hl->posts);
         }
-        struct post *q = &lp->posts[lp->nposts++];
+        struct post *q = &hl->posts[hl->nposts++];
         *q = *p;
         q->user = p->user ? xstrdup(p->user) : NULL;
         if (q->f)
             frame_ref(q->f);
-        if (lp->nposts == 1)
-            loop_wake(lp);
+        if (hl->nposts == 1)
+            loop_wake(hl->lp);
     }
 }
 
-void hub_run_posts(struct loop *lp)
+/* Delivers what other loops posted to loop i (hub_lock() does this). */
+static void run_posts(struct hub *hb, unsigned i)
 {
+    struct hub_loop *hl = &hb->loops[i];
     /* Posts made while these run (a close announcing a disconnect) are
-     * for other loops or run at once; none is added to lp's own list. */
-    for (size_t i = 0; i < lp->nposts; i++) {
-        struct post *p = &lp->posts[i];
-        run_post(lp, p);
+     * for other loops or run at once; none is added to this list. */
+    for (size_t k = 0; k < hl->nposts; k++) {
+        struct post *p = &hl->posts[k];
+        run_post(hb, i, p);
         frame_unref(p->f);
         free(p->user);
     }
-    lp->nposts = 0;
-    if (lp->capposts > 1024) {
-        free(lp->posts);
-        lp->posts = NULL;
-        lp->capposts = 0;
+    hl->nposts = 0;
+    if (hl->capposts > 1024) {
+        free(hl->posts);
+        hl->posts = NULL;
+        hl->capposts = 0;
     }
 }
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void hub_lock(struct hub *hb)
+{
+    if (tl_depth++)
+        return;
+    pthread_mutex_lock(&hb->lock);
+    /* The core must never see time go back when two loops take turns. */
+    int64_t t = wall_ms();
+    if (t > hb->now)
+        hb->now = t;
+    struct loop *lp = loop_current();
+    if (!lp)
+        return;
+    unsigned i = loop_id(lp);
+    if (i < hb->nloops && hb->loops[i].lp == lp && hb->loops[i].nposts)
+        run_posts(hb, i);
+}
+
+void hub_unlock(struct hub *hb)
+{
+    if (--tl_depth)
+        return;
+    pthread_mutex_unlock(&hb->lock);
+}
+
+int64_t hub_now(const struct hub *hb) { return hb->now; }
+struct presence *hub_presence(struct hub *hb) { return hb->presence; }
+struct store *hub_store(struct hub *hb) { return hb->store; }
+struct rate_table *hub_rates(struct hub *hb) { return hb->rates; }
+const struct config *hub_config(const struct hub *hb) { return &hb->cfg; }
+unsigned hub_nconns(const struct hub *hb, unsigned i)
+{
+    return hb->loops[i].nconns;
+}
+unsigned hub_nloops(const struct hub *hb) { return hb->nloops; }
+unsigned long hub_churn(const struct hub *hb) { return hb->churn; }
+void hub_stopping(struct hub *hb) { hb->stopping = 1; }
+void hub_loop_closed(struct hub *hb, unsigned i) { hb->loops[i].closed = 1; }
+
+void hub_set_loop(struct hub *hb, unsigned i, struct loop *lp)
+{
+    hb->loops[i].lp = lp;
+}
+
+void hub_reload(struct hub *hb, const struct config *cfg)
+{
+    hb->cfg = *cfg;
+    struct presence_opts o = {cfg->grace_ms, cfg->login_grace_ms,
+                              cfg->restart_grace_ms};
+    presence_set_opts(hb->presence, &o);
+}
+
+void hub_tick(struct hub *hb) { presence_tick(hb->presence, hb->now); }
 
 /* Queues frame f, an event about user, to every connection of org that
  * should see it: org-wide receivers always; subscribers too in a small
  * organization, and in a large one only those who follow the user. This
  * is the one place that says "announce this to organization X". */
-static void hub_publish(struct server *srv, const char *org,
+static void hub_publish(struct hub *hb, const char *org,
                         const char *user, struct frame *f)
 {
-    struct hub_org *o = org_get(srv, org, 0);
+    struct hub_org *o = org_get(hb, org, 0);
     if (!o)
         return;
     struct post p = {.kind = POST_EVENT, .o = o, .user = (char *)user,
                      .f = f};
-    post_all(srv, &p);
-    if (o->nsubscribers && is_large(srv, org) &&
+    post_all(hb, &p);
+    if (o->nsubscribers && is_large(hb, org) &&
         !list_linked(&o->online_link))
-        list_insert_tail(&srv->online_dirty, &o->online_link);
+        list_insert_tail(&hb->online_dirty, &o->online_link);
 }
 
 static void on_announce(void *ud, const struct presence_event *ev)
 {
-    struct server *srv = ud;
+    struct hub *hb = ud;
     buf_reset(&enc);
     msg_encode_presence(&enc, ev);
     struct frame *f = frame_new_text(enc.data, enc.len);
-    hub_publish(srv, ev->m.org, ev->m.user, f);
+    hub_publish(hb, ev->m.org, ev->m.user, f);
     frame_unref(f);
     log_debug("presence %s/%s %s (%s) seq %llu", ev->m.org, ev->m.user,
               presence_status_name(ev->m.status),
@@ -240,35 +407,35 @@ static void on_announce(void *ud, const struct presence_event *ev)
               (unsigned long long)ev->seq);
 }
 
-void hub_send_online(struct server *srv)
+void hub_send_online(struct hub *hb)
 {
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &srv->online_dirty) {
+    list_each_safe(pos, tmp, &hb->online_dirty) {
         struct hub_org *o = list_entry(pos, struct hub_org, online_link);
         list_remove(pos);
         unsigned online;
-        presence_org_size(srv->presence, o->id, &online);
+        presence_org_size(hb->presence, o->id, &online);
         if (online == o->online_sent || !o->nsubscribers)
             continue;
         o->online_sent = online;
         buf_reset(&enc);
         msg_encode_online(&enc, online,
-                          presence_org_seq(srv->presence, o->id));
+                          presence_org_seq(hb->presence, o->id));
         struct frame *f = frame_new_text(enc.data, enc.len);
         struct post p = {.kind = POST_SUBSCRIBERS, .o = o, .f = f};
-        post_all(srv, &p);
+        post_all(hb, &p);
         frame_unref(f);
     }
 }
 
 /* ---- subscriptions ---------------------------------------------------- */
 
-static struct sub *find_sub(struct conn *c, struct watch *w)
+static struct sub *find_sub(struct hub_conn *c, struct watch *w)
 {
     /* Walk the shorter of the two lists. */
     struct list *pos;
     unsigned n = 0;
-    list_each(pos, &w->subs[c->lp->id]) {
+    list_each(pos, &w->subs[lid(c)]) {
         if (++n > c->nsubs)
             break;
         struct sub *s = list_entry(pos, struct sub, watch_link);
@@ -296,9 +463,9 @@ static void drop_sub(struct hub_org *o, struct sub *s)
     watch_release(o, w);
 }
 
-static void drop_subs(struct conn *c)
+static void drop_subs(struct hub_conn *c)
 {
-    struct hub_org *o = org_get(c->srv, c->org, 0);
+    struct hub_org *o = org_get(c->hb, c->org, 0);
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, &c->subs) {
         drop_sub(o, list_entry(pos, struct sub, conn_link));
@@ -306,48 +473,68 @@ static void drop_subs(struct conn *c)
 }
 
 /* Moves c from the org-wide list to the subscribers. */
-static void make_subscriber(struct conn *c, struct hub_org *o)
+static void make_subscriber(struct hub_conn *c, struct hub_org *o)
 {
     if (c->subscriber)
         return;
     c->subscriber = 1;
     list_remove(&c->org_link);
-    list_insert_tail(&o->subscribers[c->lp->id], &c->org_link);
+    list_insert_tail(&o->subscribers[lid(c)], &c->org_link);
     o->nsubscribers++;
 }
 
 static void on_load(void *ud, const struct store_user *u)
 {
-    struct server *srv = ud;
-    presence_add_user(srv->presence, u->org, u->id, u->name, u->status,
-                      u->manual, u->last_seen_ms, srv->now);
+    struct hub *hb = ud;
+    presence_add_user(hb->presence, u->org, u->id, u->name, u->status,
+                      u->manual, u->last_seen_ms, hb->now);
 }
 
-int hub_init(struct server *srv)
+int hub_new(struct hub **out, const struct config *cfg, struct store *store,
+            unsigned nloops)
 {
+    struct hub *hb = xcalloc(1, sizeof *hb);
+    /* Held for microseconds at a time: spin a little before sleeping
+     * (glibc's adaptive mutex), rather than pay a futex wake-up. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&hb->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
+    hb->cfg = *cfg;
+    hb->store = store;
+    hb->nloops = nloops < HUB_MAX_LOOPS ? nloops : HUB_MAX_LOOPS;
+    for (unsigned i = 0; i < hb->nloops; i++)
+        list_init(&hb->loops[i].conns);
+    list_init(&hb->online_dirty);
+    hb->rates = rate_new();
+    hb->now = wall_ms();
     buf_init(&enc, 0);
     struct presence_opts o = {
-        .grace_ms = srv->cfg.grace_ms,
-        .login_grace_ms = srv->cfg.login_grace_ms,
-        .restart_grace_ms = srv->cfg.restart_grace_ms,
+        .grace_ms = hb->cfg.grace_ms,
+        .login_grace_ms = hb->cfg.login_grace_ms,
+        .restart_grace_ms = hb->cfg.restart_grace_ms,
     };
-    srv->presence = presence_new(&o, on_announce, srv);
-    srv->ping = frame_new(WSLAY_PING, "", 0);
+    hb->presence = presence_new(&o, on_announce, hb);
+    hb->ping = frame_new(0x9, "", 0) /* ping */;
     /* Users stored as not OFFLINE start in a restore window: after a
      * crash they go OFFLINE unless they reconnect (docs/protocol.md). */
-    if (store_user_each(srv->store, NULL, on_load, srv) != 0)
+    if (store_user_each(hb->store, NULL, on_load, hb) != 0) {
+        hub_free(hb);
         return -1;
+    }
+    *out = hb;
     return 0;
 }
 
-static void send_text(struct conn *c, const struct buf *b)
+static void send_text(struct hub_conn *c, const struct buf *b)
 {
     struct frame *f = frame_new_text(b->data, b->len);
-    conn_send(c, f);
+    ws_send(&c->ws, f);
     frame_unref(f);
 }
 
-static void send_error(struct conn *c, const char *code, const char *message)
+static void send_error(struct hub_conn *c, const char *code, const char *message)
 {
     buf_reset(&enc);
     msg_encode_error(&enc, code, message);
@@ -371,62 +558,64 @@ static void on_member(void *ud, const struct presence_member *m)
 
 static void on_load_missing(void *ud, const struct store_user *u)
 {
-    struct server *srv = ud;
-    if (presence_get(srv->presence, u->org, u->id, NULL, NULL) != 0)
+    struct hub *hb = ud;
+    if (presence_get(hb->presence, u->org, u->id, NULL, NULL) != 0)
         on_load(ud, u);
 }
 
-void hub_sync_org(struct server *srv, const char *org)
+void hub_sync_org(struct hub *hb, const char *org)
 {
     /* Users added by the CLI while we run are only in the database. Only
      * another process's commit can have added any, and SQLite's
      * data_version says whether one happened: a connect costs no count
      * of the organization unless it did. */
-    struct hub_org *o = org_get(srv, org, 1);
-    int64_t v = store_data_version(srv->store);
+    struct hub_org *o = org_get(hb, org, 1);
+    int64_t v = store_data_version(hb->store);
     if (v >= 0 && v == o->synced_version)
         return;
-    int n = store_user_count(srv->store, org);
-    if (n >= 0 && (unsigned)n != presence_org_size(srv->presence, org, NULL))
-        store_user_each(srv->store, org, on_load_missing, srv);
+    int n = store_user_count(hb->store, org);
+    if (n >= 0 && (unsigned)n != presence_org_size(hb->presence, org, NULL))
+        store_user_each(hb->store, org, on_load_missing, hb);
     o->synced_version = v;
 }
 
-void hub_attach(struct conn *c)
+/* ws on_open: the 101 is queued; hello and snapshot go next. */
+static void on_open(struct ws_conn *w)
 {
+    struct hub_conn *c = (struct hub_conn *)w;
     static const enum presence_status idle[] = {
         PRESENCE_ONLINE, PRESENCE_AWAY, PRESENCE_OFFLINE, PRESENCE_OFFLINE,
     };
-    struct server *srv = c->srv;
+    struct hub *hb = c->hb;
     /* Connect before joining the organization's list: the snapshot then
      * includes this connection's own change, and the event (seq N) goes
      * only to the others. The connection opens with the page's idle state
      * (?auto=), so that event is already the settled result. */
-    c->pc = presence_connect(srv->presence, c->org, c->user, c->session_id,
-                             idle[c->idle_at_connect], srv->now);
+    c->pc = presence_connect(hb->presence, c->org, c->user, c->session_id,
+                             idle[c->idle_at_connect], hb->now);
     if (!c->pc) {
         c->org = c->user = NULL; /* the caller's strings */
-        ws_close(c, WS_CLOSE_INTERNAL, "unknown user");
+        ws_close(&c->ws, WS_CLOSE_INTERNAL, "unknown user");
         return;
     }
     c->org = presence_conn_org(c->pc);
     c->user = presence_conn_user(c->pc);
     struct msg_hello h = {
         .user = c->user, .org = c->org,
-        .heartbeat_s = srv->cfg.heartbeat_ms / 1000,
-        .away_after_s = srv->cfg.away_after_ms / 1000,
-        .offline_after_s = srv->cfg.offline_after_ms / 1000,
-        .max_msg = srv->cfg.max_msg,
+        .heartbeat_s = hb->cfg.heartbeat_ms / 1000,
+        .away_after_s = hb->cfg.away_after_ms / 1000,
+        .offline_after_s = hb->cfg.offline_after_ms / 1000,
+        .max_msg = hb->cfg.max_msg,
     };
     if (h.heartbeat_s < 1)
         h.heartbeat_s = 1;
-    presence_get(srv->presence, c->org, c->user, on_self, &h);
+    presence_get(hb->presence, c->org, c->user, on_self, &h);
     send_text(c, &enc);
 
-    struct hub_org *o = org_get(srv, c->org, 1);
-    hub_sync_org(srv, c->org);
-    uint64_t seq = presence_org_seq(srv->presence, c->org);
-    unsigned online, nusers = presence_org_size(srv->presence, c->org,
+    struct hub_org *o = org_get(hb, c->org, 1);
+    hub_sync_org(hb, c->org);
+    uint64_t seq = presence_org_seq(hb->presence, c->org);
+    unsigned online, nusers = presence_org_size(hb->presence, c->org,
                                                 &online);
     if (c->subscriber) {
         /* docs/protocol.md: a subscriber starts with no members, only the
@@ -442,35 +631,37 @@ void hub_attach(struct conn *c)
             frame_unref(o->snap);
             buf_reset(&enc);
             msg_snapshot_begin(&enc, seq);
-            presence_each(srv->presence, c->org, on_member, NULL);
+            presence_each(hb->presence, c->org, on_member, NULL);
             msg_snapshot_end(&enc);
             o->snap = frame_new_text(enc.data, enc.len);
             o->snap_seq = seq;
             o->snap_users = nusers;
         }
-        conn_send(c, o->snap);
+        ws_send(&c->ws, o->snap);
     }
 
-    list_insert_tail(c->subscriber ? &o->subscribers[c->lp->id]
-                                   : &o->conns[c->lp->id],
+    list_insert_tail(c->subscriber ? &o->subscribers[lid(c)]
+                                   : &o->conns[lid(c)],
                      &c->org_link);
-    o->nconns[c->lp->id]++;
+    o->nconns[lid(c)]++;
     if (c->subscriber)
         o->nsubscribers++;
-    list_insert_tail(&c->lp->conns, &c->all_link);
-    c->lp->nconns_ws++;
-    srv->churn++;
+    list_insert_tail(&hb->loops[lid(c)].conns, &c->all_link);
+    hb->loops[lid(c)].nconns++;
+    hb->churn++;
 }
 
-void hub_detach(struct conn *c)
+/* ws on_closing: leave the organization; the user's presence follows. */
+static void on_closing(struct ws_conn *w)
 {
-    struct server *srv = c->srv;
-    server_lock(srv);
+    struct hub_conn *c = (struct hub_conn *)w;
+    struct hub *hb = c->hb;
+    hub_lock(hb);
     if (list_linked(&c->org_link)) {
         list_remove(&c->org_link);
-        struct hub_org *o = org_get(srv, c->org, 0);
+        struct hub_org *o = org_get(hb, c->org, 0);
         if (o) {
-            o->nconns[c->lp->id]--;
+            o->nconns[lid(c)]--;
             if (c->subscriber)
                 o->nsubscribers--;
         }
@@ -478,16 +669,48 @@ void hub_detach(struct conn *c)
     }
     if (list_linked(&c->all_link)) {
         list_remove(&c->all_link);
-        c->lp->nconns_ws--;
-        srv->churn++;
+        hb->loops[lid(c)].nconns--;
+        hb->churn++;
     }
     /* At shutdown connections close without a status change: the users
      * stay as they are in the store and get a restore window on restart,
      * so a deploy does not flap everyone OFFLINE and back. */
-    if (c->pc && !srv->stopping)
-        presence_disconnect(srv->presence, c->pc, srv->now, 0);
+    if (c->pc && !hb->stopping)
+        presence_disconnect(hb->presence, c->pc, hb->now, 0);
     c->pc = NULL;
-    server_unlock(srv);
+    hub_unlock(hb);
+}
+
+static void on_free(struct ws_conn *w) { free(w); }
+
+static void on_msg(struct ws_conn *w, const char *data, size_t len,
+                   int binary);
+
+static const struct ws_callbacks callbacks = {
+    .on_open = on_open,
+    .on_msg = on_msg,
+    .on_closing = on_closing,
+    .on_free = on_free,
+};
+
+int hub_accept(struct hub *hb, struct http_conn *h, const struct http_req *r,
+               const struct hub_who *who)
+{
+    struct hub_conn *c = xcalloc(1, sizeof *c);
+    c->hb = hb;
+    c->org = who->org; /* borrowed: on_open() points them at the core's */
+    c->user = who->user;
+    c->session_id = who->session;
+    c->subscriber = who->subscriber ? 1 : 0;
+    c->idle_at_connect = (unsigned)who->idle_at_connect & 3;
+    list_init(&c->org_link);
+    list_init(&c->all_link);
+    list_init(&c->subs);
+    if (ws_accept(&c->ws, h, r, &callbacks, (size_t)hb->cfg.max_msg, 0)) {
+        free(c);
+        return -1;
+    }
+    return 0;
 }
 
 /* Collects a member's presence fields (for immediate writes). */
@@ -504,15 +727,15 @@ static void get_fields(void *ud, const struct presence_member *m)
     f->last_seen = m->last_seen_ms;
 }
 
-int hub_set_manual(struct server *srv, const char *org, const char *user,
+int hub_set_manual(struct hub *hb, const char *org, const char *user,
                    int status)
 {
-    int rc = presence_set_manual(srv->presence, org, user, status, srv->now);
+    int rc = presence_set_manual(hb->presence, org, user, status, hb->now);
     if (rc != 0)
         return rc;
     struct fields f;
-    if (presence_get(srv->presence, org, user, get_fields, &f) == 0 &&
-        store_user_set_presence(srv->store, org, user, f.status, f.manual,
+    if (presence_get(hb->presence, org, user, get_fields, &f) == 0 &&
+        store_user_set_presence(hb->store, org, user, f.status, f.manual,
                                 f.last_seen) != 0)
         log_error("could not store manual status of %s/%s; kept in memory",
                   org, user);
@@ -520,7 +743,7 @@ int hub_set_manual(struct server *srv, const char *org, const char *user,
 }
 
 struct sub_ctx {
-    struct conn *c;
+    struct hub_conn *c;
     struct hub_org *o;
     int over;
 };
@@ -528,11 +751,11 @@ struct sub_ctx {
 static void subscribe_member(void *ud, const struct presence_member *m)
 {
     struct sub_ctx *x = ud;
-    struct conn *c = x->c;
+    struct hub_conn *c = x->c;
     struct watch *w;
     HASH_FIND_STR(x->o->watches, m->user, w);
     if (!w) {
-        w = watch_new(c->srv, m->user);
+        w = watch_new(c->hb, m->user);
         HASH_ADD_KEYPTR(hh, x->o->watches, w->user, strlen(w->user), w);
     } else if (find_sub(c, w)) {
         msg_snapshot_member(&enc, m); /* again: the client asked */
@@ -546,7 +769,7 @@ static void subscribe_member(void *ud, const struct presence_member *m)
     struct sub *s = xcalloc(1, sizeof *s);
     s->c = c;
     s->w = w;
-    list_insert_tail(&w->subs[c->lp->id], &s->watch_link);
+    list_insert_tail(&w->subs[lid(c)], &s->watch_link);
     w->nsubs++;
     list_insert_tail(&c->subs, &s->conn_link);
     c->nsubs++;
@@ -556,20 +779,20 @@ static void subscribe_member(void *ud, const struct presence_member *m)
 /* docs/protocol.md "Subscriptions": answers with a partial snapshot of
  * the users subscribed to (unknown ids are left out, as are users of any
  * other organization: they are simply not found). */
-static void subscribe(struct conn *c, const struct msg_in *m)
+static void subscribe(struct hub_conn *c, const struct msg_in *m)
 {
-    struct server *srv = c->srv;
-    struct hub_org *o = org_get(srv, c->org, 1);
-    hub_sync_org(srv, c->org); /* members the CLI added since */
+    struct hub *hb = c->hb;
+    struct hub_org *o = org_get(hb, c->org, 1);
+    hub_sync_org(hb, c->org); /* members the CLI added since */
     struct sub_ctx x = {c, o, 0};
     make_subscriber(c, o);
     unsigned online;
-    presence_org_size(srv->presence, c->org, &online);
+    presence_org_size(hb->presence, c->org, &online);
     buf_reset(&enc);
-    msg_snapshot_begin_partial(&enc, presence_org_seq(srv->presence, c->org),
+    msg_snapshot_begin_partial(&enc, presence_org_seq(hb->presence, c->org),
                                online);
     for (size_t i = 0; i < m->nusers; i++)
-        presence_get(srv->presence, c->org, m->users[i], subscribe_member,
+        presence_get(hb->presence, c->org, m->users[i], subscribe_member,
                      &x);
     msg_snapshot_end(&enc);
     send_text(c, &enc);
@@ -578,9 +801,9 @@ static void subscribe(struct conn *c, const struct msg_in *m)
                    "at most 10000 subscriptions per connection");
 }
 
-static void unsubscribe(struct conn *c, const struct msg_in *m)
+static void unsubscribe(struct hub_conn *c, const struct msg_in *m)
 {
-    struct hub_org *o = org_get(c->srv, c->org, 0);
+    struct hub_org *o = org_get(c->hb, c->org, 0);
     if (!o)
         return;
     for (size_t i = 0; i < m->nusers; i++) {
@@ -592,26 +815,26 @@ static void unsubscribe(struct conn *c, const struct msg_in *m)
     }
 }
 
-void hub_on_message(struct conn *c, const char *data, size_t len,
-                    int binary)
+static void on_message(struct hub_conn *c, const char *data, size_t len,
+                       int binary)
 {
-    struct server *srv = c->srv;
+    struct hub *hb = c->hb;
     if (binary) {
         send_error(c, "bad_message", "binary frames are not supported");
         return;
     }
     /* docs/security.md: messages per connection per second. A client over
      * it is told once per second; one far over it is cut off. */
-    if (srv->now - c->msg_window >= 1000) {
-        c->msg_window = srv->now;
+    if (hb->now - c->msg_window >= 1000) {
+        c->msg_window = hb->now;
         c->msg_count = 0;
     }
-    if (++c->msg_count > (uint32_t)srv->cfg.msg_rate) {
-        if (c->msg_count == (uint32_t)srv->cfg.msg_rate + 1)
+    if (++c->msg_count > (uint32_t)hb->cfg.msg_rate) {
+        if (c->msg_count == (uint32_t)hb->cfg.msg_rate + 1)
             send_error(c, "rate_limited",
                        "too many messages; slow down");
-        else if (c->msg_count > 10 * (uint32_t)srv->cfg.msg_rate)
-            ws_close(c, WS_CLOSE_POLICY, "message rate limit");
+        else if (c->msg_count > 10 * (uint32_t)hb->cfg.msg_rate)
+            ws_close(&c->ws, WS_CLOSE_POLICY, "message rate limit");
         return;
     }
     struct msg_in m;
@@ -636,15 +859,15 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
     case MSG_STATUS:
         if (!c->pc)
             break;
-        if (!hub_status_allowed(srv, c->org, c->user)) {
+        if (!hub_status_allowed(hb, c->org, c->user)) {
             send_error(c, "rate_limited",
                        "too many status changes; slow down");
             break;
         }
         if (m.is_auto)
-            rc = presence_conn_auto(srv->presence, c->pc, m.status, srv->now);
+            rc = presence_conn_auto(hb->presence, c->pc, m.status, hb->now);
         else
-            rc = hub_set_manual(srv, c->org, c->user, m.status);
+            rc = hub_set_manual(hb, c->org, c->user, m.status);
         if (rc != 0)
             send_error(c, "invalid_status", "status not allowed here");
         break;
@@ -652,117 +875,132 @@ void hub_on_message(struct conn *c, const char *data, size_t len,
     msg_in_dispose(&m);
 }
 
-void hub_heartbeat(struct loop *lp)
+static void on_msg(struct ws_conn *w, const char *data, size_t len,
+                   int binary)
 {
-    struct server *srv = lp->srv;
-    int64_t dead = lp->now - lp->cfg.heartbeat_ms * 5 / 2;
+    struct hub_conn *c = (struct hub_conn *)w;
+    hub_lock(c->hb);
+    if (binary)
+        on_message(c, NULL, 0, 1); /* answered as bad_message */
+    else
+        on_message(c, data, len, 0);
+    hub_unlock(c->hb);
+}
+
+void hub_heartbeat(struct hub *hb, unsigned i)
+{
+    struct loop *lp = hb->loops[i].lp;
+    int64_t now = loop_time(lp);
+    int64_t dead = now - hb->cfg.heartbeat_ms * 5 / 2;
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &lp->conns) {
-        struct conn *c = list_entry(pos, struct conn, all_link);
-        if (c->last_rx_ms < dead) {
+    list_each_safe(pos, tmp, &hb->loops[i].conns) {
+        struct hub_conn *c = list_entry(pos, struct hub_conn, all_link);
+        if (c->ws.last_rx_ms < dead) {
+            char peer[48];
+            conn_peer(c->ws.c, peer, sizeof peer);
             log_info("%s: %s/%s answered nothing for %lld ms, closing",
-                     c->peer, c->org, c->user,
-                     (long long)(lp->now - c->last_rx_ms));
-            ws_close(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
-        } else if (c->state == CONN_WS) {
-            conn_send(c, srv->ping);
+                     peer, c->org, c->user,
+                     (long long)(now - c->ws.last_rx_ms));
+            ws_close(&c->ws, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
+        } else if (ws_is_open(&c->ws)) {
+            ws_send(&c->ws, hb->ping);
         }
     }
 }
 
 static void collect_dirty(void *ud, const struct presence_member *m)
 {
-    struct server *srv = ud;
-    if (srv->pw_len == srv->pw_cap) {
-        srv->pw_cap = srv->pw_cap ? srv->pw_cap * 2 : 64;
-        srv->pw = xrealloc(srv->pw, srv->pw_cap * sizeof *srv->pw);
+    struct hub *hb = ud;
+    if (hb->pw_len == hb->pw_cap) {
+        hb->pw_cap = hb->pw_cap ? hb->pw_cap * 2 : 64;
+        hb->pw = xrealloc(hb->pw, hb->pw_cap * sizeof *hb->pw);
     }
-    srv->pw[srv->pw_len++] = (struct pending_write){
+    hb->pw[hb->pw_len++] = (struct pending_write){
         xstrdup(m->org), xstrdup(m->user), m->status, m->manual,
         m->last_seen_ms,
     };
 }
 
-static void drop_pending_writes(struct server *srv)
+static void drop_pending_writes(struct hub *hb)
 {
-    for (size_t i = 0; i < srv->pw_len; i++) {
-        free(srv->pw[i].org);
-        free(srv->pw[i].user);
+    for (size_t i = 0; i < hb->pw_len; i++) {
+        free(hb->pw[i].org);
+        free(hb->pw[i].user);
     }
-    srv->pw_len = 0;
+    hb->pw_len = 0;
 }
 
-void hub_flush_store(struct server *srv)
+void hub_flush_store(struct hub *hb)
 {
-    presence_drain_dirty(srv->presence, collect_dirty, srv);
-    struct pending_write *pw = srv->pw;
-    if (!srv->pw_len)
+    presence_drain_dirty(hb->presence, collect_dirty, hb);
+    struct pending_write *pw = hb->pw;
+    if (!hb->pw_len)
         return;
-    int rc = store_begin(srv->store);
-    for (size_t i = 0; rc == 0 && i < srv->pw_len; i++) {
-        rc = store_user_set_presence(srv->store, pw[i].org, pw[i].user,
+    int rc = store_begin(hb->store);
+    for (size_t i = 0; rc == 0 && i < hb->pw_len; i++) {
+        rc = store_user_set_presence(hb->store, pw[i].org, pw[i].user,
                                      pw[i].status, pw[i].manual,
                                      pw[i].last_seen);
         if (rc == STORE_ENOENT || rc == STORE_EINVAL)
             rc = 0; /* user row gone: nothing to keep */
     }
     if (rc == 0)
-        rc = store_commit(srv->store);
+        rc = store_commit(hb->store);
     if (rc != 0) {
-        store_rollback(srv->store);
+        store_rollback(hb->store);
         log_error("store: could not write %zu presence rows (%s); will retry",
-                  srv->pw_len, store_strerror(rc));
+                  hb->pw_len, store_strerror(rc));
         return;
     }
-    drop_pending_writes(srv);
+    drop_pending_writes(hb);
 }
 
-int hub_sweep(struct server *srv, int64_t older_than_ms)
+int hub_sweep(struct hub *hb, int64_t older_than_ms)
 {
-    int n = presence_sweep_stale(srv->presence, srv->now, older_than_ms);
+    int n = presence_sweep_stale(hb->presence, hb->now, older_than_ms);
     if (n > 0)
         log_info("reset %d stale statuses to OFFLINE", n);
-    hub_flush_store(srv);
-    store_session_purge(srv->store, srv->now);
-    rate_prune(srv->rates, srv->now);
+    hub_flush_store(hb);
+    store_session_purge(hb->store, hb->now);
+    rate_prune(hb->rates, hb->now);
     return n;
 }
 
-void hub_end_session(struct server *srv, const char *org, const char *user,
+void hub_end_session(struct hub *hb, const char *org, const char *user,
                      uint64_t session_id)
 {
-    struct hub_org *o = org_get(srv, org, 0);
+    struct hub_org *o = org_get(hb, org, 0);
     if (o && session_id) /* presence_logout() below frees the handles */
-        for (unsigned i = 0; i < srv->nloops; i++)
+        for (unsigned i = 0; i < hb->nloops; i++)
             session_conns(o, i, user, session_id, 0);
     /* docs/protocol.md: logout is OFFLINE at once, no grace, one event. */
-    presence_logout(srv->presence, org, user, session_id, srv->now);
+    presence_logout(hb->presence, org, user, session_id, hb->now);
     if (o && session_id) {
         struct post p = {.kind = POST_END_SESSION, .o = o,
                          .user = (char *)user, .session = session_id};
-        post_all(srv, &p);
+        post_all(hb, &p);
     }
 }
 
-void hub_revoke_session(struct server *srv, const char *org,
+void hub_revoke_session(struct hub *hb, const char *org,
                         const char *user, uint64_t session_id)
 {
-    struct hub_org *o = org_get(srv, org, 0);
+    struct hub_org *o = org_get(hb, org, 0);
     if (!o || !session_id)
         return;
     struct post p = {.kind = POST_END_SESSION, .o = o, .user = (char *)user,
                      .session = session_id};
-    post_all(srv, &p);
+    post_all(hb, &p);
 }
 
-int hub_status_allowed(struct server *srv, const char *org, const char *user)
+int hub_status_allowed(struct hub *hb, const char *org, const char *user)
 {
     /* One budget per user, whichever way the changes come (WebSocket
      * frames on any of its connections, PUT /api/status): each one is
      * announced to the organization and may be written to the store. */
     char key[2 * STORE_ID_MAX + 16];
     snprintf(key, sizeof key, "status:%zu:%s/%s", strlen(org), org, user);
-    return rate_add(srv->rates, key, 1000, srv->now) <= srv->cfg.status_rate;
+    return rate_add(hb->rates, key, 1000, hb->now) <= hb->cfg.status_rate;
 }
 
 struct name_check {
@@ -776,83 +1014,88 @@ static void same_name(void *ud, const struct presence_member *m)
     nc->same = !nc->name || !*nc->name || strcmp(nc->name, m->name) == 0;
 }
 
-int hub_ensure_user(struct server *srv, const char *org, const char *user,
+int hub_ensure_user(struct hub *hb, const char *org, const char *user,
                     const char *name)
 {
     struct store_user u;
     struct name_check nc = {name, 0};
     /* The common case, a known user with an unchanged name, costs no
      * database read: a reconnect storm stays in memory. */
-    if (presence_get(srv->presence, org, user, same_name, &nc) == 0 &&
+    if (presence_get(hb->presence, org, user, same_name, &nc) == 0 &&
         nc.same)
         return 0;
-    int rc = store_user_get(srv->store, org, user, &u);
+    int rc = store_user_get(hb->store, org, user, &u);
     if (rc == STORE_ENOENT) {
-        rc = store_org_exists(srv->store, org);
+        rc = store_org_exists(hb->store, org);
         if (rc == 0)
-            rc = store_org_add(srv->store, org, NULL);
+            rc = store_org_add(hb->store, org, NULL);
         else if (rc == 1)
             rc = 0;
         if (rc == 0 || rc == STORE_EEXIST)
-            rc = store_user_add(srv->store, org, user, NULL,
+            rc = store_user_add(hb->store, org, user, NULL,
                                 name && *name ? name : user, NULL, NULL);
         if (rc == STORE_EEXIST)
             rc = 0;
         if (rc != 0)
             return rc;
         log_info("provisioned user %s/%s from a token", org, user);
-        rc = store_user_get(srv->store, org, user, &u);
+        rc = store_user_get(hb->store, org, user, &u);
         if (rc != 0)
             return rc;
     } else if (rc != 0) {
         return rc;
     } else if (name && *name && strcmp(name, u.name) != 0) {
-        if (store_user_set_name(srv->store, org, user, name) == 0)
+        if (store_user_set_name(hb->store, org, user, name) == 0)
             snprintf(u.name, sizeof u.name, "%s", name);
-        struct hub_org *o = org_get(srv, org, 0);
+        struct hub_org *o = org_get(hb, org, 0);
         if (o) { /* the cached snapshot shows the old name */
             frame_unref(o->snap);
             o->snap = NULL;
         }
     }
     /* For a known user this only refreshes the name. */
-    return presence_add_user(srv->presence, org, user, u.name, u.status,
-                             u.manual, u.last_seen_ms, srv->now);
+    return presence_add_user(hb->presence, org, user, u.name, u.status,
+                             u.manual, u.last_seen_ms, hb->now);
 }
 
-void hub_drop_caches(struct server *srv)
+unsigned long hub_drop_caches(struct hub *hb)
 {
     struct hub_org *o, *t;
-    HASH_ITER(hh, srv->orgs, o, t) {
+    HASH_ITER(hh, hb->orgs, o, t) {
         frame_unref(o->snap);
         o->snap = NULL;
     }
+    unsigned long n = hb->churn;
+    hb->churn = 0;
+    return n;
 }
 
-void hub_shutdown(struct loop *lp)
+void hub_shutdown(struct hub *hb, unsigned i)
 {
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &lp->conns) {
-        struct conn *c = list_entry(pos, struct conn, all_link);
-        ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+    list_each_safe(pos, tmp, &hb->loops[i].conns) {
+        struct hub_conn *c = list_entry(pos, struct hub_conn, all_link);
+        ws_close(&c->ws, WS_CLOSE_GOING_AWAY, "server shutting down");
     }
 }
 
-void hub_dispose(struct server *srv)
+void hub_free(struct hub *hb)
 {
+    if (!hb)
+        return;
     struct hub_org *o, *t;
-    HASH_ITER(hh, srv->orgs, o, t) {
+    HASH_ITER(hh, hb->orgs, o, t) {
         struct watch *w, *wt;
         HASH_ITER(hh, o->watches, w, wt) {
             struct list *pos, *tmp;
-            for (unsigned i = 0; i < srv->nloops; i++)
+            for (unsigned i = 0; i < hb->nloops; i++)
                 list_each_safe(pos, tmp, &w->subs[i]) {
                     free(list_entry(pos, struct sub, watch_link));
                 }
             w->nsubs = 0;
             watch_release(o, w);
         }
-        HASH_DEL(srv->orgs, o);
+        HASH_DEL(hb->orgs, o);
         frame_unref(o->snap);
         free(o->conns);
         free(o->subscribers);
@@ -860,13 +1103,24 @@ void hub_dispose(struct server *srv)
         free(o->id);
         free(o);
     }
-    drop_pending_writes(srv);
-    free(srv->pw);
-    srv->pw = NULL;
-    srv->pw_cap = 0;
-    presence_free(srv->presence);
-    srv->presence = NULL;
-    frame_unref(srv->ping);
+    drop_pending_writes(hb);
+    free(hb->pw);
+    hb->pw = NULL;
+    hb->pw_cap = 0;
+    presence_free(hb->presence);
+    hb->presence = NULL;
+    frame_unref(hb->ping);
+    for (unsigned i = 0; i < hb->nloops; i++) {
+        struct hub_loop *hl = &hb->loops[i];
+        for (size_t k = 0; k < hl->nposts; k++) {
+            frame_unref(hl->posts[k].f);
+            free(hl->posts[k].user);
+        }
+        free(hl->posts);
+    }
+    rate_free(hb->rates);
+    pthread_mutex_destroy(&hb->lock);
+    free(hb);
     hub_thread_done();
 }
 

@@ -61,15 +61,6 @@ struct frame *frame_new(int opcode, const void *payload, size_t len)
     return f;
 }
 
-struct frame *frame_new_raw(const void *bytes, size_t len)
-{
-    struct frame *f = xmalloc(sizeof *f + len);
-    memcpy(f->data, bytes, len);
-    atomic_init(&f->refs, 1);
-    f->len = (uint32_t)len;
-    return f;
-}
-
 struct frame *frame_new_close(uint16_t code, const char *reason)
 {
     char p[125];
@@ -81,10 +72,4 @@ struct frame *frame_new_close(uint16_t code, const char *reason)
     if (n)
         memcpy(p + 2, reason, n);
     return frame_new(WSLAY_CONNECTION_CLOSE, p, n + 2);
-}
-
-void frame_unref(struct frame *f)
-{
-    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-        free(f);
 }

@@ -10,7 +10,7 @@
  * Memory: a wslay context is about 8.5 KiB (two 4 KiB frame buffers). An
  * idle connection holds none: a context is taken from a small per-thread
  * pool when bytes arrive and given back as soon as the input ends exactly
- * on a message boundary with nothing left to send (ws_idle()). Such a
+ * on a message boundary with nothing left to send (idle()). Such a
  * context is in the state wslay starts in (next byte is a frame header,
  * no message, empty queues), so it may serve another connection; its
  * user data is a slot that says which. */
@@ -21,7 +21,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "net/server.h"
+#include <wslay/wslay.h>
+
+#include "http/http.h"
+#include "net/net.h"
 #include "util/log.h"
 #include "util/utf8.h"
 #include "util/xalloc.h"
@@ -31,7 +34,7 @@
 /* A wslay context and the connection it serves now. */
 struct ws_ctx {
     wslay_event_context_ptr ev;
-    struct conn *c;
+    struct ws_conn *w;
     uint64_t fed, framed;       /* bytes given to wslay; in its frames */
     int in_msg;                 /* a fragmented message is open */
     /* The payload of a close frame being read, checked whole when the
@@ -40,7 +43,7 @@ struct ws_ctx {
     int in_close;
     uint8_t close_len;
     uint8_t close_buf[125];
-    /* The bytes ws_on_data() is feeding to wslay: lent by its caller, set
+    /* The bytes on_data() is feeding to wslay: lent by its caller, set
      * only for the duration of that call. */
     const uint8_t *rx;
     size_t rx_len;
@@ -72,7 +75,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
                        size_t len, int flags, void *ud)
 {
-    struct conn *c = ((struct ws_ctx *)ud)->c;
+    struct conn *c = ((struct ws_ctx *)ud)->w->c;
     if (c->state == CONN_CLOSED) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -84,10 +87,10 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
 static void on_msg(wslay_event_context_ptr ctx,
                    const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
-    struct conn *c = ((struct ws_ctx *)ud)->c;
-    if (c->state != CONN_WS)
+    struct ws_conn *w = ((struct ws_ctx *)ud)->w;
+    if (!conn_is_open(w->c))
         return;
-    if (c->echo) {
+    if (w->_echo) {
         /* /ws/echo: the same frame code, answering each message with
          * itself (conformance suites drive it). */
         if (arg->opcode == WSLAY_TEXT_FRAME ||
@@ -100,12 +103,8 @@ static void on_msg(wslay_event_context_ptr ctx,
     }
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return;
-    server_lock(c->srv);
-    if (arg->opcode == WSLAY_TEXT_FRAME)
-        hub_on_message(c, (const char *)arg->msg, arg->msg_length, 0);
-    else
-        hub_on_message(c, NULL, 0, 1); /* answered as bad_message */
-    server_unlock(c->srv);
+    w->_cb->on_msg(w, (const char *)arg->msg, arg->msg_length,
+                   arg->opcode == WSLAY_BINARY_FRAME);
 }
 
 /* Counts the bytes of every frame wslay accepted, header included (wslay
@@ -205,10 +204,10 @@ static const struct wslay_event_callbacks callbacks = {
 
 /* The connection's wslay context, from the pool or new; NULL if out of
  * memory. */
-static wslay_event_context_ptr ws_ctx(struct conn *c)
+static wslay_event_context_ptr ws_ctx(struct ws_conn *wc)
 {
-    if (c->ws)
-        return c->ws->ev;
+    if (wc->_ctx)
+        return wc->_ctx->ev;
     struct ws_ctx *w;
     if (npool) {
         w = pool[--npool];
@@ -220,20 +219,20 @@ static wslay_event_context_ptr ws_ctx(struct conn *c)
         }
     }
     wslay_event_config_set_max_recv_msg_length(w->ev,
-                                               (uint64_t)c->lp->cfg.max_msg);
-    w->c = c;
+                                               (uint64_t)wc->_max_msg);
+    w->w = wc;
     w->fed = w->framed = 0;
     w->in_msg = 0;
     w->in_close = 0;
     w->close_len = 0;
-    c->ws = w;
+    wc->_ctx = w;
     return w->ev;
 }
 
 static void ws_ctx_drop(struct ws_ctx *w, int reusable)
 {
     if (reusable && npool < WS_POOL) {
-        w->c = NULL;
+        w->w = NULL;
         pool[npool++] = w;
         return;
     }
@@ -244,52 +243,52 @@ static void ws_ctx_drop(struct ws_ctx *w, int reusable)
 /* Gives the context back if the connection is between messages: every
  * byte read belongs to a complete frame, no fragmented message is open,
  * nothing waits to be sent, and no close has begun. */
-static void ws_idle(struct conn *c)
+static void idle(struct ws_conn *wc)
 {
-    struct ws_ctx *w = c->ws;
-    if (!w || c->state != CONN_WS || w->fed != w->framed || w->in_msg ||
+    struct ws_ctx *w = wc->_ctx;
+    if (!w || !conn_is_open(wc->c) || w->fed != w->framed || w->in_msg ||
         !wslay_event_want_read(w->ev) ||
         wslay_event_want_write(w->ev) ||
         wslay_event_get_close_received(w->ev) ||
         wslay_event_get_close_sent(w->ev))
         return;
-    c->ws = NULL;
+    wc->_ctx = NULL;
     ws_ctx_drop(w, 1);
 }
 
 /* Pushes what wslay has queued into our frame queue, and closes once the
  * close handshake is over (wslay wants neither to read nor to write). */
-static void pump(struct conn *c)
+static void pump(struct ws_conn *w)
 {
+    struct conn *c = w->c;
     if (c->state == CONN_CLOSED)
         return;
-    wslay_event_context_ptr ev = c->ws->ev;
+    wslay_event_context_ptr ev = w->_ctx->ev;
     if (wslay_event_send(ev) != 0) {
         conn_close(c);
         return;
     }
     if (!wslay_event_want_read(ev) && !wslay_event_want_write(ev)) {
-        if (c->state == CONN_WS)
-            conn_set_state(c, CONN_CLOSING);
         conn_close_after_write(c);
         return;
     }
-    ws_idle(c);
+    idle(w);
 }
 
-void ws_on_data(struct conn *c, const void *data, size_t len)
+static void on_data(struct conn *c, const char *data, size_t len)
 {
-    c->last_rx_ms = c->lp->now;
-    wslay_event_context_ptr ev = ws_ctx(c);
+    struct ws_conn *wc = c->data;
+    wc->last_rx_ms = loop_time(c->lp);
+    wslay_event_context_ptr ev = ws_ctx(wc);
     if (!ev) {
         conn_close(c);
         return;
     }
-    /* The context stays c's until after the call: only pump() gives it
+    /* The context stays wc's until after the call: only pump() gives it
      * back to the pool, and the connection is freed later, in its close
      * callback. */
-    struct ws_ctx *w = c->ws;
-    w->rx = data;
+    struct ws_ctx *w = wc->_ctx;
+    w->rx = (const uint8_t *)data;
     w->rx_len = len;
     int rc = wslay_event_recv(ev);
     w->rx = NULL;
@@ -306,38 +305,59 @@ void ws_on_data(struct conn *c, const void *data, size_t len)
             conn_send(c, f);
             frame_unref(f);
         }
-        if (c->state == CONN_WS)
-            conn_set_state(c, CONN_CLOSING);
         conn_close_after_write(c);
         return;
     }
-    pump(c);
+    pump(wc);
 }
 
-void ws_close(struct conn *c, uint16_t code, const char *reason)
+static int on_eof(struct conn *c) { return 0; }
+
+static void on_closing(struct conn *c)
 {
-    if (c->state != CONN_WS)
+    struct ws_conn *w = c->data;
+    if (w->_cb->on_closing)
+        w->_cb->on_closing(w);
+}
+
+static void on_free(struct conn *c)
+{
+    struct ws_conn *w = c->data;
+    if (w->_ctx)
+        ws_ctx_drop(w->_ctx, 0); /* state unknown: not reused */
+    w->_ctx = NULL;
+    if (w->_cb->on_free)
+        w->_cb->on_free(w);
+}
+
+static const struct conn_handler handler = {
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_closing = on_closing,
+    .on_free = on_free,
+};
+
+int ws_is_open(const struct ws_conn *w) { return conn_is_open(w->c); }
+
+void ws_send(struct ws_conn *w, struct frame *f) { conn_send(w->c, f); }
+
+void ws_close(struct ws_conn *w, enum ws_close_code code, const char *reason)
+{
+    struct conn *c = w->c;
+    if (!conn_is_open(c))
         return;
-    conn_set_state(c, CONN_CLOSING);
-    wslay_event_context_ptr ev = ws_ctx(c);
+    wslay_event_context_ptr ev = ws_ctx(w);
     if (!ev) {
         conn_close(c);
         return;
     }
-    wslay_event_queue_close(ev, code, (const uint8_t *)reason,
+    wslay_event_queue_close(ev, (uint16_t)code, (const uint8_t *)reason,
                             reason ? strlen(reason) : 0);
     if (wslay_event_send(ev) != 0) {
         conn_close(c);
         return;
     }
     conn_close_after_write(c);
-}
-
-void ws_conn_free(struct conn *c)
-{
-    if (c->ws)
-        ws_ctx_drop(c->ws, 0); /* state unknown: not reused */
-    c->ws = NULL;
 }
 
 void ws_pool_free(void)
@@ -369,7 +389,7 @@ static int has_token(const char *list, const char *token)
 
 /* Checks the handshake headers (RFC 6455 4.2.1). Returns NULL if fine,
  * else the reason. */
-static const char *check_upgrade(struct http_req *r, int *status)
+static const char *check_upgrade(const struct http_req *r, int *status)
 {
     *status = 400;
     if (r->method != HTTP_GET)
@@ -393,20 +413,20 @@ static const char *check_upgrade(struct http_req *r, int *status)
     return NULL;
 }
 
-int ws_upgrade_check(struct conn *c, struct http_req *r)
+int ws_upgrade_check(struct http_conn *h, const struct http_req *r)
 {
     int status;
     const char *why = check_upgrade(r, &status);
     if (!why)
         return 0;
-    http_error_ex(c, status,
+    http_error_ex(h, status,
                   status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
                   "bad_upgrade", why);
     return -1;
 }
 
-int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
-               const char *user, uint64_t session_id)
+int ws_accept(struct ws_conn *w, struct http_conn *h, const struct http_req *r,
+              const struct ws_callbacks *cb, size_t max_msg, int echo)
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     /* libsodium has no SHA-1, which RFC 6455 requires: libcrypto's. */
@@ -416,12 +436,13 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     int n = snprintf(in, sizeof in, "%s%s", r->ws_key, guid);
     if (n < 0 || (size_t)n >= sizeof in ||
         !EVP_Digest(in, (size_t)n, sha, &shalen, EVP_sha1(), NULL)) {
-        http_error(c, 500, "internal", "SHA-1 failed");
+        http_error(h, 500, "internal", "SHA-1 failed");
         return -1;
     }
     sodium_bin2base64(accept, sizeof accept, sha, shalen,
                       sodium_base64_VARIANT_ORIGINAL);
 
+    struct conn *c = h->c;
     struct buf b;
     buf_init(&b, 0);
     buf_printf(&b,
@@ -433,23 +454,20 @@ int ws_upgrade(struct conn *c, struct http_req *r, const char *org,
     conn_send_bytes(c, b.data, b.len);
     buf_dispose(&b);
 
-    conn_set_state(c, CONN_WS);
-    c->last_rx_ms = c->lp->now;
-    if (org) {
-        c->org = org; /* borrowed: hub_attach() points them at the core's */
-        c->user = user;
-        c->session_id = session_id;
-        hub_attach(c);
-    } else {
-        c->echo = 1;
-    }
+    size_t nrest;
+    char *rest = http_hand_over(h, &nrest); /* h is gone */
+    w->c = c;
+    w->_cb = cb;
+    w->_ctx = NULL;
+    w->_max_msg = max_msg;
+    w->_echo = echo ? 1 : 0;
+    w->last_rx_ms = loop_time(c->lp);
+    conn_set_handler(c, &handler, w);
+    if (cb->on_open)
+        cb->on_open(w);
     /* Frames the client sent right behind its request. */
-    if (c->state == CONN_WS && c->h->in.len) {
-        size_t n;
-        char *rest = buf_steal(&c->h->in, &n);
-        ws_on_data(c, rest, n);
-        free(rest);
-    }
-    buf_dispose(&c->h->in);
+    if (conn_is_open(c) && nrest)
+        on_data(c, rest, nrest);
+    free(rest);
     return 0;
 }

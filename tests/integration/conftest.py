@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -127,7 +128,9 @@ def now_ms():
 # two workers asking the kernel for a free port at once may both be handed
 # the same one before either server binds it.  So each worker takes ports
 # from a range of its own, below the kernel's ephemeral range (32768+),
-# checking that nobody listens there; alone, the kernel chooses.
+# checking that nobody listens there; alone, the kernel chooses.  It
+# starts at a random place in its range, so that another test session
+# running at the same time is unlikely to walk the same ports.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _next_port = None
 
@@ -143,7 +146,7 @@ def free_port(host="127.0.0.1"):
         return port
     lo = 12000 + 2500 * (int(_WORKER[2:]) % 8)
     if _next_port is None:
-        _next_port = lo
+        _next_port = lo + random.randrange(2500)
     for _ in range(2500):
         port = _next_port
         _next_port = lo + (_next_port - lo + 1) % 2500

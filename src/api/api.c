@@ -17,7 +17,11 @@
 #include "auth/auth.h"
 #include "auth/jwt.h"
 #include "http/assets.h"
-#include "net/server.h"
+#include "api/api.h"
+#include "http/http.h"
+#include "hub/hub.h"
+#include "net/net.h"
+#include "ws/ws.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "store/store.h"
@@ -26,6 +30,9 @@
 #include "util/xalloc.h"
 
 #define COOKIE_NAME "presenced_session"
+
+/* The routes' loop: the http connection's data (server.c). */
+static struct api_loop *A(struct http_conn *h) { return http_data(h); }
 
 struct who {
     char org[STORE_ID_MAX + 1];
@@ -130,7 +137,7 @@ static _Thread_local struct prejwt *pre;
 
 /* Verifies a JWT; for one minted by a login (sid), the session must still
  * be live. Returns 0 or -1 with a reason. */
-static int check_jwt(struct server *srv, const char *tok, struct who *w,
+static int check_jwt(struct api_loop *srv, const char *tok, struct who *w,
                      const char **why)
 {
     struct jwt_claims cl;
@@ -140,7 +147,7 @@ static int check_jwt(struct server *srv, const char *tok, struct who *w,
         cl = pre->cl;
     } else {
         rc = jwt_verify(tok, strlen(tok), srv->secret, srv->secret_len,
-                        srv->now / 1000, &cl);
+                        hub_now(srv->hub) / 1000, &cl);
     }
     if (rc != 0) {
         *why = jwt_strerror(rc);
@@ -148,7 +155,7 @@ static int check_jwt(struct server *srv, const char *tok, struct who *w,
     }
     if (cl.sid > 0) {
         struct store_session s;
-        if (store_session_get_by_id(srv->store, cl.sid, srv->now, &s) != 0 ||
+        if (store_session_get_by_id(hub_store(srv->hub), cl.sid, hub_now(srv->hub), &s) != 0 ||
             strcmp(s.org, cl.org) || strcmp(s.user, cl.sub)) {
             *why = "session has ended";
             return -1;
@@ -162,7 +169,7 @@ static int check_jwt(struct server *srv, const char *tok, struct who *w,
     return 0;
 }
 
-static int check_cookie(struct server *srv, const struct http_req *r,
+static int check_cookie(struct api_loop *srv, const struct http_req *r,
                         struct who *w, const char **why)
 {
     char tok[128];
@@ -176,7 +183,7 @@ static int check_cookie(struct server *srv, const struct http_req *r,
     unsigned char h[32];
     auth_token_hash(tok, (size_t)n, h);
     struct store_session s;
-    if (store_session_get(srv->store, h, srv->now, &s) != 0) {
+    if (store_session_get(hub_store(srv->hub), h, hub_now(srv->hub), &s) != 0) {
         *why = "session expired or logged out";
         return -1;
     }
@@ -188,7 +195,7 @@ static int check_cookie(struct server *srv, const struct http_req *r,
     return 0;
 }
 
-static int origin_ok(struct server *srv, const struct http_req *r)
+static int origin_ok(struct api_loop *srv, const struct http_req *r)
 {
     return r->origin &&
            auth_origin_allowed_tls(r->origin, srv->cfg.allowed_origins,
@@ -196,10 +203,10 @@ static int origin_ok(struct server *srv, const struct http_req *r)
 }
 
 /* Authenticates a request; on failure answers it and returns -1. */
-static int authenticate(struct conn *c, struct http_req *r, const char *query,
+static int authenticate(struct http_conn *c, struct http_req *r, const char *query,
                         size_t qlen, struct who *w)
 {
-    struct server *srv = c->srv;
+    struct api_loop *srv = A(c);
     const char *why = "missing credentials";
     char tok[JWT_MAX_LEN + 1];
     const char *b = bearer(r);
@@ -214,7 +221,7 @@ static int authenticate(struct conn *c, struct http_req *r, const char *query,
         http_error(c, 401, "unauthorized", why);
         return -1;
     }
-    if (hub_ensure_user(srv, w->org, w->user, w->name) != 0) {
+    if (hub_ensure_user(srv->hub, w->org, w->user, w->name) != 0) {
         http_error(c, 401, "unauthorized", "unknown user");
         return -1;
     }
@@ -222,11 +229,11 @@ static int authenticate(struct conn *c, struct http_req *r, const char *query,
 }
 
 /* Cookie-authenticated changes must come from one of our pages. */
-static int csrf_ok(struct conn *c, struct http_req *r, const struct who *w)
+static int csrf_ok(struct http_conn *c, struct http_req *r, const struct who *w)
 {
     if (!w->via_cookie)
         return 1;
-    if (r->origin ? origin_ok(c->srv, r) : r->xrw != NULL)
+    if (r->origin ? origin_ok(A(c), r) : r->xrw != NULL)
         return 1;
     http_error(c, 403, "csrf",
                "cross-site request refused (Origin not allowed)");
@@ -247,7 +254,7 @@ static int is_json_type(const char *ct)
  * answer. Only application/json is read: an HTML form on another site
  * can send text/plain or a form encoding without a preflight, never
  * JSON, so this is half of the CSRF rule (csrf_ok() is the other). */
-static json_t *body_json(struct conn *c, struct http_req *r)
+static json_t *body_json(struct http_conn *c, struct http_req *r)
 {
     if (!is_json_type(r->content_type)) {
         http_error(c, 415, "unsupported_media_type",
@@ -293,17 +300,17 @@ static void list_cb(void *ud, const struct presence_member *m)
 }
 
 /* user of w's organization, as w sees it. */
-static void respond_member(struct conn *c, const struct who *w,
+static void respond_member(struct http_conn *c, const struct who *w,
                            const char *user)
 {
     struct buf b;
     buf_init(&b, 0);
     presence_member_cb *cb = strcmp(user, w->user) ? public_cb : member_cb;
-    int rc = presence_get(c->srv->presence, w->org, user, cb, &b);
+    int rc = presence_get(hub_presence(A(c)->hub), w->org, user, cb, &b);
     if (rc != 0) {
         /* Perhaps added by the CLI since the organization was loaded. */
-        hub_sync_org(c->srv, w->org);
-        rc = presence_get(c->srv->presence, w->org, user, cb, &b);
+        hub_sync_org(A(c)->hub, w->org);
+        rc = presence_get(hub_presence(A(c)->hub), w->org, user, cb, &b);
     }
     if (rc != 0)
         http_error(c, 404, "not_found", "no such user");
@@ -318,16 +325,16 @@ static void respond_member(struct conn *c, const struct who *w,
  * is let in, not when it finishes, so that no number of requests sent at
  * once gets more than login_limit checks per address and per email into
  * a window. A check that succeeds is given back. */
-static int64_t login_reserve(struct server *srv, const char *ipkey,
+static int64_t login_reserve(struct api_loop *srv, const char *ipkey,
                              const char *emailkey)
 {
     const char *keys[2] = {ipkey, emailkey};
     for (int i = 0; i < 2; i++)
-        if (rate_count(srv->rates, keys[i], srv->cfg.login_window_ms,
-                       srv->now) >= srv->cfg.login_limit)
-            return rate_wait(srv->rates, keys[i], srv->now) / 1000 + 1;
+        if (rate_count(hub_rates(srv->hub), keys[i], srv->cfg.login_window_ms,
+                       hub_now(srv->hub)) >= srv->cfg.login_limit)
+            return rate_wait(hub_rates(srv->hub), keys[i], hub_now(srv->hub)) / 1000 + 1;
     for (int i = 0; i < 2; i++)
-        rate_add(srv->rates, keys[i], srv->cfg.login_window_ms, srv->now);
+        rate_add(hub_rates(srv->hub), keys[i], srv->cfg.login_window_ms, hub_now(srv->hub));
     return 0;
 }
 
@@ -339,7 +346,7 @@ enum login_result {
 
 struct login_job {
     uv_work_t req;
-    struct conn *c;
+    struct http_conn *c;
     struct list link;           /* in loop.logins */
     struct store_user u;
     int found;
@@ -385,12 +392,12 @@ static void login_work(uv_work_t *req)
 static void revoke_cb(void *ud, int64_t id)
 {
     struct login_job *j = ud;
-    hub_revoke_session(j->c->srv, j->u.org, j->u.id, (uint64_t)id);
+    hub_revoke_session(A(j->c)->hub, j->u.org, j->u.id, (uint64_t)id);
 }
 
 /* The session cookie; Secure whenever the page came over TLS (a trusted
  * proxy said so) or the settings say every page does. */
-static void cookie_header(struct server *srv, int https, const char *value,
+static void cookie_header(struct api_loop *srv, int https, const char *value,
                           int64_t max_age_s, struct buf *out)
 {
     buf_printf(out,
@@ -400,31 +407,31 @@ static void cookie_header(struct server *srv, int https, const char *value,
                https || srv->cfg.secure_cookies ? "; Secure" : "");
 }
 
-static void login_ok(struct conn *c, struct login_job *j)
+static void login_ok(struct http_conn *c, struct login_job *j)
 {
-    struct server *srv = c->srv;
-    rate_sub(srv->rates, j->ipkey, j->reserved_at, srv->now);
-    rate_sub(srv->rates, j->emailkey, j->reserved_at, srv->now);
+    struct api_loop *srv = A(c);
+    rate_sub(hub_rates(srv->hub), j->ipkey, j->reserved_at, hub_now(srv->hub));
+    rate_sub(hub_rates(srv->hub), j->emailkey, j->reserved_at, hub_now(srv->hub));
     /* A new random session id at every login: a token planted before the
      * login (session fixation) is never promoted. */
     char tok[AUTH_TOKEN_LEN + 1];
     unsigned char h[32];
     auth_token_new(tok);
     auth_token_hash(tok, strlen(tok), h);
-    int64_t expires = srv->now + srv->cfg.session_ttl_ms;
+    int64_t expires = hub_now(srv->hub) + srv->cfg.session_ttl_ms;
     int64_t sid;
-    if (store_session_add(srv->store, h, j->u.org, j->u.id, expires, &sid) ||
-        hub_ensure_user(srv, j->u.org, j->u.id, NULL) != 0) {
+    if (store_session_add(hub_store(srv->hub), h, j->u.org, j->u.id, expires, &sid) ||
+        hub_ensure_user(srv->hub, j->u.org, j->u.id, NULL) != 0) {
         http_error(c, 500, "internal", "could not create a session");
         return;
     }
     /* docs/security.md max_sessions: the oldest sessions past the cap are
      * revoked, their sockets closed. */
-    if (store_session_trim(srv->store, j->u.org, j->u.id,
-                           (int)srv->cfg.max_sessions, srv->now, revoke_cb,
+    if (store_session_trim(hub_store(srv->hub), j->u.org, j->u.id,
+                           (int)srv->cfg.max_sessions, hub_now(srv->hub), revoke_cb,
                            j) < 0)
         log_warn("could not trim the sessions of %s/%s", j->u.org, j->u.id);
-    presence_login(srv->presence, j->u.org, j->u.id, srv->now);
+    presence_login(hub_presence(srv->hub), j->u.org, j->u.id, hub_now(srv->hub));
 
     struct jwt_claims cl = {.exp = expires / 1000, .sid = sid};
     snprintf(cl.sub, sizeof cl.sub, "%s", j->u.id);
@@ -441,7 +448,7 @@ static void login_ok(struct conn *c, struct login_job *j)
     /* The member as /api/me shows it, plus org and email. */
     struct buf m;
     buf_init(&m, 0);
-    presence_get(srv->presence, j->u.org, j->u.id, member_cb, &m);
+    presence_get(hub_presence(srv->hub), j->u.org, j->u.id, member_cb, &m);
     buf_puts(&b, "{\"user\":{\"org\":");
     msg_append_string(&b, j->u.org);
     buf_puts(&b, ",\"email\":");
@@ -461,14 +468,14 @@ static void login_ok(struct conn *c, struct login_job *j)
 static void login_done(uv_work_t *req, int status)
 {
     struct login_job *j = container_of(req, struct login_job, req);
-    struct conn *c = j->c;
-    struct server *srv = c->srv;
-    loop_now(c->lp);
-    server_lock(srv);
-    srv->logins--;
+    struct http_conn *c = j->c;
+    struct api_loop *srv = A(c);
+    loop_now(srv->lp);
+    hub_lock(srv->hub);
+    srv->shared->logins--;
     list_remove(&j->link);
-    c->work = NULL;
-    if (c->state != CONN_BUSY) {
+    http_wait(c, NULL, NULL);
+    if (!http_busy(c)) {
         /* The client reset the connection: the attempt still counts (it
          * was reserved), but nothing is answered. */
         log_info("%s: login for %s abandoned %s its check", j->client,
@@ -487,13 +494,19 @@ static void login_done(uv_work_t *req, int status)
     } else {
         login_ok(c, j);
     }
-    server_unlock(srv);
-    conn_unref(c);
+    hub_unlock(srv->hub);
+    conn_unref(c->c);
     free(j);
 }
-static void api_login(struct conn *c, struct http_req *r)
+static void cancel_login(void *arg)
 {
-    struct server *srv = c->srv;
+    struct login_job *j = arg;
+    (void)uv_cancel((uv_req_t *)&j->req);
+}
+
+static void api_login(struct http_conn *c, struct http_req *r)
+{
+    struct api_loop *srv = A(c);
     /* Login CSRF: another site's page must not sign its visitor in as
      * someone else. Browsers send Origin with every POST. */
     if (r->origin && !origin_ok(srv, r)) {
@@ -513,7 +526,7 @@ static void api_login(struct conn *c, struct http_req *r)
                    "email and password (strings) are required");
         return;
     }
-    if (srv->logins >= (unsigned)srv->cfg.login_queue) {
+    if (srv->shared->logins >= (unsigned)srv->cfg.login_queue) {
         json_decref(j);
         http_error_ex(c, 503, "Retry-After: 1\r\n", "busy",
                       "too many logins at once; try again");
@@ -535,16 +548,17 @@ static void api_login(struct conn *c, struct http_req *r)
         free(job);
         return;
     }
-    job->reserved_at = srv->now;
-    job->deadline = srv->now + srv->cfg.login_timeout_ms;
+    job->reserved_at = hub_now(srv->hub);
+    job->deadline = hub_now(srv->hub) + srv->cfg.login_timeout_ms;
     job->https = r->https;
     snprintf(job->client, sizeof job->client, "%s", r->client);
-    job->found = store_user_by_email(srv->store, email, &job->u) == 0;
+    job->found = store_user_by_email(hub_store(srv->hub), email, &job->u) == 0;
     snprintf(job->password, sizeof job->password, "%s", pw);
     json_decref(j);
     job->c = c;
     /* argon2id takes tens of milliseconds: off the loop thread. */
-    int rc = uv_queue_work(&c->lp->uv, &job->req, login_work, login_done);
+    int rc = uv_queue_work(loop_uv(srv->lp), &job->req, login_work,
+                           login_done);
     if (rc != 0) {
         log_error("login: cannot queue the password check: %s",
                   uv_strerror(rc));
@@ -554,29 +568,42 @@ static void api_login(struct conn *c, struct http_req *r)
         return;
     }
     log_debug("%s: login for %s queued", r->client, job->emailkey + 6);
-    conn_ref(c);
-    c->work = &job->req;
-    srv->logins++;
-    list_insert_tail(&c->lp->logins, &job->link);
+    conn_ref(c->c);
+    /* Work queued for a peer that is gone is not worth doing; it is
+     * called back cancelled unless it runs (UV_EBUSY: then it ends on
+     * its own, and is called back too). */
+    http_wait(c, cancel_login, job);
+    srv->shared->logins++;
+    list_insert_tail(&srv->logins, &job->link);
 }
 
-void api_stop(struct loop *lp)
+void api_loop_init(struct api_loop *a, struct hub *hub, struct loop *lp,
+                   struct api_shared *shared)
+{
+    memset(a, 0, sizeof *a);
+    a->hub = hub;
+    a->lp = lp;
+    a->shared = shared;
+    list_init(&a->logins);
+}
+
+void api_stop(struct api_loop *a)
 {
     struct list *pos, *tmp;
-    list_each_safe(pos, tmp, &lp->logins) {
+    list_each_safe(pos, tmp, &a->logins) {
         struct login_job *j = list_entry(pos, struct login_job, link);
         uv_cancel((uv_req_t *)&j->req); /* UV_EBUSY if running: it ends */
     }
 }
 
-static void api_logout(struct conn *c, struct http_req *r, struct who *w)
+static void api_logout(struct http_conn *c, struct http_req *r, struct who *w)
 {
-    struct server *srv = c->srv;
+    struct api_loop *srv = A(c);
     if (!csrf_ok(c, r, w))
         return;
     if (w->session) {
-        store_session_delete(srv->store, (int64_t)w->session);
-        hub_end_session(srv, w->org, w->user, w->session);
+        store_session_delete(hub_store(srv->hub), (int64_t)w->session);
+        hub_end_session(srv->hub, w->org, w->user, w->session);
     }
     log_info("%s: logout %s/%s", r->client, w->org, w->user);
     struct buf b, hdr;
@@ -591,7 +618,7 @@ static void api_logout(struct conn *c, struct http_req *r, struct who *w)
 
 /* ---- the rest ----------------------------------------------------------- */
 
-static void api_status(struct conn *c, struct http_req *r, struct who *w)
+static void api_status(struct http_conn *c, struct http_req *r, struct who *w)
 {
     if (!csrf_ok(c, r, w))
         return;
@@ -607,12 +634,12 @@ static void api_status(struct conn *c, struct http_req *r, struct who *w)
         return;
     }
     json_decref(j);
-    if (!hub_status_allowed(c->srv, w->org, w->user)) {
+    if (!hub_status_allowed(A(c)->hub, w->org, w->user)) {
         http_error_ex(c, 429, "Retry-After: 1\r\n", "rate_limited",
                       "too many status changes; slow down");
         return;
     }
-    if (hub_set_manual(c->srv, w->org, w->user, st) != 0) {
+    if (hub_set_manual(A(c)->hub, w->org, w->user, st) != 0) {
         http_error(c, 400, "invalid_status", "status not allowed");
         return;
     }
@@ -626,17 +653,17 @@ static void manual_cb(void *ud, const struct presence_member *m)
 
 /* The caller as a member, plus its manual status (null if none), which
  * only the caller may see: others see the effective status. */
-static void api_me(struct conn *c, struct who *w)
+static void api_me(struct http_conn *c, struct who *w)
 {
     struct buf b;
     int manual = PRESENCE_UNSET;
     buf_init(&b, 0);
-    if (presence_get(c->srv->presence, w->org, w->user, member_cb, &b) != 0) {
+    if (presence_get(hub_presence(A(c)->hub), w->org, w->user, member_cb, &b) != 0) {
         buf_dispose(&b);
         http_error(c, 404, "not_found", "no such user");
         return;
     }
-    presence_get(c->srv->presence, w->org, w->user, manual_cb, &manual);
+    presence_get(hub_presence(A(c)->hub), w->org, w->user, manual_cb, &manual);
     b.len--; /* the closing brace */
     buf_puts(&b, ",\"manual\":");
     if (manual == PRESENCE_UNSET)
@@ -648,29 +675,29 @@ static void api_me(struct conn *c, struct who *w)
     buf_dispose(&b);
 }
 
-static void api_presence(struct conn *c, struct who *w)
+static void api_presence(struct http_conn *c, struct who *w)
 {
-    struct server *srv = c->srv;
+    struct api_loop *srv = A(c);
     struct buf b;
     buf_init(&b, 0);
-    hub_sync_org(srv, w->org);
+    hub_sync_org(srv->hub, w->org);
     buf_puts(&b, "{\"org\":");
     msg_append_string(&b, w->org);
     buf_printf(&b, ",\"seq\":%llu,\"members\":[",
-               (unsigned long long)presence_org_seq(srv->presence, w->org));
-    presence_each(srv->presence, w->org, list_cb, &b);
+               (unsigned long long)presence_org_seq(hub_presence(srv->hub), w->org));
+    presence_each(hub_presence(srv->hub), w->org, list_cb, &b);
     buf_puts(&b, "]}");
     http_respond_json(c, 200, NULL, &b);
     buf_dispose(&b);
 }
 
-static void api_cleanup(struct conn *c, struct http_req *r, const char *q,
+static void api_cleanup(struct http_conn *c, struct http_req *r, const char *q,
                         size_t qlen)
 {
-    struct server *srv = c->srv;
+    struct api_loop *srv = A(c);
     const char *a = r->authorization;
     if (!a || strncmp(a, "Admin ", 6) != 0 || strlen(a + 6) != 64 ||
-        !auth_equal(a + 6, srv->admin_key, 64)) {
+        !auth_equal(a + 6, srv->shared->admin_key, 64)) {
         http_error(c, 401, "unauthorized", "admin key required");
         return;
     }
@@ -682,7 +709,7 @@ static void api_cleanup(struct conn *c, struct http_req *r, const char *q,
         http_error(c, 400, "bad_request", "older_than_ms must be >= 0");
         return;
     }
-    int n = hub_sweep(srv, older);
+    int n = hub_sweep(srv->hub, older);
     struct buf b;
     buf_init(&b, 0);
     buf_printf(&b, "{\"reset\":%d}", n);
@@ -715,7 +742,7 @@ static void group_cb(void *ud, const char *id, const char *name, int nmem)
 }
 
 struct member_ctx {
-    struct server *srv;
+    struct api_loop *srv;
     const char *org;
     struct buf *b;
 };
@@ -727,22 +754,22 @@ static void group_member_cb(void *ud, const char *user)
     size_t before = b->len;
     if (b->data[b->len - 1] != '[')
         buf_puts(b, ",");
-    if (presence_get(m->srv->presence, m->org, user, public_cb, b) != 0) {
+    if (presence_get(hub_presence(m->srv->hub), m->org, user, public_cb, b) != 0) {
         /* A member the server has not loaded (added by the CLI since it
          * started): shown as stored, OFFLINE until it connects. */
         b->len = before;
         b->data[b->len] = '\0';
-        if (hub_ensure_user(m->srv, m->org, user, NULL) == 0) {
+        if (hub_ensure_user(m->srv->hub, m->org, user, NULL) == 0) {
             if (b->data[b->len - 1] != '[')
                 buf_puts(b, ",");
-            presence_get(m->srv->presence, m->org, user, public_cb, b);
+            presence_get(hub_presence(m->srv->hub), m->org, user, public_cb, b);
         }
     }
 }
 
 /* {"id":..,"name":..,"members":[member...]} of one channel or project;
  * -1 (nothing written) if it is not in org. */
-static int encode_group(struct server *srv, const char *org, const char *id,
+static int encode_group(struct api_loop *srv, const char *org, const char *id,
                         int project, struct buf *b)
 {
     char name[STORE_NAME_MAX + 1];
@@ -750,9 +777,9 @@ static int encode_group(struct server *srv, const char *org, const char *id,
     buf_init(&members, 0);
     buf_puts(&members, "[");
     struct member_ctx m = {srv, org, &members};
-    int rc = project ? store_project_members(srv->store, org, id, name,
+    int rc = project ? store_project_members(hub_store(srv->hub), org, id, name,
                                              group_member_cb, &m)
-                     : store_channel_members(srv->store, org, id, name,
+                     : store_channel_members(hub_store(srv->hub), org, id, name,
                                              group_member_cb, &m);
     if (rc == 0) {
         buf_puts(&members, "]");
@@ -768,10 +795,10 @@ static int encode_group(struct server *srv, const char *org, const char *id,
     return rc == 0 ? 0 : -1;
 }
 
-static void api_groups(struct conn *c, struct who *w, int project,
+static void api_groups(struct http_conn *c, struct who *w, int project,
                        const char *id)
 {
-    struct server *srv = c->srv;
+    struct api_loop *srv = A(c);
     struct buf b;
     buf_init(&b, 0);
     if (id) {
@@ -784,8 +811,8 @@ static void api_groups(struct conn *c, struct who *w, int project,
         return;
     }
     struct group_list l = {0};
-    int rc = project ? store_project_each(srv->store, w->org, group_cb, &l)
-                     : store_channel_each(srv->store, w->org, group_cb, &l);
+    int rc = project ? store_project_each(hub_store(srv->hub), w->org, group_cb, &l)
+                     : store_channel_each(hub_store(srv->hub), w->org, group_cb, &l);
     if (rc != 0) {
         free(l.v);
         buf_dispose(&b);
@@ -818,7 +845,7 @@ static void api_groups(struct conn *c, struct who *w, int project,
 
 /* Files are revalidated on each use (no-cache) and answered 304 while
  * the browser's copy is current: pages change with each build. */
-static void serve_asset(struct conn *c, struct http_req *r,
+static void serve_asset(struct http_conn *c, struct http_req *r,
                         const struct asset *a)
 {
     char hdr[1024];
@@ -859,7 +886,7 @@ static const char *page_for(const char *path, size_t plen)
     return NULL;
 }
 
-static int try_page(struct conn *c, struct http_req *r, const char *path,
+static int try_page(struct http_conn *c, struct http_req *r, const char *path,
                     size_t plen)
 {
     if (plen > 8 && memcmp(path, "/static/", 8) == 0) {
@@ -880,7 +907,7 @@ static int try_page(struct conn *c, struct http_req *r, const char *path,
     struct who w;
     const char *why;
     if (strcmp(file, "/login.html") != 0 &&
-        check_cookie(c->srv, r, &w, &why) != 0) {
+        check_cookie(A(c), r, &w, &why) != 0) {
         /* next= (path and query, percent-encoded) brings the visitor back
          * here after signing in; login.js goes there only if same-origin. */
         static const char keep[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -919,12 +946,16 @@ static int is(const struct http_req *r, int method, const char *path,
            (method < 0 || r->method == method);
 }
 
-static void route(struct conn *c, struct http_req *r);
+static void route(struct http_conn *c, struct http_req *r);
 
-void api_handle(struct conn *c, struct http_req *r)
+/* /ws/echo: the connection's memory is its ws_conn alone. */
+static void echo_free(struct ws_conn *w) { free(w); }
+static const struct ws_callbacks echo_callbacks = {.on_free = echo_free};
+
+void api_handle(struct http_conn *c, struct http_req *r)
 {
     /* Outside the lock: the signature of a WebSocket upgrade's token. */
-    struct loop *lp = c->lp;
+    struct api_loop *lp = A(c);
     struct prejwt p = {0};
     char tok[JWT_MAX_LEN + 1];
     const char *qs = r->url.data ? memchr(r->url.data, '?', r->url.len) : NULL;
@@ -937,7 +968,7 @@ void api_handle(struct conn *c, struct http_req *r)
             p.tok = b;
         if (p.tok)
             p.rc = jwt_verify(p.tok, strlen(p.tok), lp->secret,
-                              lp->secret_len, lp->now / 1000, &p.cl);
+                              lp->secret_len, loop_now(lp->lp) / 1000, &p.cl);
     }
     /* Where it comes from: the peer, or the client a trusted proxy
      * names (docs/security.md trusted_proxies). */
@@ -946,16 +977,16 @@ void api_handle(struct conn *c, struct http_req *r)
     r->https = r->forwarded_proto && lp->cfg.trusted_proxies[0] &&
                strcasecmp(r->forwarded_proto, "https") == 0 &&
                auth_addr_listed(lp->cfg.trusted_proxies, c->peer);
-    server_lock(c->srv);
+    hub_lock(A(c)->hub);
     pre = &p;
     route(c, r);
     pre = NULL;
-    server_unlock(c->srv);
+    hub_unlock(A(c)->hub);
 }
 
-static void route(struct conn *c, struct http_req *r)
+static void route(struct http_conn *c, struct http_req *r)
 {
-    struct server *srv = c->srv;
+    struct api_loop *srv = A(c);
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (!r->url.len ||
@@ -998,22 +1029,30 @@ static void route(struct conn *c, struct http_req *r)
         if (authenticate(c, r, q, qlen, &w) != 0)
             return;
         unsigned n = 0;
-        presence_get(srv->presence, w.org, w.user, count_conns, &n);
+        presence_get(hub_presence(srv->hub), w.org, w.user, count_conns, &n);
         if (n >= (unsigned)srv->cfg.max_conns_per_user) {
             http_error(c, 429, "too_many_connections",
                        "too many open connections for this user");
             return;
         }
         char sub[4];
-        c->subscriber = q && query_get(q, qlen, "subscribe", sub, sizeof sub) > 0 &&
-                        strcmp(sub, "0") != 0;
-        c->idle_at_connect = (unsigned)idle;
-        ws_upgrade(c, r, w.org, w.user, w.session);
+        struct hub_who who = {
+            .org = w.org, .user = w.user, .session = w.session,
+            .idle_at_connect = idle,
+            .subscriber = q && query_get(q, qlen, "subscribe", sub,
+                                         sizeof sub) > 0 &&
+                          strcmp(sub, "0") != 0,
+        };
+        hub_accept(srv->hub, c, r, &who);
         return;
     }
     if (is(r, -1, path, plen, "/ws/echo") && srv->cfg.echo_endpoint) {
-        if (ws_upgrade_check(c, r) == 0)
-            ws_upgrade(c, r, NULL, NULL, 0);
+        if (ws_upgrade_check(c, r) == 0) {
+            struct ws_conn *e = xcalloc(1, sizeof *e);
+            if (ws_accept(e, c, r, &echo_callbacks, (size_t)srv->cfg.max_msg,
+                          1) != 0)
+                free(e);
+        }
         return;
     }
     if (plen >= 4 && memcmp(path, "/ws/", 4) == 0) {
@@ -1025,10 +1064,10 @@ static void route(struct conn *c, struct http_req *r)
         buf_init(&b, 0);
         /* WebSocket connections per event loop (the kernel spreads new
          * connections over the loops' listeners). */
-        struct server *srv = c->srv;
+        struct api_loop *srv = A(c);
         buf_puts(&b, "{\"status\":\"ok\",\"loops\":[");
-        for (unsigned i = 0; i < srv->nloops; i++)
-            buf_printf(&b, "%s%u", i ? "," : "", srv->loops[i]->nconns_ws);
+        for (unsigned i = 0; i < hub_nloops(srv->hub); i++)
+            buf_printf(&b, "%s%u", i ? "," : "", hub_nconns(srv->hub, i));
         buf_puts(&b, "]}");
         http_respond_json(c, 200, NULL, &b);
         buf_dispose(&b);

@@ -1,0 +1,47 @@
+/* api.h - the HTTP routes: the JSON API, login and logout, the WebSocket
+ * endpoints and the web pages (docs/api.md, docs/protocol.md).
+ *
+ * Each loop has its struct api_loop, which the server sets up and hands
+ * to http/ as the request callback's data: the routes of that loop read
+ * its copy of the settings and the JWT secret, and reach the shared state
+ * through its hub (taking the hub's lock for as long as they use it). */
+#ifndef API_H
+#define API_H
+#include <stddef.h>
+
+#include "config.h"
+#include "util/list.h"
+
+struct http_conn;
+struct http_req;
+struct hub;
+struct loop;
+
+/* What every loop's routes share (hub lock). */
+struct api_shared {
+    unsigned logins;            /* logins queued or being checked */
+    char admin_key[65];         /* the CLI's key for this run (read-only) */
+};
+
+/* One loop's routes. Fields are its thread's, but for *shared. */
+struct api_loop {
+    struct hub *hub;
+    struct loop *lp;
+    struct api_shared *shared;
+    struct config cfg;          /* this loop's copy (SIGHUP updates it) */
+    unsigned char secret[512];  /* ... and of the JWT secret */
+    size_t secret_len;
+    struct list logins;         /* logins queued on the thread pool */
+};
+
+/* Once at start (prepares the timing-equalizing dummy hash). 0 or -1. */
+int api_init(void);
+void api_loop_init(struct api_loop *a, struct hub *hub, struct loop *lp,
+                   struct api_shared *shared);
+/* http_request_cb (http/http.h) for the connections of a loop whose
+ * api_loop is the http_conn's data: answers r now or later. */
+void api_handle(struct http_conn *h, struct http_req *r);
+/* On the loop's thread at shutdown: logins still queued are answered 503
+ * at once instead of being checked. */
+void api_stop(struct api_loop *a);
+#endif

@@ -1,0 +1,122 @@
+/* hub.h - the shared presence state of a running server, and the glue
+ * between the presence core, WebSocket connections and the store.
+ *
+ * The core decides; the hub carries out. Each announcement is encoded once
+ * into one frame and that frame is queued, by reference, to every open
+ * connection of the organization, on whichever loop it lives (another
+ * loop's connections get it through that loop's post queue, delivered
+ * under the lock before anything else the loop does, so every client sees
+ * events in order). The store sees the core's changes in batches, never
+ * per heartbeat.
+ *
+ * Threads and the lock: a struct hub is shared by every loop. Its state -
+ * the core, organizations, subscriptions, the hub fields of every
+ * connection, the rate table - is guarded by one lock, hub_lock(), which
+ * the hub's own WebSocket callbacks take, and which callers take around
+ * every other function here ("lock held"). hub_lock() is re-entrant on one
+ * thread; taking it refreshes hub_now() (never backwards) and first
+ * delivers what other loops posted to the calling thread's loop.
+ *
+ * Ownership: the hub owns its connections' state (struct hub_conn,
+ * private), freed when the connection is. The store is lent to it for its
+ * lifetime. */
+#ifndef HUB_H
+#define HUB_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct http_conn;
+struct http_req;
+struct loop;
+struct presence;
+struct rate_table;
+struct store;
+struct hub;
+
+#define HUB_MAX_SUBS 10000      /* subscriptions per connection */
+#define HUB_MAX_LOOPS 64
+
+/* Who a new WebSocket connection is (strings lent for the call). */
+struct hub_who {
+    const char *org, *user;
+    uint64_t session;           /* login session, 0 for a token */
+    int idle_at_connect;        /* ?auto=: 0 ONLINE, 1 AWAY, 2 OFFLINE */
+    int subscriber;             /* wants only the users it subscribes to */
+};
+
+/* Loads every user from store into a new core. nloops: how many loops
+ * will hold connections (hub_set_loop() each). 0, or -1 (logged). */
+int hub_new(struct hub **out, const struct config *cfg, struct store *store,
+            unsigned nloops);
+void hub_free(struct hub *hb);  /* after every loop is gone; NULL no-op */
+/* Loop i of the server: posts for it wake it. Before the loops run. */
+void hub_set_loop(struct hub *hb, unsigned i, struct loop *lp);
+
+void hub_lock(struct hub *hb);
+void hub_unlock(struct hub *hb);
+
+/* Lock held for all below. */
+int64_t hub_now(const struct hub *hb);
+struct presence *hub_presence(struct hub *hb);
+struct store *hub_store(struct hub *hb);
+struct rate_table *hub_rates(struct hub *hb);
+const struct config *hub_config(const struct hub *hb);
+/* New settings (SIGHUP); windows already open keep their deadlines. */
+void hub_reload(struct hub *hb, const struct config *cfg);
+
+/* Upgrades h (a request that passed ws_upgrade_check()) to a presence
+ * WebSocket of who: hello, snapshot, then events. Returns 0, or -1 after
+ * an error answer. */
+int hub_accept(struct hub *hb, struct http_conn *h, const struct http_req *r,
+               const struct hub_who *who);
+/* WebSocket connections open on loop i, of hub_nloops(). */
+unsigned hub_nconns(const struct hub *hb, unsigned i);
+unsigned hub_nloops(const struct hub *hb);
+
+/* Timers. */
+void hub_tick(struct hub *hb);              /* presence windows */
+void hub_heartbeat(struct hub *hb, unsigned i); /* loop i's connections */
+/* Tells subscribers of large organizations their new online count (at
+ * most once per call per organization; called every second). */
+void hub_send_online(struct hub *hb);
+void hub_flush_store(struct hub *hb);
+int hub_sweep(struct hub *hb, int64_t older_than_ms);
+/* Drops the cached organization snapshots (rebuilt at the next connect):
+ * they serve connect bursts, and are dead weight after one. Returns how
+ * many connects and closes happened since the last call. */
+unsigned long hub_drop_caches(struct hub *hb);
+unsigned long hub_churn(const struct hub *hb);
+
+/* Shutdown: from now on closes change no status (users get a restore
+ * window at the next start). */
+void hub_stopping(struct hub *hb);
+/* Closes loop i's connections (1001); on loop i's thread. */
+void hub_shutdown(struct hub *hb, unsigned i);
+/* Loop i is closed: nothing more is posted to it. */
+void hub_loop_closed(struct hub *hb, unsigned i);
+
+/* docs/security.md status_rate: 1 if user may change its status now
+ * (counts this change), 0 if over the limit. */
+int hub_status_allowed(struct hub *hb, const char *org, const char *user);
+/* Manual status from the API or a frame: core, then the store at once.
+ * 0 or a negative PRESENCE_E* code. */
+int hub_set_manual(struct hub *hb, const char *org, const char *user,
+                   int status);
+/* Closes every connection of a login session (1008) and sets the user
+ * OFFLINE at once if it was the last (logout). */
+void hub_end_session(struct hub *hb, const char *org, const char *user,
+                     uint64_t session_id);
+/* Closes the connections of one login session (1008) and leaves the
+ * user's presence to their closing (grace), unlike a logout. */
+void hub_revoke_session(struct hub *hb, const char *org, const char *user,
+                        uint64_t session_id);
+/* Makes sure org/user exist in store and presence (token provisioning). */
+int hub_ensure_user(struct hub *hb, const char *org, const char *user,
+                    const char *name);
+/* Loads members the store has and the core lacks (added by the CLI). */
+void hub_sync_org(struct hub *hb, const char *org);
+/* At thread exit: frees this thread's buffers. */
+void hub_thread_done(void);
+#endif
