@@ -152,6 +152,7 @@ enum stmt {
     ST_SESSION_DELETE,
     ST_SESSION_PURGE,
     ST_SESSION_OLDEST,
+    ST_SESSION_EACH,
     ST_CHANNEL_ADD,
     ST_CHANNEL_MEMBER_ADD,
     ST_CHANNEL_EACH,
@@ -219,6 +220,8 @@ static const char *const sql[ST__COUNT] = {
     [ST_SESSION_OLDEST] = "SELECT id FROM sessions WHERE org = ?1"
                           " AND user = ?2 AND expires_ms > ?3"
                           " ORDER BY id DESC LIMIT -1 OFFSET ?4",
+    [ST_SESSION_EACH] = "SELECT id, org, user, expires_ms, token_hash"
+                        " FROM sessions WHERE expires_ms > ?1 ORDER BY id",
     [ST_CHANNEL_ADD] = "INSERT INTO channels(org, id, name, created_ms)"
                        " VALUES(?1, ?2, ?3, ?4)",
     /* OR IGNORE drops duplicate members; it does not apply to foreign
@@ -996,6 +999,39 @@ int store_session_get_by_id(struct store *s, int64_t id, int64_t now_ms,
 {
     sqlite3_stmt *st = s->st[ST_SESSION_GET_ID];
     return session_row(s, st, bind(st, "II", id, now_ms), out);
+}
+
+int store_session_each(struct store *s, int64_t now_ms,
+                       store_session_row_cb *cb, void *ud)
+{
+    struct store_session ss;
+    unsigned char hash[32];
+    sqlite3_stmt *st = cursor(s, ST_SESSION_EACH);
+    int rc;
+
+    if (!st)
+        return STORE_EIO;
+    rc = bind(st, "I", now_ms);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *h = sqlite3_column_blob(st, 4);
+        memset(&ss, 0, sizeof ss);
+        ss.id = sqlite3_column_int64(st, 0);
+        ss.expires_ms = sqlite3_column_int64(st, 3);
+        /* The CHECK constraint keeps every hash at 32 bytes; a NULL here
+         * is SQLite out of memory. */
+        if (!h || sqlite3_column_bytes(st, 4) != 32 ||
+            col_text(s, st, 1, ss.org, sizeof ss.org) ||
+            col_text(s, st, 2, ss.user, sizeof ss.user)) {
+            done(st);
+            return fail(s, SQLITE_NOMEM, "list sessions");
+        }
+        memcpy(hash, h, 32);
+        cb(ud, &ss, hash);
+        rc = SQLITE_OK;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc, "list sessions");
+    done(st);
+    return rc;
 }
 
 int store_session_delete(struct store *s, int64_t id)

@@ -115,6 +115,14 @@ int store_session_get(struct store *s, const unsigned char hash[32],
 /* The same by session id (a login JWT's sid claim). */
 int store_session_get_by_id(struct store *s, int64_t id, int64_t now_ms,
                             struct store_session *out);
+/* Every session live at now_ms (expires_ms > now_ms), in id order, with
+ * its token hash: for loading the in-memory table (auth/sessions.h) at
+ * start. The session and the hash are lent for the call; cb may call other
+ * store functions but not store_session_each. */
+typedef void store_session_row_cb(void *ud, const struct store_session *s,
+                                  const unsigned char hash[32]);
+int store_session_each(struct store *s, int64_t now_ms,
+                       store_session_row_cb *cb, void *ud);
 int store_session_delete(struct store *s, int64_t id);
 int store_session_purge(struct store *s, int64_t now_ms); /* expired ones */
 /* Deletes a user's live sessions but the newest 'keep', calling cb with

@@ -928,6 +928,70 @@ static void test_sessions(void **state)
     (void)state;
 }
 
+static void session_row_cb(void *ud, const struct store_session *ss,
+                           const unsigned char hash[32])
+{
+    char line[512];
+    snprintf(line, sizeof line, "%lld:%s/%s:%lld:%02x%02x",
+             (long long)ss->id, ss->org, ss->user, (long long)ss->expires_ms,
+             hash[0], hash[31]);
+    acc_add(ud, line);
+}
+
+/* Deletes the session the callback is handed, from inside the walk. */
+static void session_delete_cb(void *ud, const struct store_session *ss,
+                              const unsigned char hash[32])
+{
+    struct store *s = ud;
+    assert_int_equal(store_session_delete(s, ss->id), 0);
+    (void)hash;
+}
+
+/* store_session_each lists live sessions in id order with their hashes,
+ * the way the server loads its in-memory table at start. */
+static void test_session_each(void **state)
+{
+    struct store *s = mem_open();
+    const char *us[] = {"ann", "bob"};
+    unsigned char h1[32], h2[32], h3[32];
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+    struct acc acc = {0};
+    char want[512];
+
+    memset(h1, 0xa1, 32);
+    memset(h2, 0xb2, 32);
+    memset(h3, 0xc3, 32);
+    h3[31] = 0;
+    seed(s, "o", us, 2);
+    assert_int_equal(store_session_each(s, 0, session_row_cb, &acc), 0);
+    assert_int_equal(acc.n, 0);
+
+    assert_int_equal(store_session_add(s, h1, "o", "ann", 10000, &id1), 0);
+    assert_int_equal(store_session_add(s, h2, "o", "bob", 5000, &id2), 0);
+    assert_int_equal(store_session_add(s, h3, "o", "ann", 20000, &id3), 0);
+
+    assert_int_equal(store_session_each(s, 4999, session_row_cb, &acc), 0);
+    snprintf(want, sizeof want,
+             "%lld:o/ann:10000:a1a1,%lld:o/bob:5000:b2b2,"
+             "%lld:o/ann:20000:c300,",
+             (long long)id1, (long long)id2, (long long)id3);
+    assert_string_equal(acc.text, want);
+
+    /* Expired at exactly expires_ms, as store_session_get. */
+    memset(&acc, 0, sizeof acc);
+    assert_int_equal(store_session_each(s, 10000, session_row_cb, &acc), 0);
+    snprintf(want, sizeof want, "%lld:o/ann:20000:c300,", (long long)id3);
+    assert_string_equal(acc.text, want);
+
+    /* A write from inside the walk is fine on one connection. */
+    assert_int_equal(store_session_each(s, 0, session_delete_cb, s), 0);
+    memset(&acc, 0, sizeof acc);
+    assert_int_equal(store_session_each(s, 0, session_row_cb, &acc), 0);
+    assert_int_equal(acc.n, 0);
+    store_close(s);
+    (void)state;
+}
+
 /* ------------------------------------------------------------------------
  * Channels and projects
  * ------------------------------------------------------------------------ */
@@ -1278,6 +1342,7 @@ int main(void)
         cmocka_unit_test(test_each_reentry),
         cmocka_unit_test(test_reset_stale),
         cmocka_unit_test(test_sessions),
+        cmocka_unit_test(test_session_each),
         cmocka_unit_test_setup_teardown(test_channels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
         cmocka_unit_test(test_transactions),
