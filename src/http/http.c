@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/api.h"
 #include "net/server.h"
 #include "presence/msg.h"
 #include "util/log.h"

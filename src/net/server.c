@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "api/api.h"
 #include "net/server.h"
 #include "presence/presence.h"
 #include "store/store.h"

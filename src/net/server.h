@@ -20,7 +20,7 @@
  * another loop's connections is posted to that loop (hub.c), which
  * delivers it under the lock before anything else it does there, so
  * every client sees events in order. Password hashing runs on libuv's
- * thread pool (http/api.c). */
+ * thread pool (api/login.c). */
 #ifndef SERVER_H
 #define SERVER_H
 #include <http_parser.h>
@@ -318,14 +318,6 @@ void http_error_ex(struct conn *c, int status, const char *extra_headers,
                    const char *code, const char *message);
 /* Called when a response has been queued: resumes reading requests. */
 void http_done(struct conn *c);
-
-/* http/api.c: route one complete request (takes the server lock). */
-void api_handle(struct conn *c, struct http_req *r);
-/* Once at start (prepares the timing-equalizing dummy hash). 0 or -1. */
-int api_init(void);
-/* On lp's thread at shutdown: logins still queued are answered 503 at
- * once instead of being checked. */
-void api_stop(struct loop *lp);
 
 /* ws/ws.c */
 /* 0 if r is a valid upgrade request, else -1 after a 400/426 answer. */

@@ -1,0 +1,509 @@
+/* api.c - the route table, the request context, authentication and
+ * dispatch; health and the admin sweep.
+ *
+ * A request is read once, before the server lock: its target parsed, its
+ * route matched, its credential taken from where the route accepts one
+ * (auth/web.h) and a JWT verified. Under the lock, dispatch() answers 404
+ * or 405, checks what the route needs (enum api_need) and runs its
+ * handler with the context (struct api_req). The organization of the
+ * caller scopes every read: another organization's users are simply not
+ * found (404), never "forbidden", so that nothing reveals they exist. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api_int.h"
+#include "auth/auth.h"
+#include "presence/msg.h"
+#include "presence/presence.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+static void not_found(struct api_req *q)
+{
+    http_error(q->c, 404, "not_found", "no such endpoint");
+}
+
+/* ---- the route table ------------------------------------------------ */
+
+/* A pattern matches a path byte for byte, but for its named segments:
+ * ":name" is one non-empty segment (up to the next '/'), "*name" (last)
+ * the rest of the path, at least one byte; either is percent-decoded into
+ * the context (api_param()), and may go unnamed.
+ *
+ * The first route whose pattern matches the path decides. Routes of one
+ * pattern are listed together, the first whose method fits is taken
+ * (HTTP_GET takes HEAD too), and if none fits the answer is 405 "use" the
+ * first one's. A path no pattern matches is 404 "no such page": the API
+ * and the WebSocket endpoints end with catch-alls of their own. */
+static const struct route {
+    int method;                 /* enum http_method, or API_ANY */
+    const char *pattern;
+    enum api_need need;
+    api_route_cb *handler;
+} routes[] = {
+    {API_ANY, "/ws/presence", API_SOCKET, api_ws_presence},
+    {API_ANY, "/ws/presence/", API_SOCKET, api_ws_presence},
+    {API_ANY, "/ws/echo", API_NONE, api_ws_echo},
+    {API_ANY, "/ws/", API_NONE, not_found},
+    {API_ANY, "/ws/*", API_NONE, not_found},
+    {API_ANY, "/healthz", API_NONE, api_healthz},
+    {HTTP_POST, "/api/login", API_NONE, api_login},
+    {HTTP_POST, "/api/admin/cleanup-stale", API_ADMIN, api_cleanup},
+    {API_ANY, "/static/*", API_NONE, api_asset},
+    {HTTP_GET, "/", API_PAGE, api_page},
+    {HTTP_GET, "/login", API_NONE, api_page},
+    {HTTP_GET, "/channels", API_PAGE, api_page},
+    {HTTP_GET, "/members", API_PAGE, api_page},
+    {HTTP_GET, "/channels/:id", API_PAGE, api_page},
+    {HTTP_GET, "/users/:id", API_PAGE, api_page},
+    {HTTP_GET, "/projects/:id", API_PAGE, api_page},
+    {HTTP_POST, "/api/logout", API_USER, api_logout},
+    {HTTP_PUT, "/api/status", API_USER, api_status},
+    {HTTP_GET, "/api/me", API_USER, api_me},
+    {HTTP_GET, "/api/presence", API_USER, api_presence},
+    {HTTP_GET, "/api/channels", API_USER, api_channels},
+    {HTTP_GET, "/api/projects", API_USER, api_projects},
+    {HTTP_GET, "/api/channels/:id", API_USER, api_channel},
+    {HTTP_GET, "/api/projects/:id", API_USER, api_project},
+    {HTTP_GET, "/api/users/*id", API_USER, api_user},
+    /* Everything else under /api/ is read-only, and not found. */
+    {HTTP_GET, "/api/", API_USER, not_found},
+    {HTTP_GET, "/api/*", API_USER, not_found},
+};
+
+static int add_param(struct api_req *q, const char *name, size_t name_len,
+                     const char *s, const char *e)
+{
+    if (!name_len)
+        return 0;
+    if (q->nparams == API_MAX_PARAMS)
+        return -1;  /* a pattern with too many: never matches */
+    struct api_param *p = &q->params[q->nparams++];
+    p->name = name;
+    p->name_len = name_len;
+    p->len = web_decode(s, e, 0, p->value, sizeof p->value);
+    if (p->len == 0)
+        p->len = -1;
+    return 0;
+}
+
+/* 1 if q's path matches pattern, its named segments then in q. */
+static int match(const char *pattern, struct api_req *q)
+{
+    const char *pat = pattern, *p = q->path, *end = q->path + q->plen;
+    q->nparams = 0;
+    while (*pat) {
+        if (*pat != ':' && *pat != '*') {
+            if (p == end || *p != *pat)
+                return 0;
+            p++;
+            pat++;
+            continue;
+        }
+        const char *e = end;
+        if (*pat == ':') {
+            e = memchr(p, '/', (size_t)(end - p));
+            if (!e)
+                e = end;
+        }
+        const char *name = pat + 1;
+        size_t nlen = strcspn(name, "/");
+        if (e == p || add_param(q, name, nlen, p, e) != 0)
+            return 0;
+        pat = name + nlen;
+        p = e;
+    }
+    return p == end;
+}
+
+/* The first route whose pattern matches q's path, or NULL. */
+static const struct route *route_find(struct api_req *q)
+{
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++)
+        if (match(routes[i].pattern, q)) {
+            q->pattern = routes[i].pattern;
+            return &routes[i];
+        }
+    return NULL;
+}
+
+static int method_fits(int want, int method)
+{
+    return want == API_ANY || want == method ||
+           (want == HTTP_GET && method == HTTP_HEAD);
+}
+
+/* Of rt and the routes of the same pattern after it, the first whose
+ * method fits, or NULL. */
+static const struct route *route_method(const struct route *rt, int method)
+{
+    const struct route *end = routes + ARRAY_LEN(routes);
+    for (const struct route *x = rt; x < end; x++) {
+        if (strcmp(x->pattern, rt->pattern) != 0)
+            break;
+        if (method_fits(x->method, method))
+            return x;
+    }
+    return NULL;
+}
+
+const char *api_param(const struct api_req *q, const char *name)
+{
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < q->nparams; i++) {
+        const struct api_param *p = &q->params[i];
+        if (p->name_len == n && memcmp(p->name, name, n) == 0)
+            return p->len > 0 ? p->value : NULL;
+    }
+    return NULL;
+}
+
+/* ---- the context ---------------------------------------------------- */
+
+/* Where each need takes a credential from. */
+static unsigned cred_sources(enum api_need need)
+{
+    switch (need) {
+    case API_SOCKET:
+        return WEB_FROM_QUERY | WEB_FROM_BEARER | WEB_FROM_COOKIE;
+    case API_USER:
+        return WEB_FROM_BEARER | WEB_FROM_COOKIE;
+    case API_PAGE:
+        return WEB_FROM_COOKIE;
+    default:
+        return 0;
+    }
+}
+
+/* Parses r's target into q: 0, or -1 if it is no path. */
+static int parse_target(struct api_req *q, const struct http_req *r)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (!r->url.len ||
+        http_parser_parse_url(r->url.data, r->url.len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH)))
+        return -1;
+    q->path = r->url.data + u.field_data[UF_PATH].off;
+    q->plen = u.field_data[UF_PATH].len;
+    if (u.field_set & (1 << UF_QUERY)) {
+        q->query = r->url.data + u.field_data[UF_QUERY].off;
+        q->qlen = u.field_data[UF_QUERY].len;
+    }
+    return 0;
+}
+
+/* Reads the credential of q's route into q->cred; a JWT is verified here,
+ * with secret (the loop's copy), outside the lock: the signature check
+ * needs nothing shared, and a connect storm should not queue behind it.
+ * Returns the token (lent from r or buf) for a check again under the
+ * lock, or NULL. */
+static const struct web_cred *read_cred(struct api_req *q,
+                                        enum api_need need,
+                                        const struct loop *lp, char *buf,
+                                        size_t buflen, struct web_cred *wc)
+{
+    web_credential(&q->web, q->query, q->qlen, cred_sources(need), buf,
+                   buflen, wc);
+    q->cred.kind = wc->kind;
+    if (wc->kind == WEB_CRED_TOKEN)
+        q->cred.jwt_rc = jwt_verify(wc->token, wc->len, lp->secret,
+                                    lp->secret_len, lp->now / 1000,
+                                    &q->cred.claims);
+    else if (wc->kind == WEB_CRED_SESSION)
+        auth_token_hash(wc->token, wc->len, q->cred.session);
+    return wc->kind == WEB_CRED_TOKEN ? wc : NULL;
+}
+
+/* The caller from q->cred into q->who; 0, or -1 with a reason. For a JWT
+ * minted by a login (sid), that session must still be live. */
+static int identify(struct api_req *q, const char **why)
+{
+    struct server *srv = q->srv;
+    struct api_who *w = &q->who;
+    struct store_session s;
+    memset(w, 0, sizeof *w);
+    if (q->cred.kind == WEB_CRED_TOKEN) {
+        const struct jwt_claims *cl = &q->cred.claims;
+        if (q->cred.jwt_rc != 0) {
+            *why = jwt_strerror(q->cred.jwt_rc);
+            return -1;
+        }
+        if (cl->sid > 0 &&
+            (store_session_get_by_id(srv->store, cl->sid, srv->now, &s) !=
+                 0 ||
+             strcmp(s.org, cl->org) || strcmp(s.user, cl->sub))) {
+            *why = "session has ended";
+            return -1;
+        }
+        snprintf(w->org, sizeof w->org, "%s", cl->org);
+        snprintf(w->user, sizeof w->user, "%s", cl->sub);
+        snprintf(w->name, sizeof w->name, "%s", cl->name);
+        w->session = cl->sid > 0 ? (uint64_t)cl->sid : 0;
+        return 0;
+    }
+    if (q->cred.kind == WEB_CRED_SESSION) {
+        if (store_session_get(srv->store, q->cred.session, srv->now, &s) !=
+            0) {
+            *why = "session expired or logged out";
+            return -1;
+        }
+        snprintf(w->org, sizeof w->org, "%s", s.org);
+        snprintf(w->user, sizeof w->user, "%s", s.user);
+        w->session = (uint64_t)s.id;
+        w->via_cookie = 1;
+        return 0;
+    }
+    *why = "missing credentials";
+    return -1;
+}
+
+int api_authenticate(struct api_req *q)
+{
+    const char *why;
+    if (identify(q, &why) != 0) {
+        http_error(q->c, 401, "unauthorized", why);
+        return -1;
+    }
+    if (hub_ensure_user(q->srv, q->who.org, q->who.user, q->who.name) !=
+        0) {
+        http_error(q->c, 401, "unauthorized", "unknown user");
+        return -1;
+    }
+    q->authed = 1;
+    return 0;
+}
+
+struct api_req *api_req_defer(const struct api_req *q)
+{
+    struct api_req *d = xmalloc(sizeof *d);
+    *d = *q;
+    d->r = NULL;
+    d->path = d->query = NULL;
+    d->plen = d->qlen = 0;
+    memset(&d->web, 0, sizeof d->web);
+    d->web.https = q->https;
+    conn_ref(d->c);
+    return d;
+}
+
+int api_req_live(const struct api_req *q)
+{
+    return q->c->state == CONN_BUSY;
+}
+
+void api_req_free(struct api_req *q)
+{
+    if (!q)
+        return;
+    conn_unref(q->c);
+    free(q);
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+static void dispatch(struct api_req *q, const struct route *rt)
+{
+    const struct config *cfg = &q->srv->cfg;
+    const char *why;
+    if (!rt) {
+        http_error(q->c, 404, "not_found", "no such page");
+        return;
+    }
+    if (rt->need == API_USER && api_authenticate(q) != 0)
+        return;
+    const struct route *m = route_method(rt, q->method);
+    if (!m) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "use %s",
+                 http_method_str((enum http_method)rt->method));
+        http_error(q->c, 405, "method_not_allowed", msg);
+        return;
+    }
+    switch (m->need) {
+    case API_ADMIN:
+        if (!web_admin_ok(q->web.authorization, q->srv->admin_key)) {
+            http_error(q->c, 401, "unauthorized", "admin key required");
+            return;
+        }
+        break;
+    case API_PAGE:
+        if (identify(q, &why) != 0) {
+            api_page_login(q);
+            return;
+        }
+        break;
+    case API_USER:
+        if (q->method != HTTP_GET && q->method != HTTP_HEAD &&
+            !web_csrf_ok(&q->web, cfg->allowed_origins, q->who.via_cookie)) {
+            http_error(q->c, 403, "csrf",
+                       "cross-site request refused (Origin not allowed)");
+            return;
+        }
+        break;
+    case API_NONE:
+    case API_SOCKET:
+        break;
+    }
+    m->handler(q);
+}
+
+void api_handle(struct conn *c, struct http_req *r)
+{
+    struct loop *lp = c->lp;
+    struct server *srv = c->srv;
+    struct api_req q;
+    memset(&q, 0, sizeof q);
+    q.c = c;
+    q.srv = srv;
+    q.r = r;
+    q.method = r->method;
+    /* Where it comes from: the peer, or the client a trusted proxy
+     * names (docs/security.md trusted_proxies). */
+    auth_client_addr(c->peer, r->forwarded_for, r->real_ip,
+                     lp->cfg.trusted_proxies, r->client, sizeof r->client);
+    r->https = r->forwarded_proto && lp->cfg.trusted_proxies[0] &&
+               strcasecmp(r->forwarded_proto, "https") == 0 &&
+               auth_addr_listed(lp->cfg.trusted_proxies, c->peer);
+    snprintf(q.client, sizeof q.client, "%s", r->client);
+    q.https = r->https;
+    q.web = (struct web_req){
+        .authorization = r->authorization,
+        .cookie = r->cookie,
+        .origin = r->origin,
+        .xrw = r->xrw,
+        .host = r->host,
+        .https = r->https,
+    };
+
+    /* Outside the lock: the target, the route and the credential. */
+    int bad = parse_target(&q, r);
+    const struct route *rt = bad ? NULL : route_find(&q);
+    char buf[JWT_MAX_LEN + 1];
+    struct web_cred wc;
+    const struct web_cred *tok = NULL;
+    /* The secret the token was checked with: SIGHUP may change it before
+     * this loop takes the lock (and its copy of the new one). */
+    unsigned char used[sizeof lp->secret];
+    size_t used_len = lp->secret_len;
+    if (rt) {
+        memcpy(used, lp->secret, used_len);
+        tok = read_cred(&q, rt->need, lp, buf, sizeof buf, &wc);
+    }
+
+    server_lock(srv);
+    if (tok && (used_len != srv->secret_len ||
+                memcmp(used, srv->secret, used_len) != 0))
+        q.cred.jwt_rc = jwt_verify(tok->token, tok->len, srv->secret,
+                                   srv->secret_len, srv->now / 1000,
+                                   &q.cred.claims);
+    if (bad)
+        http_error(c, 400, "bad_request", "bad request target");
+    else
+        dispatch(&q, rt);
+    server_unlock(srv);
+}
+
+/* ---- helpers -------------------------------------------------------- */
+
+json_t *api_body_json(struct api_req *q)
+{
+    const struct http_req *r = q->r;
+    if (!web_is_json(r->content_type)) {
+        http_error(q->c, 415, "unsupported_media_type",
+                   "the body must be JSON (Content-Type: application/json)");
+        return NULL;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len,
+                           JSON_REJECT_DUPLICATES, &e);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        http_error(q->c, 400, "bad_request", "body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+void api_respond_pack(struct api_req *q, int status,
+                      const char *extra_headers, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *j = json_vpack_ex(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        http_error(q->c, 500, "internal", "could not encode the answer");
+        return;
+    }
+    http_respond(q->c, status, extra_headers, "application/json", s,
+                 strlen(s));
+    free(s);
+}
+
+/* A member as the caller itself sees it (its login, /api/me, its own
+ * status and page): the truth, its connections included. */
+static void self_cb(void *ud, const struct presence_member *m)
+{
+    msg_encode_member_self(ud, m);
+}
+
+/* A member as the other members see it: someone who appears offline
+ * looks really offline (docs/protocol.md "Presence rules"). */
+static void public_cb(void *ud, const struct presence_member *m)
+{
+    msg_encode_member(ud, m);
+}
+
+void api_respond_member(struct api_req *q, const char *user)
+{
+    struct server *srv = q->srv;
+    const struct api_who *w = &q->who;
+    struct buf b;
+    buf_init(&b, 0);
+    presence_member_cb *cb = strcmp(user, w->user) ? public_cb : self_cb;
+    int rc = presence_get(srv->presence, w->org, user, cb, &b);
+    if (rc != 0) {
+        /* Perhaps added by the CLI since the organization was loaded. */
+        hub_sync_org(srv, w->org);
+        rc = presence_get(srv->presence, w->org, user, cb, &b);
+    }
+    if (rc != 0)
+        http_error(q->c, 404, "not_found", "no such user");
+    else
+        http_respond_json(q->c, 200, NULL, &b);
+    buf_dispose(&b);
+}
+
+/* ---- health and the admin sweep -------------------------------------- */
+
+void api_healthz(struct api_req *q)
+{
+    struct server *srv = q->srv;
+    /* WebSocket connections per event loop (the kernel spreads new
+     * connections over the loops' listeners). */
+    json_t *loops = json_array();
+    for (unsigned i = 0; i < srv->nloops; i++)
+        json_array_append_new(loops, json_integer(srv->loops[i]->nconns_ws));
+    api_respond_pack(q, 200, NULL, "{s:s, s:o}", "status", "ok", "loops",
+                     loops);
+}
+
+void api_cleanup(struct api_req *q)
+{
+    struct server *srv = q->srv;
+    char v[32];
+    int64_t older = srv->cfg.stale_after_ms;
+    if (web_query_get(q->query, q->qlen, "older_than_ms", v, sizeof v) > 0)
+        older = strtoll(v, NULL, 10);
+    if (older < 0) {
+        http_error(q->c, 400, "bad_request", "older_than_ms must be >= 0");
+        return;
+    }
+    api_respond_pack(q, 200, NULL, "{s:i}", "reset", hub_sweep(srv, older));
+}
