@@ -49,10 +49,10 @@ int web_decode(const char *s, const char *e, int plus, char *out,
 int web_query_get(const char *q, size_t qlen, const char *name, char *out,
                   size_t outlen)
 {
-    size_t nl = strlen(name);
-    const char *p = q, *end = q + qlen;
     if (!q)
         return -1;
+    size_t nl = strlen(name);
+    const char *p = q, *end = q + qlen;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *e = amp ? amp : end;

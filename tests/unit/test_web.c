@@ -47,7 +47,8 @@ static void test_decode(void **state)
 static void test_query_get(void **state)
 {
     char out[16];
-    const char *q = "a=1&token=x%2By&tok=2&empty=&bad=%zz&long=0123456789abcdef";
+    const char *q = "a=1&token=x%2By&tok=2&empty=&bad=%zz&"
+                    "long=0123456789abcdef";
     size_t n = strlen(q);
     assert_int_equal(web_query_get(q, n, "token", out, sizeof out), 3);
     assert_string_equal(out, "x+y");
