@@ -8,6 +8,7 @@
  * handler with the context (struct api_req). The organization of the
  * caller scopes every read: another organization's users are simply not
  * found (404), never "forbidden", so that nothing reveals they exist. */
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,6 +401,7 @@ void api_handle(struct conn *c, struct http_req *r)
         q.cred.jwt_rc = jwt_verify(tok->token, tok->len, srv->secret,
                                    srv->secret_len, srv->now / 1000,
                                    &q.cred.claims);
+    sodium_memzero(used, sizeof used);
     if (bad)
         http_error(c, 400, "bad_request", "bad request target");
     else
