@@ -1,10 +1,15 @@
-/* api.h - the HTTP routes: the JSON API, login and logout, the WebSocket
- * endpoints and the web pages (docs/api.md, docs/protocol.md).
+/* api.h - the routes: the JSON API, the pages, the WebSocket endpoints,
+ * health (docs/protocol.md "HTTP API").
+ *
+ * http/ hands over each complete request; api/ authenticates it, routes it
+ * through one table (api.c) and answers it exactly once, now or later
+ * (a login answers from the thread pool). The rules of credentials,
+ * cookies, CSRF and origins are auth/web.h's; api/ applies them.
  *
  * Each loop has its struct api_loop, which the server sets up and hands
  * to http/ as the request callback's data: the routes of that loop read
  * its copy of the settings and the JWT secret, and reach the shared state
- * through its hub (taking the hub's lock for as long as they use it). */
+ * through the hub, holding the hub's lock while they use it. */
 #ifndef API_H
 #define API_H
 #include <stddef.h>
@@ -39,7 +44,9 @@ int api_init(void);
 void api_loop_init(struct api_loop *a, struct hub *hub, struct loop *lp,
                    struct api_shared *shared);
 /* http_request_cb (http/http.h) for the connections of a loop whose
- * api_loop is the http_conn's data: answers r now or later. */
+ * api_loop is the http_conn's data: r is lent for the call (http.c frees
+ * it after). Takes the hub lock. The request is answered before this
+ * returns, or later through a deferred copy of its context (api_int.h). */
 void api_handle(struct http_conn *h, struct http_req *r);
 /* On the loop's thread at shutdown: logins still queued are answered 503
  * at once instead of being checked. */

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "auth/auth.h"
 #include "auth/jwt.h"
 #include "config.h"

@@ -348,6 +348,7 @@ static void parse(struct http_conn *h)
         h->_busy = 1;
         conn_clear_deadline(c);
         h->o.on_request(h, r);
+        http_req_free(r);
     }
 }
 

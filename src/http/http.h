@@ -47,7 +47,7 @@ struct http_req {
 };
 void http_req_free(struct http_req *r); /* NULL is a no-op */
 
-/* A complete request. r is the callee's (http_req_free() it). The
+/* A complete request, lent for the call (freed after it returns). The
  * connection is busy until an answer is queued (http_respond*()), the
  * connection closes, or it is handed over (ws_accept()). */
 typedef void http_request_cb(struct http_conn *h, struct http_req *r);

@@ -312,10 +312,11 @@ static int put_status(struct buf *b, enum presence_status s)
                                     : presence_status_name(s));
 }
 
-/* The fields common to every member object, from "user" to "last_seen". */
+/* The fields common to every member object, from "user" to "last_seen",
+ * without the braces. */
 static int put_member_fields(struct buf *b, const struct presence_member *m)
 {
-    return LIT(b, "{\"user\":") || msg_append_string(b, m->user) ||
+    return LIT(b, "\"user\":") || msg_append_string(b, m->user) ||
            LIT(b, ",\"name\":") || msg_append_string(b, m->name) ||
            LIT(b, ",\"status\":") || put_status(b, m->status) ||
            LIT(b, ",\"last_seen\":") || put_last_seen(b, m->last_seen_ms);
@@ -388,7 +389,8 @@ int msg_snapshot_member(struct buf *b, const struct presence_member *m)
     /* The buffer itself says whether this is the first member: begin
      * leaves a '[' and every member ends in '}'. No state to carry. */
     int first = b->len == 0 || b->data[b->len - 1] == '[';
-    if ((!first && LIT(b, ",")) || put_member_fields(b, m) || LIT(b, "}"))
+    if ((!first && LIT(b, ",")) || LIT(b, "{") || put_member_fields(b, m) ||
+        LIT(b, "}"))
         return undo(b, start);
     return 0;
 }
@@ -422,11 +424,19 @@ int msg_encode_member(struct buf *b, const struct presence_member *m)
     return msg_encode_member_self(b, &pub);
 }
 
-int msg_encode_member_self(struct buf *b, const struct presence_member *m)
+int msg_member_self_fields(struct buf *b, const struct presence_member *m)
 {
     size_t start = b->len;
     if (put_member_fields(b, m) || LIT(b, ",\"connections\":") ||
-        put_u64(b, m->nconns) || LIT(b, "}"))
+        put_u64(b, m->nconns))
+        return undo(b, start);
+    return 0;
+}
+
+int msg_encode_member_self(struct buf *b, const struct presence_member *m)
+{
+    size_t start = b->len;
+    if (LIT(b, "{") || msg_member_self_fields(b, m) || LIT(b, "}"))
         return undo(b, start);
     return 0;
 }

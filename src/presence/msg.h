@@ -98,6 +98,10 @@ int msg_encode_member(struct buf *b, const struct presence_member *m);
 /* The same for the member itself (/api/me, its own login and status
  * change): the truth, its connections included. */
 int msg_encode_member_self(struct buf *b, const struct presence_member *m);
+/* The fields of msg_encode_member_self() without the braces,
+ * "user":..,..,"connections":N, for an object that carries more (a login's
+ * user, /api/me). */
+int msg_member_self_fields(struct buf *b, const struct presence_member *m);
 
 /* Appends s as a JSON string literal (quotes included, escaped). */
 int msg_append_string(struct buf *b, const char *s);

@@ -1,10 +1,11 @@
 /* fuzz_cookie.c - cookies, origins, query strings and path ids.
  *
  * auth_cookie_get() and auth_origin_allowed() (src/auth/auth.c) decide who
- * is let in; api.c's static query_get() and decode() read ?token= and the
- * ids in /api/users/ID, /api/channels/ID. api.c is #included (h2o
- * t/00unit style) to reach them; everything else it calls is the real code
- * or fake_server.c.
+ * is let in; web_query_get() and web_decode() (src/auth/web.c) read
+ * ?token= and the ids in /api/users/ID, /api/channels/ID, which the route
+ * matcher of api/api.c takes out of the path. api.c is #included (h2o
+ * t/00unit style) to reach its static matcher; everything else it calls
+ * is the real code or fake_server.c.
  *
  * Input: one byte for the output buffer size, then NUL-separated fields:
  *   cookie header, cookie name, Origin, allowed_origins, Host,
@@ -17,8 +18,9 @@
  *     (listed, or "*" for anything but "null", or with no list the
  *     server's own http://Host);
  *   - a decoded value fits, is NUL-terminated, holds no NUL, and a string
- *     percent-encoded then decoded comes back the same. */
-#include "http/api.c"
+ *     percent-encoded then decoded comes back the same; so does every
+ *     named segment the route matcher decodes. */
+#include "api/api.c"
 
 #include "fuzz.h"
 
@@ -90,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *out = xmalloc(outlen);
 
     /* Cookies: by length, so the header may hold NULs of its own. */
-    const char *name = f[1].n ? f[1].p : COOKIE_NAME;
+    const char *name = f[1].n ? f[1].p : WEB_COOKIE;
     int rc = auth_cookie_get(f[0].p, f[0].n, name, out, outlen);
     if (rc >= 0) {
         CHECK((size_t)rc < outlen && out[rc] == '\0', "cookie of %d", rc);
@@ -105,20 +107,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(ok == want, "origin \"%s\" allowed=\"%s\" host=\"%s\": %d, want %d",
           f[2].p, f[3].p, f[4].p, ok, want);
 
-    /* Query strings: the fuzzed name, and the two api.c reads. */
+    /* Query strings: the fuzzed name, and the two api/ reads. */
     const char *names[] = {f[6].n ? f[6].p : "token", "token",
                            "older_than_ms"};
     for (size_t i = 0; i < ARRAY_LEN(names); i++) {
         memset(out, 0x55, outlen);
-        rc = query_get(f[5].p, f[5].n, names[i], out, outlen);
+        rc = web_query_get(f[5].p, f[5].n, names[i], out, outlen);
         check_decoded(out, rc, outlen);
     }
 
     /* Path ids, as /api/users/ID reads them (no '+' to space). */
     char id[STORE_ID_MAX + 1];
-    rc = decode(f[7].p, f[7].p + f[7].n, 0, id, sizeof id);
+    rc = web_decode(f[7].p, f[7].p + f[7].n, 0, id, sizeof id);
     check_decoded(id, rc, sizeof id);
-    page_for(f[7].p, f[7].n);
+    /* The same bytes as a path, and after each route's prefix. */
+    static const char *const prefixes[] = {"", "/api/users/",
+                                           "/api/channels/", "/channels/"};
+    for (size_t i = 0; i < ARRAY_LEN(prefixes); i++) {
+        struct buf path;
+        buf_init(&path, 0);
+        buf_puts(&path, prefixes[i]);
+        buf_append(&path, f[7].p, f[7].n);
+        struct api_req rq = {.path = path.data, .plen = path.len};
+        const struct route *rt = route_find(&rq);
+        CHECK(rq.nparams <= API_MAX_PARAMS, "%u params", rq.nparams);
+        for (unsigned k = 0; rt && k < rq.nparams; k++)
+            check_decoded(rq.params[k].value, rq.params[k].len,
+                          sizeof rq.params[k].value);
+        const char *v = api_param(&rq, "id");
+        CHECK(!v || strlen(v) > 0, "empty id");
+        buf_dispose(&path);
+    }
 
     /* Round trip: the path id percent-encoded in a query string. */
     struct buf q;
@@ -127,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < f[7].n; i++)
         buf_printf(&q, "%%%02X", (unsigned char)f[7].p[i]);
     buf_puts(&q, "&b");
-    rc = query_get(q.data, q.len, "x", out, outlen);
+    rc = web_query_get(q.data, q.len, "x", out, outlen);
     if (f[7].n < outlen) {
         CHECK(rc == (int)f[7].n && !memcmp(out, f[7].p, f[7].n),
               "percent-encoding did not round-trip");

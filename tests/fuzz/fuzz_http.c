@@ -2,7 +2,7 @@
  *
  * Input: a flags byte, a chunker seed byte, then the bytes a client sends.
  * They reach the real conn.c (on a fake socket), http.c (libhttp-parser
- * glue), api.c (routing; authentication by token, bearer or cookie; JSON
+ * glue), api/ (routing; authentication by token, bearer or cookie; JSON
  * bodies), ws.c (the upgrade, then frames sent right behind it) and hub.c,
  * in reads of sizes chosen by the seed, with only the socket, the clock
  * and the store faked (fake_server.c). Flags: bits 0-1 allowed_origins,
@@ -14,13 +14,13 @@
  *   - what api_handle() is given: a complete request in CONN_BUSY, url and
  *     body within HTTP_MAX_HEADER / max_body and NUL-terminated, every
  *     kept header NUL-terminated within the header cap;
- *   - every request is answered exactly once (api.c's promise), or handed
- *     to the thread pool (login), which answers later;
+ *   - every request is answered exactly once (api/api.h's promise), or
+ *     handed to the thread pool (login), which answers later;
  *   - every response is well formed and JSON bodies parse (fake_server.c),
  *     every frame after a 101 too;
  *   - nothing of o1 or o2 reaches a client that never authenticated into
  *     that organization (fake_server.c, fuzz_isolation).
- * api_handle is wrapped with the linker (-Wl,--wrap=api_handle), so api.c
+ * api_handle is wrapped with the linker (-Wl,--wrap=api_handle), so api/
  * is linked unchanged. */
 #include <string.h>
 

@@ -538,6 +538,14 @@ static void test_member_appear_offline(void **state)
                         "\"status\":\"BUSY\",\"last_seen\":1700,"
                         "\"connections\":2}");
     json_decref(must_parse(&self));
+    /* The same fields, left open for the object that carries them. */
+    buf_reset(&self);
+    buf_puts(&self, "[");
+    assert_int_equal(msg_member_self_fields(&self, &m), 0);
+    assert_string_equal(self.data,
+                        "[\"user\":\"u1\",\"name\":\"Ann\","
+                        "\"status\":\"BUSY\",\"last_seen\":1700,"
+                        "\"connections\":2");
     buf_dispose(&inv);
     buf_dispose(&off);
     buf_dispose(&self);
