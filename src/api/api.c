@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "api/api_int.h"
+#include "auth/sessions.h"
 #include "auth/auth.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
@@ -225,7 +226,7 @@ static int identify(struct api_req *q, const char **why)
 {
     struct api_loop *srv = q->srv;
     struct api_who *w = &q->who;
-    struct store_session s;
+    struct sessions_entry s;
     memset(w, 0, sizeof *w);
     if (q->cred.kind == WEB_CRED_TOKEN) {
         const struct jwt_claims *cl = &q->cred.claims;
@@ -234,8 +235,8 @@ static int identify(struct api_req *q, const char **why)
             return -1;
         }
         if (cl->sid > 0 &&
-            (store_session_get_by_id(hub_store(srv->hub), cl->sid, hub_now(srv->hub), &s) !=
-                 0 ||
+            (sessions_get_by_id(srv->shared->sessions, cl->sid,
+                                hub_now(srv->hub), &s) != 0 ||
              strcmp(s.org, cl->org) || strcmp(s.user, cl->sub))) {
             *why = "session has ended";
             return -1;
@@ -247,8 +248,8 @@ static int identify(struct api_req *q, const char **why)
         return 0;
     }
     if (q->cred.kind == WEB_CRED_SESSION) {
-        if (store_session_get(hub_store(srv->hub), q->cred.session, hub_now(srv->hub), &s) !=
-            0) {
+        if (sessions_get_by_hash(srv->shared->sessions, q->cred.session,
+                                 hub_now(srv->hub), &s) != 0) {
             *why = "session expired or logged out";
             return -1;
         }
@@ -450,24 +451,45 @@ static void public_cb(void *ud, const struct presence_member *m)
     msg_encode_member(ud, m);
 }
 
-void api_respond_member(struct api_req *q, const char *user)
+/* Answers q with user, or 404; 1 if the user was found. */
+static int answer_member(struct api_req *q, const char *user)
 {
-    struct api_loop *srv = q->srv;
     const struct api_who *w = &q->who;
     struct buf b;
     buf_init(&b, 0);
     presence_member_cb *cb = strcmp(user, w->user) ? public_cb : self_cb;
-    int rc = presence_get(hub_presence(srv->hub), w->org, user, cb, &b);
-    if (rc != 0) {
-        /* Perhaps added by the CLI since the organization was loaded. */
-        hub_sync_org(srv->hub, w->org);
-        rc = presence_get(hub_presence(srv->hub), w->org, user, cb, &b);
-    }
-    if (rc != 0)
-        http_error(q->c, 404, "not_found", "no such user");
-    else
+    int rc = presence_get(hub_presence(q->srv->hub), w->org, user, cb, &b);
+    if (rc == 0)
         http_respond_json(q->c, 200, NULL, &b);
     buf_dispose(&b);
+    return rc == 0;
+}
+
+/* A member not loaded, asked for again once the store has said whether
+ * the CLI added it since. */
+struct later_member {
+    struct api_req *q;
+    char user[STORE_ID_MAX + 1];
+};
+
+static void member_later(void *arg)
+{
+    struct later_member *l = arg;
+    if (api_req_live(l->q) && !answer_member(l->q, l->user))
+        http_error(l->q->c, 404, "not_found", "no such user");
+    api_req_free(l->q);
+    free(l);
+}
+
+void api_respond_member(struct api_req *q, const char *user)
+{
+    if (answer_member(q, user))
+        return;
+    /* Perhaps added by the CLI since the organization was loaded. */
+    struct later_member *l = xcalloc(1, sizeof *l);
+    snprintf(l->user, sizeof l->user, "%s", user);
+    l->q = api_req_defer(q);
+    hub_sync_org(q->srv->hub, q->who.org, member_later, l);
 }
 
 /* ---- health and the admin sweep -------------------------------------- */

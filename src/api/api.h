@@ -13,6 +13,7 @@
 #ifndef API_H
 #define API_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "util/list.h"
@@ -21,11 +22,17 @@ struct http_conn;
 struct http_req;
 struct hub;
 struct loop;
+struct sessions;
+struct storeq;
 
 /* What every loop's routes share (hub lock). */
 struct api_shared {
     unsigned logins;            /* logins queued or being checked */
     char admin_key[65];         /* the CLI's key for this run (read-only) */
+    /* The live login sessions, so that a cookie or a login JWT is checked
+     * without the store (auth/sessions.h); the store has the same rows,
+     * written before a login is answered. */
+    struct sessions *sessions;
 };
 
 /* One loop's routes. Fields are its thread's, but for *shared. */
@@ -41,6 +48,14 @@ struct api_loop {
 
 /* Once at start (prepares the timing-equalizing dummy hash). 0 or -1. */
 int api_init(void);
+/* Before the loops run: shared->sessions made and filled with the live
+ * sessions of the store (storeq_call()). 0, or a negative STORE_E* code. */
+int api_shared_init(struct api_shared *shared, struct storeq *q,
+                    int64_t now_ms);
+void api_shared_dispose(struct api_shared *shared);
+/* Hub lock held, on a loop: forgets expired sessions, in memory and (a
+ * store job) in the store. */
+void api_sweep(struct api_shared *shared, struct hub *hub, int64_t now_ms);
 void api_loop_init(struct api_loop *a, struct hub *hub, struct loop *lp,
                    struct api_shared *shared);
 /* http_request_cb (http/http.h) for the connections of a loop whose

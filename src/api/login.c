@@ -11,6 +11,8 @@
 
 #include "api/api_int.h"
 #include "auth/auth.h"
+#include "auth/sessions.h"
+#include "store/queue.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "util/log.h"
@@ -40,19 +42,31 @@ enum login_result {
     LOGIN_LATE,     /* waited past login_timeout: not checked */
 };
 
-/* One login on the thread pool. It owns its deferred request q (freed
- * in login_done()); the conn's work points at req while it is queued. */
+/* One login, from its request to its answer: the user is looked up on
+ * the store thread, the password checked on the thread pool, the session
+ * written on the store thread again, and each step comes back to the
+ * loop. It owns its deferred request q (freed in finish()). */
 struct login_job {
     uv_work_t req;
     struct api_req *q;
-    struct list link;           /* in loop.logins */
+    struct list link;           /* in api_loop.logins */
+    int in_pool;                /* req is queued on the thread pool */
+    int lookup_rc;              /* store_user_by_email() */
     struct store_user u;
     int found;
     enum login_result result;
     int64_t reserved_at;        /* when login_reserve() counted it */
     int64_t deadline;           /* check it only before this */
+    char email[STORE_EMAIL_MAX + 1];
     char password[1024];
     char ipkey[64], emailkey[STORE_EMAIL_MAX + 8];
+    /* The new session (login_ok()). */
+    char token[AUTH_TOKEN_LEN + 1];
+    unsigned char hash[32];
+    int64_t expires, sid;
+    int64_t max_sessions;
+    int64_t *trimmed;           /* sessions past max_sessions, deleted */
+    size_t ntrimmed, captrimmed;
 };
 
 /* A hash to verify against when the email is unknown, so that the answer
@@ -69,6 +83,19 @@ static int64_t clock_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Lock held: the login is over, answered or not. */
+static void finish(struct login_job *j)
+{
+    j->q->srv->shared->logins--;
+    list_remove(&j->link);
+    http_wait(j->q->c, NULL, NULL);
+    api_req_free(j->q);
+    sodium_memzero(j->password, sizeof j->password);
+    sodium_memzero(j->token, sizeof j->token);
+    free(j->trimmed);
+    free(j);
 }
 
 /* On the thread pool. A login that waited in the queue past its deadline
@@ -90,51 +117,98 @@ static void login_work(uv_work_t *req)
     sodium_memzero(j->password, sizeof j->password);
 }
 
-static void revoke_cb(void *ud, int64_t id)
-{
-    struct login_job *j = ud;
-    hub_revoke_session(j->q->srv->hub, j->u.org, j->u.id, (uint64_t)id);
-}
-
 static void fields_cb(void *ud, const struct presence_member *m)
 {
     msg_member_self_fields(ud, m);
 }
 
-static void login_ok(struct login_job *j)
+/* ---- the session, on the store thread --------------------------------- */
+
+static void trimmed_cb(void *ud, int64_t id)
 {
-    struct api_req *q = j->q;
-    struct api_loop *srv = q->srv;
-    rate_sub(hub_rates(srv->hub), j->ipkey, j->reserved_at, hub_now(srv->hub));
-    rate_sub(hub_rates(srv->hub), j->emailkey, j->reserved_at, hub_now(srv->hub));
-    /* A new random session id at every login: a token planted before the
-     * login (session fixation) is never promoted. */
-    char tok[AUTH_TOKEN_LEN + 1];
-    unsigned char h[32];
-    auth_token_new(tok);
-    auth_token_hash(tok, strlen(tok), h);
-    int64_t expires = hub_now(srv->hub) + srv->cfg.session_ttl_ms;
-    int64_t sid;
-    if (store_session_add(hub_store(srv->hub), h, j->u.org, j->u.id, expires, &sid) ||
-        hub_ensure_user(srv->hub, j->u.org, j->u.id, NULL) != 0) {
-        http_error(q->c, 500, "internal", "could not create a session");
-        return;
+    struct login_job *j = ud;
+    if (j->ntrimmed == j->captrimmed) {
+        j->captrimmed = j->captrimmed ? 2 * j->captrimmed : 8;
+        j->trimmed = xrealloc(j->trimmed,
+                              j->captrimmed * sizeof *j->trimmed);
     }
+    j->trimmed[j->ntrimmed++] = id;
+}
+
+static int session_run(struct store *s, void *ud)
+{
+    struct login_job *j = ud;
+    /* Run again if the database was held: nothing of a failed try
+     * stays (one transaction). */
+    j->ntrimmed = 0;
+    int rc = store_begin(s);
+    if (rc == 0)
+        rc = store_session_add(s, j->hash, j->u.org, j->u.id, j->expires,
+                               &j->sid);
     /* docs/security.md max_sessions: the oldest sessions past the cap are
      * revoked, their sockets closed. */
-    if (store_session_trim(hub_store(srv->hub), j->u.org, j->u.id,
-                           (int)srv->cfg.max_sessions, hub_now(srv->hub), revoke_cb,
-                           j) < 0)
-        log_warn("could not trim the sessions of %s/%s", j->u.org, j->u.id);
-    presence_login(hub_presence(srv->hub), j->u.org, j->u.id, hub_now(srv->hub));
+    if (rc == 0 && store_session_trim(s, j->u.org, j->u.id,
+                                      (int)j->max_sessions, clock_ms(),
+                                      trimmed_cb, j) < 0)
+        rc = STORE_EIO;
+    if (rc == 0)
+        rc = store_commit(s);
+    if (rc != 0)
+        store_rollback(s);
+    return rc;
+}
 
-    struct jwt_claims cl = {.exp = expires / 1000, .sid = sid};
+/* Back on the loop with the session written: into the table in memory,
+ * and the answer. */
+static void session_done(void *ud, int rc)
+{
+    struct login_job *j = ud;
+    struct api_req *q = j->q;
+    struct api_loop *srv = q->srv;
+    loop_now(srv->lp);
+    hub_lock(srv->hub);
+    if (rc != 0) {
+        log_error("login of %s/%s: could not store the session: %s",
+                  j->u.org, j->u.id, store_strerror(rc));
+        if (api_req_live(q))
+            http_error(q->c, 500, "internal", "could not create a session");
+        finish(j);
+        hub_unlock(srv->hub);
+        return;
+    }
+    struct sessions *t = srv->shared->sessions;
+    if (sessions_add(t, j->sid, j->hash, j->u.org, j->u.id, j->expires) !=
+        0)
+        log_error("login of %s/%s: session %lld twice", j->u.org, j->u.id,
+                  (long long)j->sid);
+    for (size_t i = 0; i < j->ntrimmed; i++) {
+        sessions_delete(t, j->trimmed[i]);
+        hub_revoke_session(srv->hub, j->u.org, j->u.id,
+                           (uint64_t)j->trimmed[i]);
+    }
+    if (hub_ensure_user(srv->hub, j->u.org, j->u.id, NULL) != 0) {
+        if (api_req_live(q))
+            http_error(q->c, 500, "internal", "could not create a session");
+        finish(j);
+        hub_unlock(srv->hub);
+        return;
+    }
+    presence_login(hub_presence(srv->hub), j->u.org, j->u.id,
+                   hub_now(srv->hub));
+    if (!api_req_live(q)) {
+        finish(j);
+        hub_unlock(srv->hub);
+        return;
+    }
+    struct jwt_claims cl = {.exp = j->expires / 1000, .sid = j->sid};
     snprintf(cl.sub, sizeof cl.sub, "%s", j->u.id);
     snprintf(cl.org, sizeof cl.org, "%s", j->u.org);
     snprintf(cl.name, sizeof cl.name, "%s", j->u.name);
     char jwt[JWT_MAX_LEN];
     if (jwt_sign(&cl, srv->secret, srv->secret_len, jwt, sizeof jwt) < 0) {
         http_error(q->c, 500, "internal", "could not sign a token");
+        finish(j);
+        hub_unlock(srv->hub);
         return;
     }
     /* The member as /api/me shows it, plus org and email. */
@@ -146,19 +220,47 @@ static void login_ok(struct login_job *j)
     buf_puts(&b, ",\"email\":");
     msg_append_string(&b, j->u.email);
     buf_puts(&b, ",");
-    if (presence_get(hub_presence(srv->hub), j->u.org, j->u.id, fields_cb, &b) != 0) {
-        buf_dispose(&b);
+    if (presence_get(hub_presence(srv->hub), j->u.org, j->u.id, fields_cb,
+                     &b) != 0) {
         http_error(q->c, 500, "internal", "could not create a session");
-        return;
+    } else {
+        buf_printf(&b, "},\"token\":\"%s\",\"expires\":%lld}", jwt,
+                   (long long)j->expires);
+        web_set_cookie(&hdr, j->token, srv->cfg.session_ttl_ms / 1000,
+                       q->https, srv->cfg.secure_cookies);
+        log_info("%s: login %s/%s", q->client, j->u.org, j->u.id);
+        http_respond_json(q->c, 200, hdr.data, &b);
     }
-    buf_printf(&b, "},\"token\":\"%s\",\"expires\":%lld}", jwt,
-               (long long)expires);
-    web_set_cookie(&hdr, tok, srv->cfg.session_ttl_ms / 1000, q->https,
-                   srv->cfg.secure_cookies);
-    log_info("%s: login %s/%s", q->client, j->u.org, j->u.id);
-    http_respond_json(q->c, 200, hdr.data, &b);
     buf_dispose(&b);
     buf_dispose(&hdr);
+    finish(j);
+    hub_unlock(srv->hub);
+}
+
+/* Lock held: the password is right. */
+static void login_ok(struct login_job *j)
+{
+    struct api_loop *srv = j->q->srv;
+    rate_sub(hub_rates(srv->hub), j->ipkey, j->reserved_at,
+             hub_now(srv->hub));
+    rate_sub(hub_rates(srv->hub), j->emailkey, j->reserved_at,
+             hub_now(srv->hub));
+    /* A new random session id at every login: a token planted before the
+     * login (session fixation) is never promoted. */
+    auth_token_new(j->token);
+    auth_token_hash(j->token, strlen(j->token), j->hash);
+    j->expires = hub_now(srv->hub) + srv->cfg.session_ttl_ms;
+    j->max_sessions = srv->cfg.max_sessions;
+    /* Written before it is answered: a session we told about must
+     * survive a restart. Retried while another process holds the
+     * database. */
+    int rc = hub_submit(srv->hub, session_run, session_done, j,
+                        STOREQ_RETRY);
+    if (rc != 0) {
+        http_error_ex(j->q->c, 503, "Retry-After: 1\r\n", "busy",
+                      "the database is busy; try again");
+        finish(j);
+    }
 }
 
 static void login_done(uv_work_t *req, int status)
@@ -169,9 +271,7 @@ static void login_done(uv_work_t *req, int status)
     struct api_loop *srv = q->srv;
     loop_now(srv->lp);
     hub_lock(srv->hub);
-    srv->shared->logins--;
-    list_remove(&j->link);
-    http_wait(c, NULL, NULL);
+    j->in_pool = 0;
     if (!api_req_live(q)) {
         /* The client reset the connection: the attempt still counts (it
          * was reserved), but nothing is answered. */
@@ -189,17 +289,66 @@ static void login_done(uv_work_t *req, int status)
         log_info("%s: failed login for %s", q->client, j->emailkey + 6);
         http_error(c, 401, "invalid_credentials", "wrong email or password");
     } else {
-        login_ok(j);
+        login_ok(j); /* answers or finishes later */
+        hub_unlock(srv->hub);
+        return;
     }
+    finish(j);
     hub_unlock(srv->hub);
-    api_req_free(q);
-    free(j);
 }
 
+/* ---- the user, on the store thread ------------------------------------ */
+
+static int lookup_run(struct store *s, void *ud)
+{
+    struct login_job *j = ud;
+    j->lookup_rc = store_user_by_email(s, j->email, &j->u);
+    j->found = j->lookup_rc == 0;
+    return j->lookup_rc == STORE_ENOENT ? 0 : j->lookup_rc;
+}
+
+/* Back on the loop: the password check goes to the thread pool, unless
+ * the client left meanwhile (then it is not worth doing). */
+static void lookup_done(void *ud, int rc)
+{
+    struct login_job *j = ud;
+    struct api_req *q = j->q;
+    struct api_loop *srv = q->srv;
+    loop_now(srv->lp);
+    hub_lock(srv->hub);
+    if (!api_req_live(q)) {
+        log_info("%s: login for %s abandoned before its check", q->client,
+                 j->emailkey + 6);
+        finish(j);
+    } else if (rc != 0) {
+        http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",
+                      "the database is busy; try again");
+        finish(j);
+    } else {
+        /* argon2id takes tens of milliseconds: off the loop thread. */
+        int r = uv_queue_work(loop_uv(srv->lp), &j->req, login_work,
+                              login_done);
+        if (r != 0) {
+            log_error("login: cannot queue the password check: %s",
+                      uv_strerror(r));
+            http_error(q->c, 503, "unavailable",
+                       "cannot check passwords now");
+            finish(j);
+        } else {
+            j->in_pool = 1;
+        }
+    }
+    hub_unlock(srv->hub);
+}
+
+/* The client left: work queued for it is not worth doing; it is called
+ * back cancelled unless it runs (UV_EBUSY: then it ends on its own, and
+ * is called back too). A step on the store thread ends on its own. */
 static void cancel_login(void *arg)
 {
     struct login_job *j = arg;
-    (void)uv_cancel((uv_req_t *)&j->req);
+    if (j->in_pool)
+        (void)uv_cancel((uv_req_t *)&j->req);
 }
 
 void api_login(struct api_req *q)
@@ -246,26 +395,18 @@ void api_login(struct api_req *q)
     }
     job->reserved_at = hub_now(srv->hub);
     job->deadline = hub_now(srv->hub) + srv->cfg.login_timeout_ms;
-    job->found = store_user_by_email(hub_store(srv->hub), email, &job->u) == 0;
+    snprintf(job->email, sizeof job->email, "%s", email);
     snprintf(job->password, sizeof job->password, "%s", pw);
     json_decref(j);
-    job->q = api_req_defer(q);
-    /* argon2id takes tens of milliseconds: off the loop thread. */
-    int rc = uv_queue_work(loop_uv(srv->lp), &job->req, login_work,
-                           login_done);
-    if (rc != 0) {
-        log_error("login: cannot queue the password check: %s",
-                  uv_strerror(rc));
+    if (hub_submit(srv->hub, lookup_run, lookup_done, job, 0) != 0) {
         sodium_memzero(job->password, sizeof job->password);
-        api_req_free(job->q);
         free(job);
-        http_error(q->c, 503, "unavailable", "cannot check passwords now");
+        http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",
+                      "the database is busy; try again");
         return;
     }
+    job->q = api_req_defer(q);
     log_debug("%s: login for %s queued", q->client, job->emailkey + 6);
-    /* Work queued for a peer that is gone is not worth doing; it is
-     * called back cancelled unless it runs (UV_EBUSY: then it ends on
-     * its own, and is called back too). */
     http_wait(q->c, cancel_login, job);
     srv->shared->logins++;
     list_insert_tail(&srv->logins, &job->link);
@@ -276,8 +417,25 @@ void api_stop(struct api_loop *a)
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, &a->logins) {
         struct login_job *j = list_entry(pos, struct login_job, link);
-        uv_cancel((uv_req_t *)&j->req); /* UV_EBUSY if running: it ends */
+        if (j->in_pool) /* UV_EBUSY if running: it ends */
+            uv_cancel((uv_req_t *)&j->req);
     }
+}
+
+/* A session's row, deleted on the store thread (retried while another
+ * process holds the database; the table in memory forgot it already). */
+static int session_delete_run(struct store *s, void *ud)
+{
+    int rc = store_session_delete(s, *(int64_t *)ud);
+    return rc == STORE_ENOENT ? 0 : rc;
+}
+
+static void session_delete_done(void *ud, int rc)
+{
+    if (rc != 0)
+        log_error("could not delete session %lld: %s",
+                  (long long)*(int64_t *)ud, store_strerror(rc));
+    free(ud);
 }
 
 void api_logout(struct api_req *q)
@@ -285,7 +443,15 @@ void api_logout(struct api_req *q)
     struct api_loop *srv = q->srv;
     const struct api_who *w = &q->who;
     if (w->session) {
-        store_session_delete(hub_store(srv->hub), (int64_t)w->session);
+        int64_t *id = xmalloc(sizeof *id);
+        *id = (int64_t)w->session;
+        sessions_delete(srv->shared->sessions, *id);
+        if (hub_submit(srv->hub, session_delete_run, session_delete_done, id,
+                       STOREQ_RETRY) != 0) {
+            log_error("could not delete session %lld: the store queue is "
+                      "full", (long long)*id);
+            free(id);
+        }
         hub_end_session(srv->hub, w->org, w->user, w->session);
     }
     log_info("%s: logout %s/%s", q->client, w->org, w->user);
@@ -294,4 +460,53 @@ void api_logout(struct api_req *q)
     web_set_cookie(&hdr, "", 0, q->https, srv->cfg.secure_cookies);
     api_respond_pack(q, 200, hdr.data, "{s:b}", "ok", 1);
     buf_dispose(&hdr);
+}
+
+/* ---- the table of sessions -------------------------------------------- */
+
+static void load_session(void *ud, const struct store_session *row,
+                         const unsigned char hash[32])
+{
+    sessions_add(ud, row->id, hash, row->org, row->user, row->expires_ms);
+}
+
+struct load_ctx {
+    struct sessions *t;
+    int64_t now;
+};
+
+static int load_run(struct store *s, void *ud)
+{
+    struct load_ctx *l = ud;
+    return store_session_each(s, l->now, load_session, l->t);
+}
+
+int api_shared_init(struct api_shared *shared, struct storeq *q,
+                    int64_t now_ms)
+{
+    shared->sessions = sessions_new();
+    struct load_ctx l = {shared->sessions, now_ms};
+    return storeq_call(q, load_run, &l, 0);
+}
+
+void api_shared_dispose(struct api_shared *shared)
+{
+    sessions_free(shared->sessions);
+    shared->sessions = NULL;
+}
+
+static int purge_run(struct store *s, void *ud)
+{
+    return store_session_purge(s, *(int64_t *)ud);
+}
+
+static void purge_done(void *ud, int rc) { free(ud); }
+
+void api_sweep(struct api_shared *shared, struct hub *hub, int64_t now_ms)
+{
+    sessions_purge(shared->sessions, now_ms);
+    int64_t *now = xmalloc(sizeof *now);
+    *now = now_ms;
+    if (hub_submit(hub, purge_run, purge_done, now, 0) != 0)
+        free(now); /* the next sweep does it */
 }

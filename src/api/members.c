@@ -7,6 +7,8 @@
 #include "api/api_int.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
+#include "store/queue.h"
+#include "store/store.h"
 #include "util/xalloc.h"
 
 /* ---- members -------------------------------------------------------- */
@@ -62,22 +64,36 @@ static void list_cb(void *ud, const struct presence_member *m)
     msg_encode_member(l->b, m);
 }
 
+/* Lock held: the organization's members, as the store had them when the
+ * sync read it. */
+static void presence_answer(void *arg)
+{
+    struct api_req *q = arg;
+    if (api_req_live(q)) {
+        struct api_loop *srv = q->srv;
+        struct buf b;
+        struct list_ctx l = {srv, q->who.org, &b, 0};
+        buf_init(&b, 0);
+        buf_puts(&b, "{\"org\":");
+        msg_append_string(&b, q->who.org);
+        buf_printf(&b, ",\"seq\":%llu,\"members\":[",
+                   (unsigned long long)presence_org_seq(
+                       hub_presence(srv->hub), q->who.org));
+        presence_each(hub_presence(srv->hub), q->who.org, list_cb, &l);
+        buf_puts(&b, "]}");
+        http_respond_json(q->c, 200, NULL, &b);
+        buf_dispose(&b);
+    }
+    api_req_free(q);
+}
+
 void api_presence(struct api_req *q)
 {
-    struct api_loop *srv = q->srv;
-    struct buf b;
-    struct list_ctx l = {srv, q->who.org, &b, 0};
-    buf_init(&b, 0);
-    hub_sync_org(srv->hub, q->who.org);
-    buf_puts(&b, "{\"org\":");
-    msg_append_string(&b, q->who.org);
-    buf_printf(&b, ",\"seq\":%llu,\"members\":[",
-               (unsigned long long)presence_org_seq(hub_presence(srv->hub),
-                                                    q->who.org));
-    presence_each(hub_presence(srv->hub), q->who.org, list_cb, &l);
-    buf_puts(&b, "]}");
-    http_respond_json(q->c, 200, NULL, &b);
-    buf_dispose(&b);
+    /* The whole organization, members the CLI added since we loaded
+     * included: answered once the store has said (a read on the store
+     * thread; events and pings never wait for it). */
+    hub_sync_org(q->srv->hub, q->who.org, presence_answer,
+                 api_req_defer(q));
 }
 
 /* ---- status --------------------------------------------------------- */
@@ -110,30 +126,83 @@ void api_status(struct api_req *q)
 
 /* ---- channels and projects ------------------------------------------- */
 
+/* Channels and projects are read on the store thread (a job), then
+ * answered on the loop with each member's presence. */
 struct group {
     char id[STORE_ID_MAX + 1];
     char name[STORE_NAME_MAX + 1];
+    char **members;
+    size_t n, cap;
 };
 
-struct group_list {
+struct group_job {
+    struct api_req *q;
+    int project;
+    int one;                    /* GET .../:id: one group, else all */
+    char org[STORE_ID_MAX + 1];
     struct group *v;
     size_t n, cap;
 };
 
-static void group_cb(void *ud, const char *id, const char *name, int nmem)
+static struct group *group_new(struct group_job *j, const char *id,
+                               const char *name)
 {
-    struct group_list *l = ud;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    if (j->n == j->cap) {
+        j->cap = j->cap ? j->cap * 2 : 8;
+        j->v = xrealloc(j->v, j->cap * sizeof *j->v);
     }
-    snprintf(l->v[l->n].id, sizeof l->v[l->n].id, "%s", id);
-    snprintf(l->v[l->n].name, sizeof l->v[l->n].name, "%s", name);
-    l->n++;
+    struct group *g = &j->v[j->n++];
+    memset(g, 0, sizeof *g);
+    snprintf(g->id, sizeof g->id, "%s", id);
+    snprintf(g->name, sizeof g->name, "%s", name ? name : "");
+    return g;
 }
 
-static void exists_cb(void *ud, const struct presence_member *m)
+static void group_cb(void *ud, const char *id, const char *name, int nmem)
 {
+    group_new(ud, id, name);
+}
+
+static void member_cb(void *ud, const char *user)
+{
+    struct group *g = ud;
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 16;
+        g->members = xrealloc(g->members, g->cap * sizeof *g->members);
+    }
+    g->members[g->n++] = xstrdup(user);
+}
+
+static int members_of(struct store *s, struct group_job *j, struct group *g)
+{
+    return j->project ? store_project_members(s, j->org, g->id, g->name,
+                                              member_cb, g)
+                      : store_channel_members(s, j->org, g->id, g->name,
+                                              member_cb, g);
+}
+
+static int group_run(struct store *s, void *ud)
+{
+    struct group_job *j = ud;
+    if (j->one)
+        return members_of(s, j, &j->v[0]);
+    int rc = j->project ? store_project_each(s, j->org, group_cb, j)
+                        : store_channel_each(s, j->org, group_cb, j);
+    for (size_t i = 0; rc == 0 && i < j->n; i++)
+        rc = members_of(s, j, &j->v[i]);
+    return rc;
+}
+
+static void group_job_free(struct group_job *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        for (size_t k = 0; k < j->v[i].n; k++)
+            free(j->v[i].members[k]);
+        free(j->v[i].members);
+    }
+    free(j->v);
+    api_req_free(j->q);
+    free(j);
 }
 
 static void public_cb(void *ud, const struct presence_member *m)
@@ -141,86 +210,117 @@ static void public_cb(void *ud, const struct presence_member *m)
     msg_encode_member(ud, m);
 }
 
-static void group_member_cb(void *ud, const char *user)
+/* {"id":..,"name":..,"members":[member...]}: members as presence shows
+ * them (one the store has and the core does not is left out). */
+static void encode_group(struct presence *p, const char *org,
+                         const struct group *g, struct buf *b)
 {
-    struct list_ctx *l = ud;
-    struct presence *p = hub_presence(l->srv->hub);
-    /* A member the server has not loaded (added by the CLI since it
-     * started): shown as stored, OFFLINE until it connects. */
-    if (presence_get(p, l->org, user, exists_cb, NULL) != 0 &&
-        hub_ensure_user(l->srv->hub, l->org, user, NULL) != 0)
-        return;
-    if (l->n++)
-        buf_puts(l->b, ",");
-    presence_get(p, l->org, user, public_cb, l->b);
+    buf_puts(b, "{\"id\":");
+    msg_append_string(b, g->id);
+    buf_puts(b, ",\"name\":");
+    msg_append_string(b, g->name);
+    buf_puts(b, ",\"members\":[");
+    size_t n = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        size_t before = b->len;
+        if (n)
+            buf_puts(b, ",");
+        if (presence_get(p, org, g->members[i], public_cb, b) == 0) {
+            n++;
+        } else {
+            b->len = before;
+            b->data[b->len] = '\0';
+        }
+    }
+    buf_puts(b, "]}");
 }
 
-/* {"id":..,"name":..,"members":[member...]} of one channel or project;
- * -1 (nothing written) if it is not in org. */
-static int encode_group(struct api_loop *srv, const char *org, const char *id,
-                        int project, struct buf *b)
+/* Lock held: the answer, once every member is known to the core. */
+static void group_answer(void *arg)
 {
-    char name[STORE_NAME_MAX + 1];
-    struct buf members;
-    struct list_ctx l = {srv, org, &members, 0};
-    buf_init(&members, 0);
-    /* The name comes with the members: the object is written after. */
-    int rc = project ? store_project_members(hub_store(srv->hub), org, id, name,
-                                             group_member_cb, &l)
-                     : store_channel_members(hub_store(srv->hub), org, id, name,
-                                             group_member_cb, &l);
-    if (rc == 0) {
-        buf_puts(b, "{\"id\":");
-        msg_append_string(b, id);
-        buf_puts(b, ",\"name\":");
-        msg_append_string(b, name);
-        buf_puts(b, ",\"members\":[");
-        buf_append(b, members.data, members.len);
-        buf_puts(b, "]}");
+    struct group_job *j = arg;
+    struct api_req *q = j->q;
+    if (api_req_live(q)) {
+        struct presence *p = hub_presence(q->srv->hub);
+        struct buf b;
+        buf_init(&b, 0);
+        if (!j->one)
+            buf_puts(&b, j->project ? "{\"projects\":[" : "{\"channels\":[");
+        for (size_t i = 0; i < j->n; i++) {
+            if (i)
+                buf_puts(&b, ",");
+            encode_group(p, j->org, &j->v[i], &b);
+        }
+        if (!j->one)
+            buf_puts(&b, "]}");
+        http_respond_json(q->c, 200, NULL, &b);
+        buf_dispose(&b);
     }
-    buf_dispose(&members);
-    return rc == 0 ? 0 : -1;
+    group_job_free(j);
+}
+
+static void group_done(void *ud, int rc)
+{
+    struct group_job *j = ud;
+    struct api_req *q = j->q;
+    struct hub *hub = q->srv->hub;
+    hub_lock(hub);
+    if (!api_req_live(q)) {
+        group_job_free(j);
+    } else if (rc == STORE_ENOENT && j->one) {
+        http_error(q->c, 404, "not_found",
+                   j->project ? "no such project" : "no such channel");
+        group_job_free(j);
+    } else if (rc != 0) {
+        http_error(q->c, 500, "internal", "could not read the database");
+        group_job_free(j);
+    } else {
+        /* Members the CLI added since we loaded: loaded first. */
+        struct presence *p = hub_presence(hub);
+        int missing = 0;
+        for (size_t i = 0; !missing && i < j->n; i++)
+            for (size_t k = 0; !missing && k < j->v[i].n; k++)
+                missing = presence_get(p, j->org, j->v[i].members[k], NULL,
+                                       NULL) != 0;
+        if (missing)
+            hub_sync_org(hub, j->org, group_answer, j);
+        else
+            group_answer(j);
+    }
+    hub_unlock(hub);
+}
+
+static void groups_read(struct api_req *q, int project, const char *one)
+{
+    struct group_job *j = xcalloc(1, sizeof *j);
+    j->project = project;
+    snprintf(j->org, sizeof j->org, "%s", q->who.org);
+    if (one) {
+        j->one = 1;
+        group_new(j, one, NULL);
+    }
+    if (hub_submit(q->srv->hub, group_run, group_done, j, 0) != 0) {
+        group_job_free(j);
+        http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",
+                      "the database is busy; try again");
+        return;
+    }
+    j->q = api_req_defer(q);
 }
 
 static void group(struct api_req *q, int project)
 {
     const char *id = api_param(q, "id");
-    struct buf b;
-    buf_init(&b, 0);
-    if (!id || encode_group(q->srv, q->who.org, id, project, &b) != 0)
-        http_error(q->c, 404, "not_found",
-                   !id ? "no such channel or project"
-                   : project ? "no such project"
-                             : "no such channel");
-    else
-        http_respond_json(q->c, 200, NULL, &b);
-    buf_dispose(&b);
+    if (!id) {
+        http_error(q->c, 404, "not_found", "no such channel or project");
+        return;
+    }
+    groups_read(q, project, id);
 }
 
 static void groups(struct api_req *q, int project)
 {
-    struct api_loop *srv = q->srv;
-    struct group_list l = {0};
-    int rc = project ? store_project_each(hub_store(srv->hub), q->who.org, group_cb, &l)
-                     : store_channel_each(hub_store(srv->hub), q->who.org, group_cb,
-                                          &l);
-    if (rc != 0) {
-        free(l.v);
-        http_error(q->c, 500, "internal", "could not read the database");
-        return;
-    }
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, project ? "{\"projects\":[" : "{\"channels\":[");
-    for (size_t i = 0; i < l.n; i++) {
-        if (i)
-            buf_puts(&b, ",");
-        encode_group(srv, q->who.org, l.v[i].id, project, &b);
-    }
-    buf_puts(&b, "]}");
-    free(l.v);
-    http_respond_json(q->c, 200, NULL, &b);
-    buf_dispose(&b);
+    groups_read(q, project, NULL);
 }
 
 void api_channels(struct api_req *q) { groups(q, 0); }

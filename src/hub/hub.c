@@ -22,6 +22,7 @@
 #include "net/net.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
+#include "store/queue.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/rate.h"
@@ -99,6 +100,7 @@ struct post {
 /* One loop's part of the hub (lock). */
 struct hub_loop {
     struct loop *lp;
+    struct storeq_client *sq;   /* its end of the store queue */
     struct list conns;          /* its presence connections */
     unsigned nconns;
     int closed;                 /* nothing more is posted to it */
@@ -109,7 +111,7 @@ struct hub_loop {
 struct hub {
     pthread_mutex_t lock;
     struct config cfg;
-    struct store *store;
+    struct storeq *q;           /* the store, on its own thread */
     struct presence *presence;
     struct hub_org *orgs;       /* uthash by id */
     struct list online_dirty;   /* large orgs whose online count moved */
@@ -348,7 +350,6 @@ void hub_unlock(struct hub *hb)
 
 int64_t hub_now(const struct hub *hb) { return hb->now; }
 struct presence *hub_presence(struct hub *hb) { return hb->presence; }
-struct store *hub_store(struct hub *hb) { return hb->store; }
 struct rate_table *hub_rates(struct hub *hb) { return hb->rates; }
 const struct config *hub_config(const struct hub *hb) { return &hb->cfg; }
 unsigned hub_nconns(const struct hub *hb, unsigned i)
@@ -360,9 +361,21 @@ unsigned long hub_churn(const struct hub *hb) { return hb->churn; }
 void hub_stopping(struct hub *hb) { hb->stopping = 1; }
 void hub_loop_closed(struct hub *hb, unsigned i) { hb->loops[i].closed = 1; }
 
-void hub_set_loop(struct hub *hb, unsigned i, struct loop *lp)
+void hub_set_loop(struct hub *hb, unsigned i, struct loop *lp,
+                  struct storeq_client *sq)
 {
     hb->loops[i].lp = lp;
+    hb->loops[i].sq = sq;
+}
+
+int hub_submit(struct hub *hb, storeq_run_cb *run, storeq_done_cb *done,
+               void *ud, unsigned flags)
+{
+    struct loop *lp = loop_current();
+    unsigned i = lp ? loop_id(lp) : 0;
+    if (!lp || i >= hb->nloops || hb->loops[i].lp != lp)
+        return STOREQ_ECLOSED; /* not on a loop of ours */
+    return storeq_submit(hb->loops[i].sq, run, done, ud, flags);
 }
 
 void hub_reload(struct hub *hb, const struct config *cfg)
@@ -490,7 +503,12 @@ static void on_load(void *ud, const struct store_user *u)
                       u->manual, u->last_seen_ms, hb->now);
 }
 
-int hub_new(struct hub **out, const struct config *cfg, struct store *store,
+static int load_run(struct store *s, void *ud)
+{
+    return store_user_each(s, NULL, on_load, ud);
+}
+
+int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
             unsigned nloops)
 {
     struct hub *hb = xcalloc(1, sizeof *hb);
@@ -502,7 +520,7 @@ int hub_new(struct hub **out, const struct config *cfg, struct store *store,
     pthread_mutex_init(&hb->lock, &ma);
     pthread_mutexattr_destroy(&ma);
     hb->cfg = *cfg;
-    hb->store = store;
+    hb->q = q;
     hb->nloops = nloops < HUB_MAX_LOOPS ? nloops : HUB_MAX_LOOPS;
     for (unsigned i = 0; i < hb->nloops; i++)
         list_init(&hb->loops[i].conns);
@@ -519,7 +537,9 @@ int hub_new(struct hub **out, const struct config *cfg, struct store *store,
     hb->ping = frame_new(0x9, "", 0) /* ping */;
     /* Users stored as not OFFLINE start in a restore window: after a
      * crash they go OFFLINE unless they reconnect (docs/protocol.md). */
-    if (store_user_each(hb->store, NULL, on_load, hb) != 0) {
+    /* Before the loops run: the store thread fills the core while this
+     * thread waits, so the two never touch it at once. */
+    if (storeq_call(q, load_run, hb, 0) != 0) {
         hub_free(hb);
         return -1;
     }
@@ -556,27 +576,82 @@ static void on_member(void *ud, const struct presence_member *m)
     msg_snapshot_member(&enc, m);
 }
 
-static void on_load_missing(void *ud, const struct store_user *u)
+/* ---- users the CLI adds while we run --------------------------------- */
+
+/* A sync of one organization: read on the store thread, applied on the
+ * loop that asked, then its continuation (if any) runs, lock held. */
+struct sync_job {
+    struct hub *hb;
+    char *org;
+    int64_t known_version;      /* the org's synced_version at submit */
+    int64_t version;            /* store_data_version() as read */
+    struct store_user *users;   /* the org's users, if the version moved */
+    size_t n, cap;
+    hub_done_cb *then;
+    void *arg;
+};
+
+static void collect_user(void *ud, const struct store_user *u)
 {
-    struct hub *hb = ud;
-    if (presence_get(hb->presence, u->org, u->id, NULL, NULL) != 0)
-        on_load(ud, u);
+    struct sync_job *j = ud;
+    if (j->n == j->cap) {
+        j->cap = j->cap ? 2 * j->cap : 16;
+        j->users = xrealloc(j->users, j->cap * sizeof *j->users);
+    }
+    j->users[j->n++] = *u;
 }
 
-void hub_sync_org(struct hub *hb, const char *org)
+static int sync_run(struct store *s, void *ud)
 {
-    /* Users added by the CLI while we run are only in the database. Only
-     * another process's commit can have added any, and SQLite's
-     * data_version says whether one happened: a connect costs no count
-     * of the organization unless it did. */
+    struct sync_job *j = ud;
+    /* Only another process's commit can have added users, and SQLite's
+     * data_version says whether one happened: most syncs read nothing
+     * more. */
+    j->version = store_data_version(s);
+    if (j->version >= 0 && j->version == j->known_version)
+        return 0;
+    return store_user_each(s, j->org, collect_user, j);
+}
+
+static void sync_done(void *ud, int rc)
+{
+    struct sync_job *j = ud;
+    struct hub *hb = j->hb;
+    hub_lock(hb);
+    struct hub_org *o = org_get(hb, j->org, 1);
+    if (rc == 0) {
+        for (size_t i = 0; i < j->n; i++)
+            if (presence_get(hb->presence, j->org, j->users[i].id, NULL,
+                             NULL) != 0)
+                on_load(hb, &j->users[i]);
+        if (j->version > o->synced_version)
+            o->synced_version = j->version;
+    }
+    if (j->then)
+        j->then(j->arg);
+    hub_unlock(hb);
+    free(j->users);
+    free(j->org);
+    free(j);
+}
+
+void hub_sync_org(struct hub *hb, const char *org, hub_done_cb *then,
+                  void *arg)
+{
     struct hub_org *o = org_get(hb, org, 1);
-    int64_t v = store_data_version(hb->store);
-    if (v >= 0 && v == o->synced_version)
-        return;
-    int n = store_user_count(hb->store, org);
-    if (n >= 0 && (unsigned)n != presence_org_size(hb->presence, org, NULL))
-        store_user_each(hb->store, org, on_load_missing, hb);
-    o->synced_version = v;
+    struct sync_job *j = xcalloc(1, sizeof *j);
+    j->hb = hb;
+    j->org = xstrdup(org);
+    j->known_version = o->synced_version;
+    j->then = then;
+    j->arg = arg;
+    if (hub_submit(hb, sync_run, sync_done, j, 0) != 0) {
+        /* The store is busy or closing: what memory has will do. */
+        free(j->org);
+        free(j);
+        if (then)
+            then(arg);
+    }
 }
 
 /* ws on_open: the 101 is queued; hello and snapshot go next. */
@@ -613,7 +688,10 @@ static void on_open(struct ws_conn *w)
     send_text(c, &enc);
 
     struct hub_org *o = org_get(hb, c->org, 1);
-    hub_sync_org(hb, c->org);
+    /* Members the CLI added since: in this snapshot if already loaded,
+     * else in the next (never waited for: a connect must not queue
+     * behind the store). */
+    hub_sync_org(hb, c->org, NULL, NULL);
     uint64_t seq = presence_org_seq(hb->presence, c->org);
     unsigned online, nusers = presence_org_size(hb->presence, c->org,
                                                 &online);
@@ -713,32 +791,15 @@ int hub_accept(struct hub *hb, struct http_conn *h, const struct http_req *r,
     return 0;
 }
 
-/* Collects a member's presence fields (for immediate writes). */
-struct fields {
-    int status, manual;
-    int64_t last_seen;
-};
-
-static void get_fields(void *ud, const struct presence_member *m)
-{
-    struct fields *f = ud;
-    f->status = m->status;
-    f->manual = m->manual;
-    f->last_seen = m->last_seen_ms;
-}
-
 int hub_set_manual(struct hub *hb, const char *org, const char *user,
                    int status)
 {
     int rc = presence_set_manual(hb->presence, org, user, status, hb->now);
     if (rc != 0)
         return rc;
-    struct fields f;
-    if (presence_get(hb->presence, org, user, get_fields, &f) == 0 &&
-        store_user_set_presence(hb->store, org, user, f.status, f.manual,
-                                f.last_seen) != 0)
-        log_error("could not store manual status of %s/%s; kept in memory",
-                  org, user);
+    /* A person expects a status they chose to survive anything: written
+     * at once (with whatever else is dirty), not at the next flush. */
+    hub_flush_store(hb);
     return 0;
 }
 
@@ -779,11 +840,11 @@ static void subscribe_member(void *ud, const struct presence_member *m)
 /* docs/protocol.md "Subscriptions": answers with a partial snapshot of
  * the users subscribed to (unknown ids are left out, as are users of any
  * other organization: they are simply not found). */
-static void subscribe(struct hub_conn *c, const struct msg_in *m)
+static void do_subscribe(struct hub_conn *c, const char *const *users,
+                         size_t n)
 {
     struct hub *hb = c->hb;
     struct hub_org *o = org_get(hb, c->org, 1);
-    hub_sync_org(hb, c->org); /* members the CLI added since */
     struct sub_ctx x = {c, o, 0};
     make_subscriber(c, o);
     unsigned online;
@@ -791,14 +852,57 @@ static void subscribe(struct hub_conn *c, const struct msg_in *m)
     buf_reset(&enc);
     msg_snapshot_begin_partial(&enc, presence_org_seq(hb->presence, c->org),
                                online);
-    for (size_t i = 0; i < m->nusers; i++)
-        presence_get(hb->presence, c->org, m->users[i], subscribe_member,
-                     &x);
+    for (size_t i = 0; i < n; i++)
+        presence_get(hb->presence, c->org, users[i], subscribe_member, &x);
     msg_snapshot_end(&enc);
     send_text(c, &enc);
     if (x.over)
         send_error(c, "too_many_subscriptions",
                    "at most 10000 subscriptions per connection");
+}
+
+/* A subscription waiting for the store to say whether users the core
+ * does not know were added by the CLI since. */
+struct later_sub {
+    struct hub_conn *c;
+    char **users;
+    size_t n;
+};
+
+static void subscribe_later(void *arg)
+{
+    struct later_sub *l = arg;
+    struct conn *tc = l->c->ws.c;
+    if (ws_is_open(&l->c->ws) && l->c->pc)
+        do_subscribe(l->c, (const char *const *)l->users, l->n);
+    for (size_t i = 0; i < l->n; i++)
+        free(l->users[i]);
+    free(l->users);
+    free(l);
+    conn_unref(tc); /* may free the connection */
+}
+
+static void subscribe(struct hub_conn *c, const struct msg_in *m)
+{
+    struct hub *hb = c->hb;
+    size_t unknown = 0;
+    for (size_t i = 0; i < m->nusers; i++)
+        unknown += presence_get(hb->presence, c->org, m->users[i], NULL,
+                                NULL) != 0;
+    if (!unknown) {
+        do_subscribe(c, m->users, m->nusers);
+        return;
+    }
+    /* Perhaps members the CLI added since we loaded: the answer waits for
+     * the store's word (other frames go on meanwhile). */
+    struct later_sub *l = xcalloc(1, sizeof *l);
+    l->c = c;
+    l->n = m->nusers;
+    l->users = xcalloc(m->nusers, sizeof *l->users);
+    for (size_t i = 0; i < m->nusers; i++)
+        l->users[i] = xstrdup(m->users[i]);
+    conn_ref(c->ws.c);
+    hub_sync_org(hb, c->org, subscribe_later, l);
 }
 
 static void unsubscribe(struct hub_conn *c, const struct msg_in *m)
@@ -930,29 +1034,62 @@ static void drop_pending_writes(struct hub *hb)
     hb->pw_len = 0;
 }
 
-void hub_flush_store(struct hub *hb)
+/* Presence rows written in one transaction on the store thread. */
+struct flush_job {
+    struct pending_write *pw;
+    size_t n;
+};
+
+static int flush_run(struct store *s, void *ud)
 {
-    presence_drain_dirty(hb->presence, collect_dirty, hb);
-    struct pending_write *pw = hb->pw;
-    if (!hb->pw_len)
-        return;
-    int rc = store_begin(hb->store);
-    for (size_t i = 0; rc == 0 && i < hb->pw_len; i++) {
-        rc = store_user_set_presence(hb->store, pw[i].org, pw[i].user,
-                                     pw[i].status, pw[i].manual,
-                                     pw[i].last_seen);
+    struct flush_job *j = ud;
+    int rc = store_begin(s);
+    for (size_t i = 0; rc == 0 && i < j->n; i++) {
+        rc = store_user_set_presence(s, j->pw[i].org, j->pw[i].user,
+                                     j->pw[i].status, j->pw[i].manual,
+                                     j->pw[i].last_seen);
         if (rc == STORE_ENOENT || rc == STORE_EINVAL)
             rc = 0; /* user row gone: nothing to keep */
     }
     if (rc == 0)
-        rc = store_commit(hb->store);
-    if (rc != 0) {
-        store_rollback(hb->store);
-        log_error("store: could not write %zu presence rows (%s); will retry",
-                  hb->pw_len, store_strerror(rc));
+        rc = store_commit(s);
+    if (rc != 0)
+        store_rollback(s); /* all or nothing: it may be run again */
+    return rc;
+}
+
+static void flush_done(void *ud, int rc)
+{
+    struct flush_job *j = ud;
+    if (rc != 0)
+        log_error("store: could not write %zu presence rows (%s)", j->n,
+                  store_strerror(rc));
+    for (size_t i = 0; i < j->n; i++) {
+        free(j->pw[i].org);
+        free(j->pw[i].user);
+    }
+    free(j->pw);
+    free(j);
+}
+
+void hub_flush_store(struct hub *hb)
+{
+    presence_drain_dirty(hb->presence, collect_dirty, hb);
+    if (!hb->pw_len)
+        return;
+    struct flush_job *j = xmalloc(sizeof *j);
+    j->pw = hb->pw;
+    j->n = hb->pw_len;
+    /* A lock held by another process delays the job (and those behind
+     * it), never a loop; it is retried until it is written. */
+    if (hub_submit(hb, flush_run, flush_done, j, STOREQ_RETRY) != 0) {
+        free(j); /* the queue is full: kept for the next flush */
+        log_warn("store: %zu presence rows wait for the next flush",
+                 hb->pw_len);
         return;
     }
-    drop_pending_writes(hb);
+    hb->pw = NULL;
+    hb->pw_len = hb->pw_cap = 0;
 }
 
 int hub_sweep(struct hub *hb, int64_t older_than_ms)
@@ -961,7 +1098,6 @@ int hub_sweep(struct hub *hb, int64_t older_than_ms)
     if (n > 0)
         log_info("reset %d stale statuses to OFFLINE", n);
     hub_flush_store(hb);
-    store_session_purge(hb->store, hb->now);
     rate_prune(hb->rates, hb->now);
     return n;
 }
@@ -1014,48 +1150,116 @@ static void same_name(void *ud, const struct presence_member *m)
     nc->same = !nc->name || !*nc->name || strcmp(nc->name, m->name) == 0;
 }
 
-int hub_ensure_user(struct hub *hb, const char *org, const char *user,
-                    const char *name)
+/* Makes the rows of a user a token names (token provisioning), or
+ * updates its name, on the store thread. */
+struct ensure_job {
+    struct hub *hb;
+    char org[STORE_ID_MAX + 1], user[STORE_ID_MAX + 1];
+    char name[STORE_NAME_MAX + 1];    /* the token's, "" if none */
+    struct store_user u;              /* as stored after the run */
+    int created;
+};
+
+static int ensure_run(struct store *s, void *ud)
 {
-    struct store_user u;
-    struct name_check nc = {name, 0};
-    /* The common case, a known user with an unchanged name, costs no
-     * database read: a reconnect storm stays in memory. */
-    if (presence_get(hb->presence, org, user, same_name, &nc) == 0 &&
-        nc.same)
-        return 0;
-    int rc = store_user_get(hb->store, org, user, &u);
+    struct ensure_job *j = ud;
+    int rc = store_user_get(s, j->org, j->user, &j->u);
     if (rc == STORE_ENOENT) {
-        rc = store_org_exists(hb->store, org);
+        rc = store_org_exists(s, j->org);
         if (rc == 0)
-            rc = store_org_add(hb->store, org, NULL);
+            rc = store_org_add(s, j->org, NULL);
         else if (rc == 1)
             rc = 0;
         if (rc == 0 || rc == STORE_EEXIST)
-            rc = store_user_add(hb->store, org, user, NULL,
-                                name && *name ? name : user, NULL, NULL);
+            rc = store_user_add(s, j->org, j->user, NULL,
+                                j->name[0] ? j->name : j->user, NULL, NULL);
         if (rc == STORE_EEXIST)
             rc = 0;
-        if (rc != 0)
-            return rc;
-        log_info("provisioned user %s/%s from a token", org, user);
-        rc = store_user_get(hb->store, org, user, &u);
-        if (rc != 0)
-            return rc;
-    } else if (rc != 0) {
-        return rc;
-    } else if (name && *name && strcmp(name, u.name) != 0) {
-        if (store_user_set_name(hb->store, org, user, name) == 0)
-            snprintf(u.name, sizeof u.name, "%s", name);
-        struct hub_org *o = org_get(hb, org, 0);
-        if (o) { /* the cached snapshot shows the old name */
-            frame_unref(o->snap);
-            o->snap = NULL;
+        j->created = rc == 0;
+        if (rc == 0)
+            rc = store_user_get(s, j->org, j->user, &j->u);
+    } else if (rc == 0 && j->name[0] && strcmp(j->name, j->u.name) != 0) {
+        rc = store_user_set_name(s, j->org, j->user, j->name);
+        if (rc == 0)
+            snprintf(j->u.name, sizeof j->u.name, "%s", j->name);
+    }
+    return rc;
+}
+
+/* The snapshot cached for org shows an old name. */
+static void drop_snapshot(struct hub *hb, const char *org)
+{
+    struct hub_org *o = org_get(hb, org, 0);
+    if (o) {
+        frame_unref(o->snap);
+        o->snap = NULL;
+    }
+}
+
+static void ensure_done(void *ud, int rc)
+{
+    struct ensure_job *j = ud;
+    struct hub *hb = j->hb;
+    hub_lock(hb);
+    if (rc != 0) {
+        log_error("could not store user %s/%s: %s", j->org, j->user,
+                  store_strerror(rc));
+    } else {
+        if (j->created)
+            log_info("provisioned user %s/%s from a token", j->org, j->user);
+        /* A user the CLI made while we ran has its stored name: shown
+         * once known, unless the token names it. */
+        struct name_check nc = {j->u.name, 0};
+        if (!j->name[0] &&
+            presence_get(hb->presence, j->org, j->user, same_name, &nc) ==
+                0 &&
+            !nc.same) {
+            presence_add_user(hb->presence, j->org, j->user, j->u.name,
+                              j->u.status, j->u.manual, j->u.last_seen_ms,
+                              hb->now);
+            drop_snapshot(hb, j->org);
         }
     }
-    /* For a known user this only refreshes the name. */
-    return presence_add_user(hb->presence, org, user, u.name, u.status,
-                             u.manual, u.last_seen_ms, hb->now);
+    hub_unlock(hb);
+    free(j);
+}
+
+int hub_ensure_user(struct hub *hb, const char *org, const char *user,
+                    const char *name)
+{
+    struct name_check nc = {name, 0};
+    /* The common case, a known user with an unchanged name, costs no
+     * store work: a reconnect storm stays in memory. */
+    int known = presence_get(hb->presence, org, user, same_name, &nc) == 0;
+    if (known && nc.same)
+        return 0;
+    /* The store's limits, checked here: the rows are made later. */
+    if (!org || !*org || strnlen(org, STORE_ID_MAX + 1) > STORE_ID_MAX ||
+        !user || !*user || strnlen(user, STORE_ID_MAX + 1) > STORE_ID_MAX ||
+        (name && strnlen(name, STORE_NAME_MAX + 1) > STORE_NAME_MAX))
+        return STORE_EINVAL;
+    /* In memory at once, so that the connection goes on; the rows follow
+     * on the store thread. A user unknown here is new, or was added by
+     * the CLI since we loaded: either way OFFLINE with no manual status
+     * as stored. For a known user this only refreshes the name. */
+    int rc = presence_add_user(hb->presence, org, user,
+                               name && *name ? name : user, PRESENCE_OFFLINE,
+                               -1, 0, hb->now);
+    if (rc != 0)
+        return rc;
+    if (known)
+        drop_snapshot(hb, org);
+    struct ensure_job *j = xcalloc(1, sizeof *j);
+    j->hb = hb;
+    snprintf(j->org, sizeof j->org, "%s", org);
+    snprintf(j->user, sizeof j->user, "%s", user);
+    snprintf(j->name, sizeof j->name, "%s", name ? name : "");
+    if (hub_submit(hb, ensure_run, ensure_done, j, STOREQ_RETRY) != 0) {
+        log_error("could not store user %s/%s: the store queue is full",
+                  org, user);
+        free(j);
+    }
+    return 0;
 }
 
 unsigned long hub_drop_caches(struct hub *hb)

@@ -27,6 +27,8 @@
 
 #include "config.h"
 
+#include "store/queue.h"
+
 struct http_conn;
 struct http_req;
 struct loop;
@@ -46,13 +48,25 @@ struct hub_who {
     int subscriber;             /* wants only the users it subscribes to */
 };
 
-/* Loads every user from store into a new core. nloops: how many loops
- * will hold connections (hub_set_loop() each). 0, or -1 (logged). */
-int hub_new(struct hub **out, const struct config *cfg, struct store *store,
+/* Loads every user from the store into a new core (storeq_call(), before
+ * the loops run). nloops: how many loops will hold connections
+ * (hub_set_loop() each). 0, or -1 (logged). The queue is lent. */
+int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
             unsigned nloops);
 void hub_free(struct hub *hb);  /* after every loop is gone; NULL no-op */
-/* Loop i of the server: posts for it wake it. Before the loops run. */
-void hub_set_loop(struct hub *hb, unsigned i, struct loop *lp);
+/* Loop i of the server: posts for it wake it, and store jobs submitted
+ * on it complete through sq. Before the loops run. */
+void hub_set_loop(struct hub *hb, unsigned i, struct loop *lp,
+                  struct storeq_client *sq);
+
+/* Queues a store job from the calling loop thread (store/queue.h): run on
+ * the store thread, done back on this loop. Returns 0, or STOREQ_EFULL /
+ * STOREQ_ECLOSED (nothing queued, ud the caller's). Lock not needed; a
+ * done that touches the hub takes it. */
+int hub_submit(struct hub *hb, storeq_run_cb *run, storeq_done_cb *done,
+               void *ud, unsigned flags);
+/* Called when an asynchronous step is over, lock held. */
+typedef void hub_done_cb(void *arg);
 
 void hub_lock(struct hub *hb);
 void hub_unlock(struct hub *hb);
@@ -60,7 +74,6 @@ void hub_unlock(struct hub *hb);
 /* Lock held for all below. */
 int64_t hub_now(const struct hub *hb);
 struct presence *hub_presence(struct hub *hb);
-struct store *hub_store(struct hub *hb);
 struct rate_table *hub_rates(struct hub *hb);
 const struct config *hub_config(const struct hub *hb);
 /* New settings (SIGHUP); windows already open keep their deadlines. */
@@ -81,6 +94,7 @@ void hub_heartbeat(struct hub *hb, unsigned i); /* loop i's connections */
 /* Tells subscribers of large organizations their new online count (at
  * most once per call per organization; called every second). */
 void hub_send_online(struct hub *hb);
+/* Queues the rows the core changed since the last flush, in one job. */
 void hub_flush_store(struct hub *hb);
 int hub_sweep(struct hub *hb, int64_t older_than_ms);
 /* Drops the cached organization snapshots (rebuilt at the next connect):
@@ -100,8 +114,9 @@ void hub_loop_closed(struct hub *hb, unsigned i);
 /* docs/security.md status_rate: 1 if user may change its status now
  * (counts this change), 0 if over the limit. */
 int hub_status_allowed(struct hub *hb, const char *org, const char *user);
-/* Manual status from the API or a frame: core, then the store at once.
- * 0 or a negative PRESENCE_E* code. */
+/* Manual status from the API or a frame: core, then a store job at once
+ * (retried while another process holds the database). 0 or a negative
+ * PRESENCE_E* code. */
 int hub_set_manual(struct hub *hb, const char *org, const char *user,
                    int status);
 /* Closes every connection of a login session (1008) and sets the user
@@ -112,11 +127,16 @@ void hub_end_session(struct hub *hb, const char *org, const char *user,
  * user's presence to their closing (grace), unlike a logout. */
 void hub_revoke_session(struct hub *hb, const char *org, const char *user,
                         uint64_t session_id);
-/* Makes sure org/user exist in store and presence (token provisioning). */
+/* Makes sure org/user exist in the core at once and in the store soon
+ * (token provisioning; name, if not NULL or "", becomes its name). 0, or
+ * a negative code for ids or a name the store would refuse. */
 int hub_ensure_user(struct hub *hb, const char *org, const char *user,
                     const char *name);
-/* Loads members the store has and the core lacks (added by the CLI). */
-void hub_sync_org(struct hub *hb, const char *org);
+/* Loads the members the store has and the core lacks (added by the CLI
+ * while we run), asynchronously; then(arg) runs after, lock held (at once
+ * if the store cannot take the job). then may be NULL. */
+void hub_sync_org(struct hub *hb, const char *org, hub_done_cb *then,
+                  void *arg);
 /* At thread exit: frees this thread's buffers. */
 void hub_thread_done(void);
 #endif

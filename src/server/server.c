@@ -22,6 +22,7 @@
 #include "hub/hub.h"
 #include "net/net.h"
 #include "server/server.h"
+#include "store/queue.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/rate.h"
@@ -32,6 +33,8 @@
 #define TICK_MS 100
 #define STOP_DELAY_MS 200 /* close frames get this long to leave */
 #define TRIM_CHURN 1000   /* connects + closes that make a burst */
+#define STORE_MAX_JOBS 4096 /* store jobs queued: 503 past it */
+#define STORE_BUSY_MS 1000  /* a job waits this long per try for a lock */
 #define MAX_LOOPS HUB_MAX_LOOPS
 
 struct server;
@@ -45,13 +48,16 @@ struct worker {
     int timers;                 /* how many of them were initialised */
     uv_thread_t thread;         /* loops 1..n-1 */
     struct api_loop api;        /* its routes, its copy of the settings */
+    struct storeq_client sq;    /* its end of the store queue */
+    int sq_open;
     int reload;                 /* hub lock: take srv->cfg again */
     int stopping;               /* 1 closing, 2 closed (hub lock) */
 };
 
 struct server {
     struct hub *hub;
-    struct store *store;
+    struct store *store;        /* the store thread's while q runs */
+    struct storeq *q;
     unsigned nloops;
     struct worker *w[MAX_LOOPS];
     uv_timer_t flush, sweep;    /* on loop 0 */
@@ -63,6 +69,7 @@ struct server {
     unsigned char secret[512];
     size_t secret_len;
     int stopping;
+    int finishing;              /* the store queue is closed: loops end */
     unsigned long last_churn;   /* hub_churn() as of the last check */
     int64_t last_online;        /* when hub_send_online() last ran */
     char listen_addr[128];      /* actual address, after bind */
@@ -163,6 +170,7 @@ static void on_sweep(uv_timer_t *t)
     struct server *srv = of((uv_handle_t *)t);
     hub_lock(srv->hub);
     hub_sweep(srv->hub, srv->cfg.stale_after_ms);
+    api_sweep(&srv->shared, srv->hub, hub_now(srv->hub));
     hub_unlock(srv->hub);
 }
 
@@ -230,28 +238,49 @@ static void reload(struct server *srv)
 
 /* ---- stopping --------------------------------------------------------- */
 
+/* On w's thread: the store queue is closed, so no job of w's is left:
+ * its client, then the loop, close. */
+static void worker_end(struct worker *w)
+{
+    if (w->sq_open) {
+        w->sq_open = 0;
+        storeq_client_close(&w->sq, NULL); /* delivers what is done */
+    }
+    loop_close(w->lp);
+}
+
+/* A loop's connections have had STOP_DELAY_MS to take their close frames.
+ * Loops 1..n-1 then wait for loop 0, which writes what is pending and
+ * closes the store queue (the jobs already queued run first), and only
+ * then do the loops close their ends of it and end. */
 static void on_loop_stopped(uv_timer_t *t)
 {
     struct worker *w = of((uv_handle_t *)t);
     struct server *srv = w->srv;
     loop_now(w->lp);
-    if (w->id == 0) {
-        /* The other loops have closed their connections by now: wait for
-         * their threads, then write what is pending. */
-        for (unsigned i = 1; i < srv->nloops; i++)
-            checked(uv_thread_join(&srv->w[i]->thread),
-                    "waiting for a loop thread");
-        hub_lock(srv->hub);
-        hub_flush_store(srv->hub);
-        store_server_clear(srv->store, (int64_t)getpid());
-        hub_unlock(srv->hub);
-    }
     /* Posts are dropped from here on: the lock keeps others out. */
     hub_lock(srv->hub);
     w->stopping = 2;
     hub_loop_closed(srv->hub, w->id);
+    if (w->id == 0)
+        hub_flush_store(srv->hub);
+    int finish = srv->finishing;
     hub_unlock(srv->hub);
-    loop_close(w->lp);
+    if (w->id != 0) {
+        if (finish) /* stop_threads(): loop 0 never ran */
+            worker_end(w);
+        return; /* else until loop 0 says finish (on_wake) */
+    }
+    storeq_close(srv->q);
+    hub_lock(srv->hub);
+    srv->finishing = 1;
+    for (unsigned i = 1; i < srv->nloops; i++)
+        loop_wake(srv->w[i]->lp);
+    hub_unlock(srv->hub);
+    for (unsigned i = 1; i < srv->nloops; i++)
+        checked(uv_thread_join(&srv->w[i]->thread),
+                "waiting for a loop thread");
+    worker_end(w);
 }
 
 /* On w's thread, hub lock held: stop accepting, close every connection
@@ -280,7 +309,10 @@ static void on_wake(struct loop *lp)
         take_settings(w);
     if (srv->stopping && !w->stopping)
         worker_begin_stop(w);
+    int finish = srv->finishing && w->stopping == 2 && w->id != 0;
     hub_unlock(srv->hub);
+    if (finish)
+        worker_end(w);
 }
 
 static void begin_stop(struct server *srv, const char *why)
@@ -401,6 +433,11 @@ static int load_secret(struct server *srv)
     return 0;
 }
 
+static int register_run(struct store *s, void *ud)
+{
+    return store_server_set(s, ud);
+}
+
 /* A worker for loop id, its loop and timers made (not started): 0, or a
  * UV_E* code (logged) and nothing is left of it. */
 static int worker_new(struct server *srv, unsigned id, struct worker **out)
@@ -417,6 +454,14 @@ static int worker_new(struct server *srv, unsigned id, struct worker **out)
         free(w);
         return r;
     }
+    r = checked(storeq_client_init(srv->q, &w->sq, loop_uv(w->lp)),
+                "cannot make a loop's end of the store queue");
+    if (r != 0) {
+        loop_free(w->lp);
+        free(w);
+        return r;
+    }
+    w->sq_open = 1;
     api_loop_init(&w->api, srv->hub, w->lp, &srv->shared);
     w->api.cfg = srv->cfg;
     memcpy(w->api.secret, srv->secret, srv->secret_len);
@@ -465,8 +510,10 @@ static void worker_free(struct worker *w)
  * at SIGTERM, and are waited for. */
 static void stop_threads(struct server *srv, unsigned n)
 {
+    storeq_close(srv->q);
     hub_lock(srv->hub);
     srv->stopping = 1;
+    srv->finishing = 1;
     hub_stopping(srv->hub);
     for (unsigned i = 1; i < n; i++)
         loop_wake(srv->w[i]->lp);
@@ -531,12 +578,21 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
         log_error("cannot open database %s: %s", cfg->db, err);
         goto out_free;
     }
-    /* A lock held by another process (a CLI command) must not stall a
-     * loop for long: writes that fail are retried at the next flush. */
-    store_set_busy_timeout(srv->store, 250);
-    if (hub_new(&srv->hub, cfg, srv->store, nloops) != 0) {
-        log_error("cannot load users from %s", cfg->db);
+    /* The store runs on a thread of its own: a lock another process
+     * holds (a CLI command, a backup) delays its jobs, never a loop.
+     * Each try waits STORE_BUSY_MS for the lock; writes are retried. */
+    r = storeq_new(&srv->q, srv->store, STORE_MAX_JOBS, STORE_BUSY_MS);
+    if (r != 0) {
+        log_error("cannot start the store thread: %s", uv_strerror(r));
         goto out_store;
+    }
+    if (hub_new(&srv->hub, cfg, srv->q, nloops) != 0) {
+        log_error("cannot load users from %s", cfg->db);
+        goto out_queue;
+    }
+    if (api_shared_init(&srv->shared, srv->q, hub_now(srv->hub)) != 0) {
+        log_error("cannot load login sessions from %s", cfg->db);
+        goto out_loops;
     }
 
     /* srv->nloops counts the workers made so far: those are freed below. */
@@ -545,7 +601,7 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
         r = worker_new(srv, i, &w);
         if (w) {
             srv->w[srv->nloops++] = w;
-            hub_set_loop(srv->hub, i, w->lp);
+            hub_set_loop(srv->hub, i, w->lp, &w->sq);
         }
         if (r != 0)
             goto out_loops;
@@ -618,7 +674,7 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
     snprintf(reg.listen, sizeof reg.listen, "%s", srv->listen_addr);
     auth_random_hex(srv->shared.admin_key, 32);
     memcpy(reg.admin_key, srv->shared.admin_key, sizeof reg.admin_key);
-    if (store_server_set(srv->store, &reg) != 0)
+    if (storeq_call(srv->q, register_run, &reg, 0) != 0)
         log_warn("could not register in the database; cleanup-stale will "
                  "not reach this server");
 
@@ -626,7 +682,7 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
         r = uv_thread_create(&srv->w[i]->thread, worker_run, srv->w[i]);
         if (r != 0) {
             stop_threads(srv, i);
-            store_server_clear(srv->store, (int64_t)getpid());
+            store_server_clear(srv->store, (int64_t)getpid()); /* ours */
             /* Last, so that the reason ends the log. */
             log_error("cannot start the thread of loop %u: %s", i,
                       uv_strerror(r));
@@ -638,14 +694,21 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
              srv->listen_addr, cfg->db, nloops, nloops == 1 ? "" : "s",
              (long long)cfg->grace_ms, (long long)cfg->heartbeat_ms);
     worker_run(srv->w[0]);
+    /* The store thread is gone (on_loop_stopped): the store is ours. */
+    store_server_clear(srv->store, (int64_t)getpid());
     log_info("stopped");
     rc = 0;
 
 out_loops:
+    storeq_close(srv->q); /* no-op if done */
     for (unsigned i = 0; i < srv->nloops; i++)
         worker_free(srv->w[i]);
     hub_free(srv->hub);
+    api_shared_dispose(&srv->shared);
     ws_pool_free();
+out_queue:
+    storeq_close(srv->q);
+    storeq_free(srv->q);
 out_store:
     store_close(srv->store);
 out_free:
