@@ -1,7 +1,7 @@
 /* api.c - the route table, the request context, authentication and
  * dispatch; health and the admin sweep.
  *
- * A request is read once, before the server lock: its target parsed, its
+ * A request is read once, before the hub's lock: its target parsed, its
  * route matched, its credential taken from where the route accepts one
  * (auth/web.h) and a JWT verified. Under the lock, dispatch() answers 404
  * or 405, checks what the route needs (enum api_need) and runs its

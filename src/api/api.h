@@ -3,7 +3,7 @@
  *
  * http/ hands over each complete request; api/ authenticates it, routes it
  * through one table (api.c) and answers it exactly once, now or later
- * (a login answers from the thread pool). The rules of credentials,
+ * (a login, a channel list: after work on another thread). The rules of credentials,
  * cookies, CSRF and origins are auth/web.h's; api/ applies them.
  *
  * Each loop has its struct api_loop, which the server sets up and hands

@@ -53,7 +53,7 @@ struct api_param {
     char value[STORE_ID_MAX + 1];
 };
 
-/* The credential the request presents, read once, before the server lock
+/* The credential the request presents, read once, before the hub's lock
  * (auth/web.h web_credential() says which): a JWT verified there, a
  * session cookie hashed there. The store is asked under the lock. */
 struct api_cred {
@@ -67,10 +67,10 @@ struct api_cred {
  *
  * Who owns it: api_handle() builds it on its stack and lends it to the
  * handler for the call. A handler answers exactly once: before it returns
- * (http_respond(), http_error(), ws_upgrade() on q->c), or later. To answer
+ * (http_respond(), http_error(), hub_accept() on q->c), or later. To answer
  * later it calls api_req_defer() before returning, which gives a heap copy
  * that keeps q->c alive; whoever finishes the work (on q->c's loop thread,
- * server lock held) answers through it if api_req_live(), then calls
+ * hub lock held) answers through it if api_req_live(), then calls
  * api_req_free() exactly once, answered or not. Everything in the struct
  * is a copy, but for the fields marked lent: those point into the request,
  * which http.c frees once api_handle() returns, and are NULL (0) in a

@@ -1,8 +1,11 @@
 /* login.c - POST /api/login and POST /api/logout (docs/security.md).
  *
- * A login's password check (argon2id, tens of milliseconds) runs on
- * libuv's thread pool: the handler defers its request (api_req_defer())
- * into a struct login_job, and login_done() answers it back on the loop. */
+ * A login takes three steps and none on the loop but their completions:
+ * the user is read on the store thread (lookup_done()), the password
+ * checked on libuv's thread pool (argon2id, tens of milliseconds;
+ * login_done() answers a failure), the session written on the store
+ * thread (session_done() answers). The handler defers its request
+ * (api_req_defer()) into a struct login_job that carries it through. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * so requests are served one at a time per connection (pipelined ones wait
  * in h->_in). Only the headers presenced uses are kept; the request line
  * and headers together are capped at HTTP_MAX_HEADER (431 past it) and the
- * body at HTTP_MAX_BODY (413).
+ * body at the max_body setting (413).
  *
  * The parser library is built lenient: it takes a space inside or after a
  * header name and any one-digit HTTP version. Where RFC 9112 says a server

@@ -119,7 +119,7 @@ struct hub {
     struct rate_table *rates;   /* logins, new connections, statuses */
     int stopping;
     unsigned long churn;        /* connects + closes since the last trim */
-    /* Presence rows whose store write failed, kept for the next flush. */
+    /* Rows a full store queue refused, kept for the next flush. */
     struct pending_write *pw;
     size_t pw_len, pw_cap;
     int64_t now;                /* ms since the epoch, as of hub_lock() */
@@ -141,9 +141,9 @@ enum post_kind {
     POST_END_SESSION, /* close user's connections of session (logout) */
 };
 
-/* Pending store writes that failed, kept for the next flush (the store may
- * be locked or full for a while; presence keeps serving from memory), in
- * hub.pw. */
+/* Presence rows drained from the core and not yet handed to the store
+ * queue (in hub.pw): those of a flush the full queue refused wait for the
+ * next one. */
 struct pending_write {
     char *org, *user;
     int status, manual;
@@ -512,8 +512,9 @@ int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
             unsigned nloops)
 {
     struct hub *hb = xcalloc(1, sizeof *hb);
-    /* Held for microseconds at a time: spin a little before sleeping
-     * (glibc's adaptive mutex), rather than pay a futex wake-up. */
+    /* Held briefly (no store call, no write under it): spin a little
+     * before sleeping (glibc's adaptive mutex), rather than pay a futex
+     * wake-up. */
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);

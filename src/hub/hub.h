@@ -12,8 +12,9 @@
  * Threads and the lock: a struct hub is shared by every loop. Its state -
  * the core, organizations, subscriptions, the hub fields of every
  * connection, the rate table - is guarded by one lock, hub_lock(), which
- * the hub's own WebSocket callbacks take, and which callers take around
- * every other function here ("lock held"). hub_lock() is re-entrant on one
+ * the hub's own WebSocket callbacks take (but on_open, which runs inside
+ * hub_accept()), and which callers take around every other function here
+ * ("lock held"). No store call and no socket write is made under it. hub_lock() is re-entrant on one
  * thread; taking it refreshes hub_now() (never backwards) and first
  * delivers what other loops posted to the calling thread's loop.
  *

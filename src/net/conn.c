@@ -4,7 +4,7 @@
  * Reading uses one buffer per loop (data is handled synchronously in the
  * read callback, before the next read), so an idle connection owns no read
  * buffer. Output is a queue of frame references; the prepare handle writes
- * each connection's whole queue with one uv_write (a writev) per loop turn,
+ * each connection's queue with a few writev calls per loop turn,
  * so many events for one socket cost one system call. A connection whose
  * queue passes max_out is dropped rather than allowed to grow. */
 #include <assert.h>

@@ -13,8 +13,9 @@
  * to one loop for life, and every function here but loop_wake() must be
  * called on its loop's thread. Nothing here takes a lock.
  *
- * Output is a queue of frame references (ws/frame.h: immutable, shared
- * between recipients), written with one writev per loop turn just before
+ * Output is a queue of frame references (util/frame.h: immutable, shared
+ * between recipients), written in batches (uv_try_write first, of up to
+ * 64 frames, the rest by uv_write) once per loop turn, just before
  * the loop polls. A connection whose queue passes max_out is closed rather
  * than allowed to grow.
  *

@@ -6,7 +6,7 @@
  * and persist the new state. The rules implemented here are those of
  * docs/protocol.md "Presence rules"; nothing else in the tree decides status.
  * No lock of its own: the server calls one core from every loop thread,
- * always under the server lock.
+ * always under the hub's lock (hub/hub.h).
  *
  * Model. An organization has members (users). A user has zero or more
  * connections; each connection carries the idle detector's "auto" status for

@@ -3,9 +3,9 @@
  *
  * One SQLite connection per struct store, opened without SQLite's own mutex
  * (SQLITE_OPEN_NOMUTEX): calls on one store must never overlap. The CLI
- * uses its store from its one thread; the server uses one store from every
- * loop thread, always under the server lock (server_lock(), net/server.h),
- * and never from the thread pool. Every statement is prepared once at open
+ * uses its store from its one thread; the server uses one store from its
+ * store thread only (store/queue.h), never from a loop thread or under the
+ * hub's lock. Every statement is prepared once at open
  * and bound with parameters (never string-built SQL).
  * The schema is versioned (PRAGMA user_version) and migrated forward at
  * open; the journal is WAL with a busy timeout, so the CLI and a running
@@ -182,7 +182,8 @@ int store_lock(const char *path, int *fd_out, int64_t *holder, char *err);
 int store_lock_holder(const char *path, int64_t *pid);
 
 /* How long a call waits for another process's lock before STORE_EIO
- * (default 5000 ms; the server uses less so that its loop never stalls). */
+ * (default 5000 ms; the server's store thread uses 1000 ms per try, and
+ * retries the writes that must not be lost). */
 void store_set_busy_timeout(struct store *s, int ms);
 
 /* PRAGMA integrity_check == "ok": 0, else STORE_EIO. */

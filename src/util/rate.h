@@ -5,8 +5,8 @@
  * while its window is open; rate_prune() forgets closed windows, so memory
  * follows the number of recently active keys. Time is passed in.
  *
- * Not thread-safe: the server keeps one table (server.rates) and uses it
- * from every loop thread, always under the server lock (server_lock()). */
+ * Not thread-safe: the server keeps one table (the hub's, hub_rates()) and
+ * uses it from every loop thread, always under the hub's lock. */
 #ifndef RATE_H
 #define RATE_H
 #include <stdint.h>

@@ -108,7 +108,7 @@ static void on_msg(wslay_event_context_ptr ctx,
 }
 
 /* Counts the bytes of every frame wslay accepted, header included (wslay
- * refuses non-minimal lengths, and a server's frames are masked, so the
+ * refuses non-minimal lengths, and a client's frames are masked, so the
  * header size follows from the payload length), and whether a fragmented
  * message is open. Input ends on a boundary when all bytes fed were
  * framed so. */
