@@ -51,7 +51,24 @@ struct hub_org {
     uint64_t snap_seq;          /* ... as of this seq */
     unsigned snap_users;        /* ... and this many members */
     int64_t synced_version;     /* store_data_version() at the last sync */
+    struct org_sync *sync;      /* per loop: hub_sync_org() */
     UT_hash_handle hh;
+};
+
+/* What waits for a sync of an organization (hub_sync_org()). */
+struct waiter {
+    hub_done_cb *then;
+    void *arg;
+    struct waiter *next;
+};
+
+/* The syncs of one organization on one loop: at most one in flight, and
+ * one more asked for meanwhile (its waiters wait for that one, which
+ * reads after whatever made them ask). A connect burst costs two. */
+struct org_sync {
+    int running;
+    int again;
+    struct waiter *waiters, **tail;
 };
 
 /* The subscribers of one user. */
@@ -169,6 +186,7 @@ static struct hub_org *org_get(struct hub *hb, const char *id, int create)
         o->conns = lists_new(hb);
         o->subscribers = lists_new(hb);
         o->nconns = xcalloc(hb->nloops, sizeof *o->nconns);
+        o->sync = xcalloc(hb->nloops, sizeof *o->sync);
         list_init(&o->online_link);
         o->synced_version = -1; /* never synced */
         HASH_ADD_KEYPTR(hh, hb->orgs, o->id, strlen(o->id), o);
@@ -580,16 +598,16 @@ static void on_member(void *ud, const struct presence_member *m)
 /* ---- users the CLI adds while we run --------------------------------- */
 
 /* A sync of one organization: read on the store thread, applied on the
- * loop that asked, then its continuation (if any) runs, lock held. */
+ * loop that asked, then its waiters run there, lock held. */
 struct sync_job {
     struct hub *hb;
     char *org;
+    unsigned loop;              /* the loop it was submitted on */
     int64_t known_version;      /* the org's synced_version at submit */
     int64_t version;            /* store_data_version() as read */
     struct store_user *users;   /* the org's users, if the version moved */
     size_t n, cap;
-    hub_done_cb *then;
-    void *arg;
+    struct waiter *waiters;
 };
 
 static void collect_user(void *ud, const struct store_user *u)
@@ -614,6 +632,18 @@ static int sync_run(struct store *s, void *ud)
     return store_user_each(s, j->org, collect_user, j);
 }
 
+static void run_waiters(struct waiter *w)
+{
+    while (w) {
+        struct waiter *next = w->next;
+        w->then(w->arg);
+        free(w);
+        w = next;
+    }
+}
+
+static void sync_start(struct hub *hb, struct hub_org *o, unsigned i);
+
 static void sync_done(void *ud, int rc)
 {
     struct sync_job *j = ud;
@@ -621,38 +651,72 @@ static void sync_done(void *ud, int rc)
     hub_lock(hb);
     struct hub_org *o = org_get(hb, j->org, 1);
     if (rc == 0) {
-        for (size_t i = 0; i < j->n; i++)
-            if (presence_get(hb->presence, j->org, j->users[i].id, NULL,
+        for (size_t k = 0; k < j->n; k++)
+            if (presence_get(hb->presence, j->org, j->users[k].id, NULL,
                              NULL) != 0)
-                on_load(hb, &j->users[i]);
+                on_load(hb, &j->users[k]);
         if (j->version > o->synced_version)
             o->synced_version = j->version;
     }
-    if (j->then)
-        j->then(j->arg);
+    struct org_sync *sy = &o->sync[j->loop];
+    sy->running = 0;
+    run_waiters(j->waiters);
+    if (sy->again)
+        sync_start(hb, o, j->loop);
     hub_unlock(hb);
     free(j->users);
     free(j->org);
     free(j);
 }
 
+/* Lock held, on loop i: submits a sync for the waiters gathered. */
+static void sync_start(struct hub *hb, struct hub_org *o, unsigned i)
+{
+    struct org_sync *sy = &o->sync[i];
+    struct sync_job *j = xcalloc(1, sizeof *j);
+    j->hb = hb;
+    j->org = xstrdup(o->id);
+    j->loop = i;
+    j->known_version = o->synced_version;
+    j->waiters = sy->waiters;
+    sy->waiters = NULL;
+    sy->tail = &sy->waiters;
+    sy->again = 0;
+    if (hub_submit(hb, sync_run, sync_done, j, 0) != 0) {
+        /* The store is busy or closing: what memory has will do. */
+        struct waiter *w = j->waiters;
+        free(j->org);
+        free(j);
+        run_waiters(w);
+        return;
+    }
+    sy->running = 1;
+}
+
 void hub_sync_org(struct hub *hb, const char *org, hub_done_cb *then,
                   void *arg)
 {
-    struct hub_org *o = org_get(hb, org, 1);
-    struct sync_job *j = xcalloc(1, sizeof *j);
-    j->hb = hb;
-    j->org = xstrdup(org);
-    j->known_version = o->synced_version;
-    j->then = then;
-    j->arg = arg;
-    if (hub_submit(hb, sync_run, sync_done, j, 0) != 0) {
-        /* The store is busy or closing: what memory has will do. */
-        free(j->org);
-        free(j);
-        if (then)
+    struct loop *lp = loop_current();
+    unsigned i = lp ? loop_id(lp) : 0;
+    if (!lp || i >= hb->nloops || hb->loops[i].lp != lp) {
+        if (then) /* not on a loop of ours: no store to ask */
             then(arg);
+        return;
     }
+    struct hub_org *o = org_get(hb, org, 1);
+    struct org_sync *sy = &o->sync[i];
+    if (!sy->tail)
+        sy->tail = &sy->waiters;
+    if (then) {
+        struct waiter *w = xmalloc(sizeof *w);
+        *w = (struct waiter){then, arg, NULL};
+        *sy->tail = w;
+        sy->tail = &w->next;
+    }
+    if (sy->running)
+        sy->again = 1; /* after the one in flight, which read too early */
+    else
+        sync_start(hb, o, i);
 }
 
 /* ws on_open: the 101 is queued; hello and snapshot go next. */
@@ -1305,6 +1369,7 @@ void hub_free(struct hub *hb)
         free(o->conns);
         free(o->subscribers);
         free(o->nconns);
+        free(o->sync);
         free(o->id);
         free(o);
     }
