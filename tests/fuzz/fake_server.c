@@ -5,7 +5,9 @@
  * everything above runs unchanged, wired as server/server.c wires it: a
  * new connection gets http_conn_new() with api_handle() as its request
  * callback, and http/, api/, ws/, hub/, presence/, auth/ and store/
- * (SQLite, in memory, as seeded for every server) are the real code.
+ * (SQLite, in memory, as seeded for every server) are the real code. The
+ * store queue (store/queue.h) is this file's too: a job runs at once on
+ * the submitting thread, and its done callback at the end of the turn.
  * A fake socket hands its connection's handler the reads the harness
  * chooses, its hang-ups and the deadlines the fake clock passes; what the
  * handler queues is checked instead of sent:
@@ -26,10 +28,11 @@
  * Time is fake_turn()'s clock, for the transport and for the hub (the
  * Makefile points hub.c's clock_gettime() at fuzz_clock_gettime()); the
  * timers of server.c run from it. The thread pool is real: fake_turn()
- * runs the libuv loop until a login's work is done, so that every input
- * runs the same way each time. api.c's own clock stays real, and is ahead
- * of the fake one: every login is past its deadline and answered 503
- * without its password being hashed. */
+ * runs the libuv loop until a login's work is done, and the store jobs'
+ * done callbacks, until neither is left, so that every input runs the
+ * same way each time. api/login.c's own clock stays real, and is ahead of
+ * the fake one: every login is past its deadline and answered 503 without
+ * its password being hashed. */
 #include <jansson.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -40,12 +43,14 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "auth/sessions.h"
 #include "fuzz.h"
 #include "http/assets.h"
 #include "http/http.h"
 #include "hub/hub.h"
 #include "net/net.h"
 #include "presence/presence.h"
+#include "store/queue.h"
 #include "store/store.h"
 #include "util/frame.h"
 #include "util/log.h"
@@ -85,6 +90,7 @@ struct fake_server {
     struct hub *hub;
     struct api_shared shared;
     struct api_loop api;
+    struct storeq_client sq;    /* the loop's end of the store queue */
     int64_t last_online, last_heartbeat, last_flush, last_sweep;
 };
 
@@ -417,6 +423,89 @@ void conn_set_deadline(struct conn *c, int64_t ms)
 
 void conn_clear_deadline(struct conn *c) { sock_of(c)->waiting = 0; }
 
+/* ---- store/queue.h, in step with the loop ------------------------------ */
+
+/* Not store/queue.c's thread: a job runs at once, on the submitting
+ * thread (ud is lent to the queue by the submit, so it must be filled
+ * already, as the store thread may run it at once too), and its done
+ * waits for the end of the turn, as it would come back on a later loop
+ * turn. Jobs and dones keep their order, and every input runs the same
+ * way each time. No other process holds the database, so STOREQ_RETRY
+ * changes nothing, and max_jobs is not reached. */
+struct storeq {
+    struct store *s;
+    int closed;
+};
+
+struct storeq_job {
+    struct storeq_job *next;
+    storeq_done_cb *done;
+    void *ud;
+    int rc;
+};
+
+static struct storeq fq;
+
+int storeq_client_init(struct storeq *q, struct storeq_client *c,
+                       uv_loop_t *loop)
+{
+    memset(c, 0, sizeof *c);
+    c->_q = q;
+    return 0;
+}
+
+int storeq_submit(struct storeq_client *c, storeq_run_cb *run,
+                  storeq_done_cb *done, void *ud, unsigned flags)
+{
+    if (c->_q->closed)
+        return STOREQ_ECLOSED;
+    struct storeq_job *j = xcalloc(1, sizeof *j);
+    j->done = done;
+    j->ud = ud;
+    j->rc = run(c->_q->s, ud);
+    if (c->_tail)
+        c->_tail->next = j;
+    else
+        c->_head = j;
+    c->_tail = j;
+    c->_inflight++;
+    return 0;
+}
+
+int storeq_call(struct storeq *q, storeq_run_cb *run, void *ud,
+                unsigned flags)
+{
+    return q->closed ? STOREQ_ECLOSED : run(q->s, ud);
+}
+
+/* Every job has run already: closing only refuses later submits. */
+void storeq_close(struct storeq *q) { q->closed = 1; }
+
+/* The done callbacks due on c, and those of the jobs they submit. Returns
+ * 1 if any ran. */
+static int deliver(struct storeq_client *c)
+{
+    int ran = 0;
+    while (c->_head) {
+        struct storeq_job *j = c->_head;
+        c->_head = j->next;
+        if (!c->_head)
+            c->_tail = NULL;
+        c->_inflight--;
+        j->done(j->ud, j->rc);
+        free(j);
+        ran = 1;
+    }
+    return ran;
+}
+
+void storeq_client_close(struct storeq_client *c, uv_close_cb cb)
+{
+    deliver(c);
+    if (cb)
+        cb((uv_handle_t *)&c->_async);
+}
+
 /* ---- The harness side -------------------------------------------------- */
 
 /* Close callbacks: drops the transport's reference of each connection
@@ -458,6 +547,7 @@ void fake_turn(struct fake_server *srv, int64_t advance_ms)
     if (now - srv->last_sweep >= cfg->sweep_ms) {
         srv->last_sweep = now;
         hub_sweep(srv->hub, cfg->stale_after_ms);
+        api_sweep(&srv->shared, srv->hub, hub_now(srv->hub));
     }
     hub_unlock(srv->hub);
     /* The transport's deadlines. */
@@ -473,7 +563,7 @@ void fake_turn(struct fake_server *srv, int64_t advance_ms)
     do {
         while (uv_run(&floop.uv, UV_RUN_DEFAULT)) /* the thread pool */
             ;
-        more = 0;
+        more = deliver(&srv->sq);
         for (size_t i = 0; i < nsocks; i++)
             more |= flush(&socks[i]);
         more |= reap_closed();
@@ -671,12 +761,14 @@ static void restore_store(void)
 }
 
 /* Wrapped (-Wl,--wrap=...): who a token or a session cookie
- * authenticated, and what the hub stores. */
+ * authenticated (api/ reads the session table, auth/sessions.h), and
+ * what the hub stores. */
 int __real_jwt_verify(const char *token, size_t len, const void *secret,
                       size_t secret_len, int64_t now_s,
                       struct jwt_claims *out);
-int __real_store_session_get(struct store *s, const unsigned char hash[32],
-                             int64_t now_ms, struct store_session *out);
+int __real_sessions_get_by_hash(const struct sessions *t,
+                                const unsigned char hash[32], int64_t now_ms,
+                                struct sessions_entry *out);
 int __real_store_user_set_presence(struct store *s, const char *org,
                                    const char *id, int status, int manual,
                                    int64_t last_seen_ms);
@@ -691,10 +783,11 @@ int __wrap_jwt_verify(const char *token, size_t len, const void *secret,
     return rc;
 }
 
-int __wrap_store_session_get(struct store *s, const unsigned char hash[32],
-                             int64_t now_ms, struct store_session *out)
+int __wrap_sessions_get_by_hash(const struct sessions *t,
+                                const unsigned char hash[32], int64_t now_ms,
+                                struct sessions_entry *out)
 {
-    int rc = __real_store_session_get(s, hash, now_ms, out);
+    int rc = __real_sessions_get_by_hash(t, hash, now_ms, out);
     if (rc == 0)
         fuzz_saw_org(out->org);
     return rc;
@@ -753,8 +846,13 @@ struct fake_server *fake_server_new(const struct config *cfg)
         config_defaults(&c);
     /* As server_run() sets them up. */
     restore_store();
-    CHECK(hub_new(&srv->hub, &c, store, 1) == 0, "hub_new");
-    hub_set_loop(srv->hub, 0, &floop);
+    fq.s = store;
+    fq.closed = 0;
+    storeq_client_init(&fq, &srv->sq, &floop.uv);
+    CHECK(hub_new(&srv->hub, &c, &fq, 1) == 0, "hub_new");
+    CHECK(api_shared_init(&srv->shared, &fq, hub_now(srv->hub)) == 0,
+          "api_shared_init");
+    hub_set_loop(srv->hub, 0, &floop, &srv->sq);
     snprintf(srv->shared.admin_key, sizeof srv->shared.admin_key, "%s",
              FUZZ_ADMIN_KEY);
     api_loop_init(&srv->api, srv->hub, &floop, &srv->shared);
@@ -790,9 +888,14 @@ void fake_server_free(struct fake_server *srv, int shutdown)
     nsocks = 0;
     CHECK(!uv_loop_alive(&floop.uv), "callbacks left");
     CHECK(hub_nconns(hb, 0) == 0, "WebSocket connections left in the hub");
+    /* server.c's on_loop_stopped() and worker_end(). */
     hub_lock(hb);
     hub_flush_store(hb);
     hub_unlock(hb);
+    storeq_close(&fq);
+    storeq_client_close(&srv->sq, NULL);
+    CHECK(!srv->sq._inflight, "store jobs left");
     hub_free(hb);
+    api_shared_dispose(&srv->shared);
     free(srv);
 }

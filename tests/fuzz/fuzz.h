@@ -84,15 +84,15 @@ int fake_read(struct fake_sock *s, const void *p, size_t n,
 void fake_hangup(struct fake_sock *s);
 /* advance_ms pass; the timers of server.c that are due run (tick, online
  * counts, heartbeat, flush, sweep), then the deadlines passed; thread-pool
- * work finishes; queued output is written (checked); close callbacks run
- * (connections may be freed). */
+ * work and the done callbacks of store jobs finish; queued output is
+ * written (checked); close callbacks run (connections may be freed). */
 void fake_turn(struct fake_server *srv, int64_t advance_ms);
 /* 1 once a 101 has been queued on s. */
 int fake_upgraded(struct fake_sock *s);
 /* Isolation check, set by the harness per input (fake_server_new clears
  * it): o1's names (a user, a channel) must reach only a client that has
  * authenticated as o1 - by a token (jwt_verify is wrapped) or a session
- * cookie (store_session_get is wrapped) - and o2's only one of o2. Off
+ * cookie (sessions_get_by_hash is wrapped) - and o2's only one of o2. Off
  * when the input itself holds the marker ("-secret"), which /ws/echo would
  * send back. */
 extern int fuzz_isolation;
