@@ -1,109 +1,124 @@
-/* fake_server.c - a socket, a loop and a database for the fuzz targets.
+/* fake_server.c - a fake transport, and the server on it, for the fuzz
+ * targets.
  *
- * Everything from net/conn.c up runs unchanged: conn.c itself is included
- * below with the few libuv calls that touch a socket (uv_tcp_init,
- * uv_accept, uv_read_start, uv_write, uv_shutdown, uv_close...) redirected
- * to fakes, and http/, ws/, hub/, presence/ and auth/ are linked as they
- * are. A fake socket hands conn.c the reads the harness chooses, and what
- * conn.c writes is checked instead of sent:
- *   - every HTTP response (checked when it is queued, by wrapping
- *     conn_send_bytes) has a status line, no bare CR or LF or NUL inside
- *     its head, a Content-Length equal to its body, and a JSON body that
- *     parses if it says it is JSON;
+ * The seam is net/net.h: this file implements it over fake sockets, and
+ * everything above runs unchanged, wired as server/server.c wires it: a
+ * new connection gets http_conn_new() with api_handle() as its request
+ * callback, and http/, api/, ws/, hub/, presence/, auth/ and store/
+ * (SQLite, in memory, as seeded for every server) are the real code. The
+ * store queue (store/queue.h) is this file's too: a job runs at once on
+ * the submitting thread, and its done callback at the end of the turn.
+ * A fake socket hands its connection's handler the reads the harness
+ * chooses, its hang-ups and the deadlines the fake clock passes; what the
+ * handler queues is checked instead of sent:
+ *   - every HTTP response (checked when it is queued, conn_send_bytes())
+ *     has a status line, no bare CR or LF or NUL inside its head, a
+ *     Content-Length equal to its body, and a JSON body that parses if it
+ *     says it is JSON; none is queued on a closing connection;
  *   - after a 101, every frame is final, unmasked, of a known opcode, a
  *     control frame at most 125 bytes, a text frame UTF-8 JSON, a close
  *     frame a valid code and a UTF-8 reason;
  *   - nothing of one organization reaches a client that never
  *     authenticated as a member of it (fuzz_isolation).
- * The timers of net/server.c are run by fake_turn() from a fake clock, and
- * store/ is a few arrays (see "store/" below), reset for every server.
+ * The peer reads everything: what is queued in a turn is written whole at
+ * its end, and a connection closing after its writes closes then (conn.c
+ * would linger until the peer hangs up). No input is long enough to pass
+ * conn.c's output cap, so there is none here.
  *
- * The thread pool is real: a login checks its password there, and
- * fake_turn() runs the loop until that work is done, so that every input
- * runs the same way each time. */
+ * Time is fake_turn()'s clock, for the transport and for the hub (the
+ * Makefile points hub.c's clock_gettime() at fuzz_clock_gettime()); the
+ * timers of server.c run from it. The thread pool is real: fake_turn()
+ * runs the libuv loop until a login's work is done, and the store jobs'
+ * done callbacks, until neither is left, so that every input runs the
+ * same way each time. api/login.c's own clock stays real, and is ahead of
+ * the fake one: every login is past its deadline and answered 503 without
+ * its password being hashed. */
 #include <jansson.h>
+#include <sqlite3.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <uv.h>
 
+#include "api/api.h"
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "auth/sessions.h"
 #include "fuzz.h"
 #include "http/assets.h"
+#include "http/http.h"
+#include "hub/hub.h"
+#include "net/net.h"
 #include "presence/presence.h"
+#include "store/queue.h"
 #include "store/store.h"
+#include "util/frame.h"
 #include "util/log.h"
 #include "util/rate.h"
-#include "util/xalloc.h"
-#include "ws/frame.h"
+#include "ws/ws.h"
 
-/* ---- net/conn.c, on fake sockets --------------------------------------- */
+#define MAX_SOCKS 8
+#define READ_MAX (64 * 1024) /* conn.c's read buffer */
+#define PEER "192.0.2.1"
 
-static int fake_uv_tcp_init(uv_loop_t *loop, uv_tcp_t *h);
-static int fake_uv_accept(uv_stream_t *server, uv_stream_t *client);
-static int fake_uv_tcp_nodelay(uv_tcp_t *h, int enable);
-static int fake_uv_tcp_getpeername(const uv_tcp_t *h, struct sockaddr *name,
-                                   int *namelen);
-static int fake_uv_read_start(uv_stream_t *s, uv_alloc_cb alloc_cb,
-                              uv_read_cb read_cb);
-static int fake_uv_read_stop(uv_stream_t *s) __attribute__((unused));
-static int fake_uv_write(uv_write_t *req, uv_stream_t *s,
-                         const uv_buf_t bufs[], unsigned nbufs,
-                         uv_write_cb cb);
-static int fake_uv_shutdown(uv_shutdown_t *req, uv_stream_t *s,
-                            uv_shutdown_cb cb);
-static void fake_uv_close(uv_handle_t *h, uv_close_cb cb);
-static int fake_uv_is_closing(const uv_handle_t *h) __attribute__((unused));
+/* ---- The loop: one, the harness's ------------------------------------- */
 
-#define uv_tcp_init fake_uv_tcp_init
-#define uv_accept fake_uv_accept
-#define uv_tcp_nodelay fake_uv_tcp_nodelay
-#define uv_tcp_getpeername fake_uv_tcp_getpeername
-#define uv_read_start fake_uv_read_start
-#define uv_read_stop fake_uv_read_stop
-#define uv_write fake_uv_write
-#define uv_shutdown fake_uv_shutdown
-#define uv_close fake_uv_close
-#define uv_is_closing fake_uv_is_closing
-/* Wrapped below, to check each response as it is queued. */
-#define conn_send_bytes real_conn_send_bytes
-#include "net/conn.c"
-#undef conn_send_bytes
-#undef uv_tcp_init
-#undef uv_accept
-#undef uv_tcp_nodelay
-#undef uv_tcp_getpeername
-#undef uv_read_start
-#undef uv_read_stop
-#undef uv_write
-#undef uv_shutdown
-#undef uv_close
-#undef uv_is_closing
+struct loop {
+    uv_loop_t uv;               /* real: the thread pool reports to it */
+    int64_t now;                /* the fake clock */
+};
+static struct loop floop;
+
+uv_loop_t *loop_uv(struct loop *lp) { return &lp->uv; }
+unsigned loop_id(const struct loop *lp) { return 0; }
+int64_t loop_now(struct loop *lp) { return lp->now; }
+int64_t loop_time(const struct loop *lp) { return lp->now; }
+void loop_wake(struct loop *lp) {} /* one loop: nothing is posted */
+struct loop *loop_current(void) { return &floop; }
+
+/* hub.c's clock_gettime() (see the Makefile). */
+int fuzz_clock_gettime(clockid_t id, struct timespec *ts)
+{
+    if (id != CLOCK_REALTIME)
+        return clock_gettime(id, ts);
+    ts->tv_sec = floop.now / 1000;
+    ts->tv_nsec = floop.now % 1000 * 1000000;
+    return 0;
+}
+
+struct fake_server {
+    struct hub *hub;
+    struct api_shared shared;
+    struct api_loop api;
+    struct storeq_client sq;    /* the loop's end of the store queue */
+    int64_t last_online, last_heartbeat, last_flush, last_sweep;
+};
+
+struct hub *fake_hub(struct fake_server *srv) { return srv->hub; }
 
 /* ---- Fake sockets ------------------------------------------------------ */
 
-#define MAX_SOCKS 8
-
 struct fake_sock {
-    uv_tcp_t *h;            /* conn.c's handle: &conn->tcp */
-    struct server *srv;
-    uv_alloc_cb alloc_cb;
-    uv_read_cb read_cb;
-    int reading;
-    int closing;            /* uv_close() called */
-    int freed;              /* its close callback ran: conn is gone */
-    int shut;               /* uv_shutdown() called */
-    int upgraded;           /* a 101 was queued: responses are over */
-    int wire_upgraded;      /* a 101 was written: frames follow */
-    int echo;               /* a /ws/echo connection: text is not JSON */
-    struct buf frames;      /* written frame bytes not yet checked */
-    size_t written;
+    struct fake_server *srv;
+    struct conn *c;             /* NULL once freed */
+    const struct conn_handler *http; /* the first handler: HTTP's */
+    struct frame **q;           /* queued, written at the end of a turn */
+    unsigned nq, capq;
+    int waiting;                /* a deadline is set */
+    int released;               /* closed: the transport's reference gone */
+    int upgraded;               /* a 101 was queued: responses are over */
+    int wire_upgraded;          /* a 101 was written: frames follow */
+    struct buf frames;          /* written frame bytes not yet checked */
 };
 
 static struct fake_sock socks[MAX_SOCKS];
+static size_t nsocks;
+
+static struct fake_sock *sock_of(struct conn *c) { return c->_tcp.data; }
 
 int fuzz_isolation;
 static unsigned orgs_seen; /* bit 0: o1, bit 1: o2 */
+long fuzz_answers;
 
 void fuzz_saw_org(const char *org)
 {
@@ -124,38 +139,6 @@ static void check_isolation(const char *p, size_t n)
     CHECK((orgs_seen & 2) || !memmem(p, n, "o2-secret", 9),
           "o2 data sent to a client that never authenticated as o2");
 }
-static size_t nsocks;
-static struct server *cur_srv;
-
-/* Completions libuv would deliver on a later loop turn. */
-enum { EV_WRITE, EV_SHUTDOWN, EV_CLOSE };
-struct event {
-    int type;
-    void *req;
-    void *cb;
-};
-static struct event *events;
-static size_t nevents, events_cap;
-
-static void push_event(int type, void *req, void *cb)
-{
-    if (nevents == events_cap) {
-        events_cap = events_cap ? 2 * events_cap : 16;
-        events = xrealloc(events, events_cap * sizeof *events);
-    }
-    events[nevents++] = (struct event){type, req, cb};
-}
-
-static struct fake_sock *sock_of(const void *h)
-{
-    for (size_t i = 0; i < nsocks; i++)
-        if (socks[i].h == h && !socks[i].freed)
-            return &socks[i];
-    CHECK(0, "libuv call on a handle that is not an open socket");
-    return NULL;
-}
-
-long fuzz_answers;
 
 /* Header value of name in a response head [p, e), or NULL. */
 static const char *find_header(const char *p, const char *e, const char *name,
@@ -179,9 +162,9 @@ static const char *find_header(const char *p, const char *e, const char *name,
     return NULL;
 }
 
-/* One complete HTTP response, as http_respond() or ws_upgrade() makes it.
- * Returns its status. */
-static int check_response(struct conn *c, const char *p, size_t n)
+/* One complete HTTP response, as http_respond() or ws_accept() makes it,
+ * to h's request. Returns its status. */
+static int check_response(struct http_conn *h, const char *p, size_t n)
 {
     CHECK(n >= 17 && memcmp(p, "HTTP/1.1 ", 9) == 0,
           "response does not start with a status line: %.*s",
@@ -209,7 +192,7 @@ static int check_response(struct conn *c, const char *p, size_t n)
     const char *cl = find_header(p, head_end, "Content-Length", &vlen);
     CHECK(cl, "response without Content-Length");
     size_t want = strtoull(cl, NULL, 10);
-    if (c->h && c->h->parser.method == HTTP_HEAD)
+    if (h->_parser.method == HTTP_HEAD)
         CHECK(body_len == 0 || body_len == want, "HEAD body");
     else
         CHECK(body_len == want, "Content-Length %zu, body %zu", want,
@@ -228,26 +211,8 @@ static int check_response(struct conn *c, const char *p, size_t n)
     return status;
 }
 
-void conn_send_bytes(struct conn *c, const void *p, size_t n)
-{
-    struct fake_sock *s = sock_of(&c->tcp);
-    if (!s->upgraded && c->state != CONN_CLOSED) {
-        /* Nothing answers in CONN_CLOSING (the parser stops, conn.c drops
-         * input, a login finishing late checks for CONN_BUSY): a response
-         * there is a request answered twice. */
-        CHECK(c->state != CONN_CLOSING,
-              "a response queued on a closing connection: %.*s",
-              (int)(n < 60 ? n : 60), (const char *)p);
-        if (c->state == CONN_BUSY)
-            fuzz_answers++;
-        if (check_response(c, p, n) == 101)
-            s->upgraded = 1;
-    }
-    real_conn_send_bytes(c, p, n);
-}
-
 /* The frames written so far; a frame split over two writes waits. */
-static void check_frames(struct fake_sock *s)
+static void check_frames(struct fake_sock *s, int echo)
 {
     struct buf *b = &s->frames;
     const unsigned char *p = (const unsigned char *)b->data;
@@ -282,7 +247,7 @@ static void check_frames(struct fake_sock *s)
                   (unsigned long long)len);
         if (op == 1) {
             CHECK(fuzz_utf8_valid(pl, len), "text frame is not UTF-8");
-            if (s->echo)
+            if (echo)
                 goto next; /* /ws/echo returns what it was sent */
             json_t *j = json_loadb((const char *)pl, len,
                                    JSON_REJECT_DUPLICATES, NULL);
@@ -306,7 +271,7 @@ static void check_frames(struct fake_sock *s)
 
 /* FUZZ_TRACE=1 in the environment prints what each socket is sent, for
  * reading a reproducer's run. */
-static int trace = -1;
+static int trace;
 
 static void trace_bytes(struct fake_sock *s, const char *p, size_t n)
 {
@@ -321,506 +286,492 @@ static void trace_bytes(struct fake_sock *s, const char *p, size_t n)
     fprintf(stderr, "%s\n", n > 400 ? "..." : "");
 }
 
-static int fake_uv_tcp_init(uv_loop_t *loop, uv_tcp_t *h)
+/* Writes what s has queued, as its peer reads it, and closes it if it
+ * was to close after that. Returns 1 if it did anything. */
+static int flush(struct fake_sock *s)
 {
-    CHECK(nsocks < MAX_SOCKS, "too many sockets for the harness");
-    memset(h, 0, sizeof *h);
-    h->loop = loop;
-    h->type = UV_TCP;
-    struct fake_sock *s = &socks[nsocks++];
-    memset(s, 0, sizeof *s);
-    s->h = h;
-    s->srv = cur_srv;
-    buf_init(&s->frames, 0);
-    return 0;
-}
-
-static int fake_uv_accept(uv_stream_t *server, uv_stream_t *client)
-{
-    return 0;
-}
-
-static int fake_uv_tcp_nodelay(uv_tcp_t *h, int enable) { return 0; }
-
-static int fake_uv_tcp_getpeername(const uv_tcp_t *h, struct sockaddr *name,
-                                   int *namelen)
-{
-    struct sockaddr_in sin;
-    CHECK(*namelen >= (int)sizeof sin, "getpeername buffer");
-    uv_ip4_addr("192.0.2.1", 40000, &sin);
-    memcpy(name, &sin, sizeof sin);
-    *namelen = sizeof sin;
-    return 0;
-}
-
-static int fake_uv_read_start(uv_stream_t *st, uv_alloc_cb alloc_cb,
-                              uv_read_cb read_cb)
-{
-    struct fake_sock *s = sock_of(st);
-    CHECK(!s->closing, "uv_read_start on a closing handle");
-    s->alloc_cb = alloc_cb;
-    s->read_cb = read_cb;
-    s->reading = 1;
-    return 0;
-}
-
-static int fake_uv_read_stop(uv_stream_t *st)
-{
-    sock_of(st)->reading = 0;
-    return 0;
-}
-
-static int fake_uv_write(uv_write_t *req, uv_stream_t *st,
-                         const uv_buf_t bufs[], unsigned nbufs,
-                         uv_write_cb cb)
-{
-    struct fake_sock *s = sock_of(st);
-    CHECK(!s->closing, "uv_write on a closing handle");
-    CHECK(!s->shut, "uv_write after uv_shutdown");
-    CHECK(nbufs > 0, "empty uv_write");
-    s->echo = container_of(s->h, struct conn, tcp)->echo;
-    for (unsigned i = 0; i < nbufs; i++) {
-        const char *p = bufs[i].base;
-        size_t n = bufs[i].len;
-        s->written += n;
+    struct conn *c = s->c;
+    if (!c || c->state == CONN_CLOSED || (!s->nq && !c->_close_after_write))
+        return 0;
+    int echo = c->_cb != s->http && ((struct ws_conn *)c->data)->_echo;
+    for (unsigned i = 0; i < s->nq; i++) {
+        const char *p = s->q[i]->data;
+        size_t n = s->q[i]->len;
         if (trace)
             trace_bytes(s, p, n);
         check_isolation(p, n);
         if (!s->wire_upgraded) {
-            /* Each queued response is one buffer (one conn_send). */
+            /* Each queued response is one frame (one conn_send_bytes). */
             CHECK(n >= 12 && memcmp(p, "HTTP/1.1 ", 9) == 0,
                   "bytes before the 101 that are not a response");
-            if (memcmp(p + 9, "101", 3) == 0)
-                s->wire_upgraded = 1;
-            continue;
+            s->wire_upgraded = memcmp(p + 9, "101", 3) == 0;
+        } else {
+            CHECK(buf_append(&s->frames, p, n) == 0, "frame buffer");
         }
-        CHECK(buf_append(&s->frames, p, n) == 0, "frame buffer");
+        frame_unref(s->q[i]);
     }
-    check_frames(s);
-    req->handle = st;
-    push_event(EV_WRITE, req, (void *)cb);
+    s->nq = 0;
+    check_frames(s, echo);
+    if (c->_close_after_write)
+        conn_close(c);
+    return 1;
+}
+
+/* ---- net/net.h, on the fake sockets ------------------------------------ */
+
+void conn_set_handler(struct conn *c, const struct conn_handler *h,
+                      void *data)
+{
+    struct fake_sock *s = sock_of(c);
+    if (!s->http)
+        s->http = h;
+    c->_cb = h;
+    c->data = data;
+}
+
+void conn_peer(struct conn *c, char *out, size_t len)
+{
+    snprintf(out, len, PEER);
+}
+
+void conn_send(struct conn *c, struct frame *f)
+{
+    struct fake_sock *s = sock_of(c);
+    if (c->state == CONN_CLOSED)
+        return;
+    if (s->nq == s->capq) {
+        s->capq = s->capq ? 2 * s->capq : 16;
+        s->q = xrealloc(s->q, s->capq * sizeof *s->q);
+    }
+    s->q[s->nq++] = frame_ref(f);
+}
+
+void conn_send_bytes(struct conn *c, const void *p, size_t n)
+{
+    struct fake_sock *s = sock_of(c);
+    if (!s->upgraded && c->state != CONN_CLOSED) {
+        /* Nothing answers on a closing connection (http_respond() checks,
+         * a login finishing late checks http_busy()): a response there is
+         * a request answered twice. */
+        CHECK(c->state != CONN_CLOSING,
+              "a response queued on a closing connection: %.*s",
+              (int)(n < 60 ? n : 60), (const char *)p);
+        CHECK(c->_cb == s->http, "bytes before a 101 not from HTTP");
+        struct http_conn *h = c->data;
+        if (h->_busy)
+            fuzz_answers++;
+        if (check_response(h, p, n) == 101)
+            s->upgraded = 1;
+    }
+    struct frame *f = frame_new_raw(p, n);
+    conn_send(c, f);
+    frame_unref(f);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    int was_open = c->state == CONN_OPEN;
+    struct fake_sock *s = sock_of(c);
+    c->state = CONN_CLOSED;
+    s->waiting = 0;
+    if (was_open && c->_cb && c->_cb->on_closing)
+        c->_cb->on_closing(c);
+    for (unsigned i = 0; i < s->nq; i++) /* never written */
+        frame_unref(s->q[i]);
+    s->nq = 0;
+    /* The transport's reference goes in the close callback, at the end of
+     * the turn (reap_closed()). */
+}
+
+void conn_close_after_write(struct conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->state == CONN_OPEN) {
+        c->state = CONN_CLOSING;
+        sock_of(c)->waiting = 0;
+        if (c->_cb && c->_cb->on_closing)
+            c->_cb->on_closing(c);
+    }
+    c->_close_after_write = 1;
+}
+
+void conn_ref(struct conn *c) { c->_refs++; }
+
+void conn_unref(struct conn *c)
+{
+    CHECK(c->_refs > 0, "conn_unref without a reference");
+    if (--c->_refs)
+        return;
+    CHECK(c->state == CONN_CLOSED, "last reference dropped on an open "
+                                   "connection");
+    if (c->_cb && c->_cb->on_free)
+        c->_cb->on_free(c);
+    sock_of(c)->c = NULL;
+    free(c);
+}
+
+void conn_set_deadline(struct conn *c, int64_t ms)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    c->_deadline = floop.now + ms;
+    sock_of(c)->waiting = 1;
+}
+
+void conn_clear_deadline(struct conn *c) { sock_of(c)->waiting = 0; }
+
+/* ---- store/queue.h, in step with the loop ------------------------------ */
+
+/* Not store/queue.c's thread: a job runs at once, on the submitting
+ * thread (ud is lent to the queue by the submit, so it must be filled
+ * already, as the store thread may run it at once too), and its done
+ * waits for the end of the turn, as it would come back on a later loop
+ * turn. Jobs and dones keep their order, and every input runs the same
+ * way each time. No other process holds the database, so STOREQ_RETRY
+ * changes nothing, and max_jobs is not reached. */
+struct storeq {
+    struct store *s;
+    int closed;
+};
+
+struct storeq_job {
+    struct storeq_job *next;
+    storeq_done_cb *done;
+    void *ud;
+    int rc;
+};
+
+static struct storeq fq;
+
+int storeq_client_init(struct storeq *q, struct storeq_client *c,
+                       uv_loop_t *loop)
+{
+    memset(c, 0, sizeof *c);
+    c->_q = q;
     return 0;
 }
 
-static int fake_uv_shutdown(uv_shutdown_t *req, uv_stream_t *st,
-                            uv_shutdown_cb cb)
+int storeq_submit(struct storeq_client *c, storeq_run_cb *run,
+                  storeq_done_cb *done, void *ud, unsigned flags)
 {
-    struct fake_sock *s = sock_of(st);
-    if (s->closing || s->shut)
-        return UV_ENOTCONN;
-    s->shut = 1;
-    req->handle = st;
-    push_event(EV_SHUTDOWN, req, (void *)cb);
+    if (c->_q->closed)
+        return STOREQ_ECLOSED;
+    struct storeq_job *j = xcalloc(1, sizeof *j);
+    j->done = done;
+    j->ud = ud;
+    j->rc = run(c->_q->s, ud);
+    if (c->_tail)
+        c->_tail->next = j;
+    else
+        c->_head = j;
+    c->_tail = j;
+    c->_inflight++;
     return 0;
 }
 
-static void fake_uv_close(uv_handle_t *h, uv_close_cb cb)
+int storeq_call(struct storeq *q, storeq_run_cb *run, void *ud,
+                unsigned flags)
 {
-    struct fake_sock *s = sock_of(h);
-    CHECK(!s->closing, "uv_close called twice");
-    s->closing = 1;
-    s->reading = 0;
-    push_event(EV_CLOSE, h, (void *)cb);
+    return q->closed ? STOREQ_ECLOSED : run(q->s, ud);
 }
 
-static int fake_uv_is_closing(const uv_handle_t *h)
-{
-    return sock_of(h)->closing;
-}
+/* Every job has run already: closing only refuses later submits. */
+void storeq_close(struct storeq *q) { q->closed = 1; }
 
-/* Delivers the completions, as the loop's poll and closing phases do:
- * writes and shutdowns first (cancelled if their handle is closing), then
- * close callbacks. Callbacks may queue more; runs until none are left. */
-static int run_events(void)
+/* The done callbacks due on c, and those of the jobs they submit. Returns
+ * 1 if any ran. */
+static int deliver(struct storeq_client *c)
 {
     int ran = 0;
-    while (nevents) {
-        size_t n = nevents;
-        struct event *ev = xmalloc(n * sizeof *ev);
-        memcpy(ev, events, n * sizeof *ev);
-        nevents = 0;
-        for (int pass = 0; pass < 2; pass++) {
-            for (size_t i = 0; i < n; i++) {
-                if ((ev[i].type == EV_CLOSE) != pass)
-                    continue;
-                ran = 1;
-                if (ev[i].type == EV_WRITE) {
-                    uv_write_t *req = ev[i].req;
-                    int st = sock_of(req->handle)->closing ? UV_ECANCELED : 0;
-                    ((uv_write_cb)ev[i].cb)(req, st);
-                } else if (ev[i].type == EV_SHUTDOWN) {
-                    uv_shutdown_t *req = ev[i].req;
-                    ((uv_shutdown_cb)ev[i].cb)(req, 0);
-                } else {
-                    struct fake_sock *s = sock_of(ev[i].req);
-                    s->freed = 1;
-                    if (ev[i].cb)
-                        ((uv_close_cb)ev[i].cb)(ev[i].req);
-                }
-            }
-        }
-        free(ev);
+    while (c->_head) {
+        struct storeq_job *j = c->_head;
+        c->_head = j->next;
+        if (!c->_head)
+            c->_tail = NULL;
+        c->_inflight--;
+        j->done(j->ud, j->rc);
+        free(j);
+        ran = 1;
     }
     return ran;
 }
 
-/* ---- net/server.c ------------------------------------------------------ */
-
-/* One loop, the harness's. Its libuv loop is real (the thread pool runs
- * on it); its clock is fake_turn()'s: it moves only when the harness says
- * so. With one loop nothing is ever posted, and the lock has nothing to
- * guard. */
-static struct loop floop;
-
-int64_t loop_now(struct loop *lp)
+void storeq_client_close(struct storeq_client *c, uv_close_cb cb)
 {
-    lp->now = lp->srv->now;
-    return lp->now;
+    deliver(c);
+    if (cb)
+        cb((uv_handle_t *)&c->_async);
 }
-void server_lock(struct server *srv)
-{
-    floop.now = srv->now;
-    if (floop.nposts)
-        hub_run_posts(&floop);
-}
-void server_unlock(struct server *srv) {}
-struct loop *loop_current(void) { return &floop; }
-void loop_wake(struct loop *lp) {}
 
 /* ---- The harness side -------------------------------------------------- */
 
-static int loop_ready;
-static uv_tcp_t listener;
-static int64_t last_heartbeat, last_flush, last_sweep;
-
-struct fake_sock *fake_accept(struct server *srv)
+/* Close callbacks: drops the transport's reference of each connection
+ * closed since. Returns 1 if there was any. */
+static int reap_closed(void)
 {
-    size_t before = nsocks;
-    cur_srv = srv;
-    floop.now = srv->now;
-    conn_start(&floop, (uv_stream_t *)&listener);
-    CHECK(nsocks == before + 1, "conn_start made no handle");
-    struct fake_sock *s = &socks[before];
-    fake_turn(srv, 0);
-    return s->freed ? NULL : s; /* refused (conn_rate) */
+    int ran = 0;
+    for (size_t i = 0; i < nsocks; i++) {
+        struct fake_sock *s = &socks[i];
+        if (s->c && s->c->state == CONN_CLOSED && !s->released) {
+            s->released = 1;
+            conn_unref(s->c);
+            ran = 1;
+        }
+    }
+    return ran;
 }
 
-struct conn *fake_conn(struct fake_sock *s)
+void fake_turn(struct fake_server *srv, int64_t advance_ms)
 {
-    return s && !s->freed ? container_of(s->h, struct conn, tcp) : NULL;
-}
-
-int fake_upgraded(struct fake_sock *s) { return s->upgraded; }
-size_t fake_written(struct fake_sock *s) { return s->written; }
-
-int fake_read(struct fake_sock *s, const void *p, size_t n,
-              int64_t advance_ms)
-{
-    const char *q = p;
-    while (n && s->reading && !s->freed) {
-        uv_buf_t b = uv_buf_init(NULL, 0);
-        s->alloc_cb((uv_handle_t *)s->h, 65536, &b);
-        CHECK(b.base && b.len, "no read buffer");
-        size_t k = n < b.len ? n : b.len;
-        memcpy(b.base, q, k);
-        s->read_cb((uv_stream_t *)s->h, (ssize_t)k, &b);
-        q += k;
-        n -= k;
+    floop.now += advance_ms;
+    int64_t now = floop.now;
+    const struct config *cfg = &srv->api.cfg;
+    /* server.c's timers, those that are due. */
+    hub_lock(srv->hub);
+    hub_tick(srv->hub);
+    if (now - srv->last_online >= 1000) {
+        srv->last_online = now;
+        hub_send_online(srv->hub);
     }
-    fake_turn(s->srv, advance_ms);
-    struct conn *c = fake_conn(s);
-    return c && s->reading && c->state != CONN_CLOSING ? 0 : -1;
-}
-
-void fake_hangup(struct fake_sock *s)
-{
-    if (!s->freed && s->reading) {
-        uv_buf_t b = uv_buf_init(NULL, 0);
-        s->read_cb((uv_stream_t *)s->h, UV_EOF, &b);
+    if (now - srv->last_heartbeat >= cfg->heartbeat_ms) {
+        srv->last_heartbeat = now;
+        hub_heartbeat(srv->hub, 0);
     }
-    fake_turn(s->srv, 0);
-}
-
-void fake_turn(struct server *srv, int64_t advance_ms)
-{
-    srv->now += advance_ms;
-    floop.now = srv->now;
-    /* net/server.c's timers, in the order a loop turn would run them. */
-    presence_tick(srv->presence, srv->now);
-    conn_reap(&floop);
-    if (srv->now - last_heartbeat >= srv->cfg.heartbeat_ms) {
-        last_heartbeat = srv->now;
-        hub_heartbeat(&floop);
+    if (now - srv->last_flush >= cfg->flush_ms) {
+        srv->last_flush = now;
+        hub_flush_store(srv->hub);
     }
-    if (srv->now - last_flush >= srv->cfg.flush_ms) {
-        last_flush = srv->now;
-        hub_flush_store(srv);
+    if (now - srv->last_sweep >= cfg->sweep_ms) {
+        srv->last_sweep = now;
+        hub_sweep(srv->hub, cfg->stale_after_ms);
+        api_sweep(&srv->shared, srv->hub, hub_now(srv->hub));
     }
-    if (srv->now - last_sweep >= srv->cfg.sweep_ms) {
-        last_sweep = srv->now;
-        hub_sweep(srv, srv->cfg.stale_after_ms);
+    hub_unlock(srv->hub);
+    /* The transport's deadlines. */
+    for (size_t i = 0; i < nsocks; i++) {
+        struct conn *c = socks[i].c;
+        if (c && socks[i].waiting && c->_deadline <= now) {
+            socks[i].waiting = 0;
+            if (c->state == CONN_OPEN && c->_cb->on_timeout)
+                c->_cb->on_timeout(c);
+        }
     }
     int more;
     do {
         while (uv_run(&floop.uv, UV_RUN_DEFAULT)) /* the thread pool */
             ;
-        conn_flush_pending(&floop); /* the prepare handle */
-        more = run_events();
-    } while (more || !list_empty(&floop.pending));
+        more = deliver(&srv->sq);
+        for (size_t i = 0; i < nsocks; i++)
+            more |= flush(&socks[i]);
+        more |= reap_closed();
+    } while (more);
 }
 
-/* ---- store/ ------------------------------------------------------------ */
-
-#define MAX_ORGS 8
-#define MAX_USERS 16
-#define MAX_SESSIONS 8
-
-struct fake_group {
-    const char *org, *id, *name;
-    const char *members[3];
-};
-
-static const struct fake_group channels[] = {
-    {"o1", "c_general", "general o1-secret", {"u1", "u2", NULL}},
-    {"o2", "c_other", "other o2-secret", {"u3", NULL, NULL}},
-};
-static const struct fake_group projects[] = {
-    {"o1", "p_launch", "Launch \"Q4\" \xf0\x9f\x9a\x80", {"u1", NULL, NULL}},
-};
-
-struct fake_session {
-    int64_t id;
-    unsigned char hash[32];
-    char org[STORE_ID_MAX + 1], user[STORE_ID_MAX + 1];
-    int64_t expires;
-};
-
-static struct {
-    char orgs[MAX_ORGS][STORE_ID_MAX + 1];
-    size_t norgs;
-    struct store_user users[MAX_USERS];
-    size_t nusers;
-    struct fake_session sessions[MAX_SESSIONS];
-    size_t nsessions;
-    int64_t next_sid;
-    int in_tx;
-} db;
-
-static int id_ok(const char *s)
+struct fake_sock *fake_accept(struct fake_server *srv)
 {
-    return s && *s && strlen(s) <= STORE_ID_MAX;
-}
-
-static struct store_user *user_find(const char *org, const char *id)
-{
-    for (size_t i = 0; i < db.nusers; i++)
-        if (!strcmp(db.users[i].org, org) && !strcmp(db.users[i].id, id))
-            return &db.users[i];
-    return NULL;
-}
-
-static void fake_store_reset(void)
-{
-    memset(&db, 0, sizeof db);
-    store_org_add(NULL, "o1", NULL);
-    store_org_add(NULL, "o2", NULL);
-    store_user_add(NULL, "o1", "u1", "ann@example.com", "Ann", NULL, NULL);
-    store_user_add(NULL, "o1", "u2", "bob@example.com",
-                   "Bob \xc3\xa9 o1-secret", NULL, NULL);
-    store_user_add(NULL, "o2", "u3", "cy@example.com", "Cy o2-secret", NULL,
-                   NULL);
-    user_find("o1", "u2")->status = PRESENCE_AWAY; /* in a restore window */
-    int64_t sid;
-    unsigned char h[32];
-    auth_token_hash(FUZZ_SESSION_TOKEN, strlen(FUZZ_SESSION_TOKEN), h);
-    store_session_add(NULL, h, "o1", "u1", FUZZ_NOW_MS + 3600 * 1000, &sid);
-}
-
-const char *store_strerror(int rc) { return rc ? "fake store error" : "ok"; }
-
-int store_begin(struct store *s)
-{
-    if (db.in_tx)
-        return STORE_EIO;
-    db.in_tx = 1;
-    return 0;
-}
-
-int store_commit(struct store *s)
-{
-    db.in_tx = 0;
-    return 0;
-}
-
-int store_rollback(struct store *s)
-{
-    db.in_tx = 0;
-    return 0;
-}
-
-int store_org_add(struct store *s, const char *id, const char *name)
-{
-    if (!id_ok(id))
-        return STORE_EINVAL;
-    for (size_t i = 0; i < db.norgs; i++)
-        if (!strcmp(db.orgs[i], id))
-            return STORE_EEXIST;
-    if (db.norgs == MAX_ORGS)
-        return STORE_EIO; /* a full disk, as far as callers can tell */
-    snprintf(db.orgs[db.norgs++], STORE_ID_MAX + 1, "%s", id);
-    return 0;
-}
-
-int store_org_exists(struct store *s, const char *id)
-{
-    for (size_t i = 0; i < db.norgs; i++)
-        if (!strcmp(db.orgs[i], id))
-            return 1;
-    return 0;
-}
-
-int store_user_add(struct store *s, const char *org, const char *id,
-                   const char *email, const char *name, const char *pw_hash,
-                   char *id_out)
-{
-    char gen[32];
-    if (!id) {
-        snprintf(gen, sizeof gen, "u_%012zu", db.nusers);
-        id = gen;
+    CHECK(nsocks < MAX_SOCKS, "too many sockets for the harness");
+    struct fake_sock *s = &socks[nsocks++];
+    memset(s, 0, sizeof *s);
+    s->srv = srv;
+    buf_init(&s->frames, 0);
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->lp = &floop;
+    c->state = CONN_OPEN;
+    c->_refs = 1;
+    c->_tcp.data = s;
+    s->c = c;
+    /* server.c's on_accept(). */
+    struct hub *hb = srv->hub;
+    hub_lock(hb);
+    int64_t n = rate_add(hub_rates(hb), "conn:" PEER, 1000, hub_now(hb));
+    hub_unlock(hb);
+    if (n > srv->api.cfg.conn_rate) {
+        conn_close(c);
+    } else {
+        struct http_opts o = {
+            .max_body = (size_t)srv->api.cfg.max_body,
+            .header_timeout_ms = srv->api.cfg.header_timeout_ms,
+            .on_request = api_handle,
+            .data = &srv->api,
+        };
+        http_conn_new(c, &o);
     }
-    if (!id_ok(org) || !id_ok(id) || (name && strlen(name) > STORE_NAME_MAX))
-        return STORE_EINVAL;
-    if (!store_org_exists(s, org))
-        return STORE_ENOENT;
-    if (user_find(org, id))
-        return STORE_EEXIST;
-    if (db.nusers == MAX_USERS)
-        return STORE_EIO;
-    struct store_user *u = &db.users[db.nusers++];
-    memset(u, 0, sizeof *u);
-    snprintf(u->org, sizeof u->org, "%s", org);
-    snprintf(u->id, sizeof u->id, "%s", id);
-    snprintf(u->email, sizeof u->email, "%s", email ? email : "");
-    snprintf(u->name, sizeof u->name, "%s", name ? name : id);
-    /* No password is ever set: a correct one would cost an argon2id
-     * verification per input. Logins all fail, after the same path. */
-    u->status = PRESENCE_OFFLINE;
-    u->manual = -1;
-    if (id_out)
-        snprintf(id_out, STORE_ID_MAX + 1, "%s", id);
-    return 0;
+    fake_turn(srv, 0);
+    return s->c ? s : NULL; /* refused (conn_rate) */
 }
 
-int store_user_get(struct store *s, const char *org, const char *id,
-                   struct store_user *out)
+int fake_upgraded(struct fake_sock *s) { return s->upgraded; }
+
+static int reading(const struct fake_sock *s)
 {
-    struct store_user *u = user_find(org, id);
-    if (!u)
-        return STORE_ENOENT;
-    *out = *u;
-    return 0;
+    return s->c && s->c->state == CONN_OPEN && !s->c->peer_eof;
 }
 
-int store_user_by_email(struct store *s, const char *email,
-                        struct store_user *out)
+int fake_read(struct fake_sock *s, const void *p, size_t n,
+              int64_t advance_ms)
 {
-    for (size_t i = 0; i < db.nusers; i++)
-        if (db.users[i].email[0] && !strcasecmp(db.users[i].email, email)) {
-            *out = db.users[i];
-            return 0;
+    const char *q = p;
+    while (n && reading(s)) {
+        size_t k = n < READ_MAX ? n : READ_MAX;
+        s->c->_cb->on_data(s->c, q, k);
+        q += k;
+        n -= k;
+    }
+    fake_turn(s->srv, advance_ms);
+    return reading(s) ? 0 : -1;
+}
+
+void fake_hangup(struct fake_sock *s)
+{
+    struct conn *c = s->c;
+    if (c && c->state != CONN_CLOSED && !c->peer_eof) {
+        /* conn.c: a half-close while an answer is made waits for it. */
+        if (c->state == CONN_OPEN && c->_cb->on_eof && c->_cb->on_eof(c))
+            c->peer_eof = 1;
+        else
+            conn_close(c);
+    }
+    fake_turn(s->srv, 0);
+}
+
+/* ---- store/: SQLite in memory --------------------------------------- */
+
+/* One store for the process, seeded once: opening one (its schema, its
+ * prepared statements) costs more than a whole input. A copy of the rows
+ * a server writes is kept in an attached database, and the next server
+ * starts from them again: undo[] puts back what an update hook saw
+ * change, and nothing else may change (restore_store() checks). */
+static struct store *store;
+static sqlite3 *store_db;
+static const struct {
+    const char *table, *sql;
+} undo[] = {
+    {"", "BEGIN"},
+    {"sessions", "DELETE FROM main.sessions"},
+    {"sessions", "INSERT INTO main.sessions SELECT * FROM seed.sessions"},
+    {"users", "UPDATE main.users AS u SET email = s.email, name = s.name,"
+              " pw_hash = s.pw_hash, status = s.status, manual = s.manual,"
+              " last_seen_ms = s.last_seen_ms FROM seed.users AS s"
+              " WHERE u.org = s.org AND u.id = s.id"},
+    {"users", "DELETE FROM main.users WHERE NOT EXISTS (SELECT 1 FROM"
+              " seed.users AS s WHERE s.org = users.org AND s.id = users.id)"},
+    {"organizations", "DELETE FROM main.organizations WHERE id NOT IN"
+                      " (SELECT id FROM seed.organizations)"},
+    {"", "COMMIT"},
+};
+static sqlite3_stmt *undo_st[ARRAY_LEN(undo)];
+static unsigned changed;        /* bit i: undo[i].table was written */
+static int64_t seen, base;      /* rows the hook saw; total_changes then */
+
+/* Wrapped (-Wl,--wrap=sqlite3_open_v2): catches store_open()'s handle,
+ * for what store.h cannot do: the seeds of fixed ids, and their copy. */
+int __real_sqlite3_open_v2(const char *name, sqlite3 **db, int flags,
+                           const char *vfs);
+
+int __wrap_sqlite3_open_v2(const char *name, sqlite3 **db, int flags,
+                           const char *vfs)
+{
+    int rc = __real_sqlite3_open_v2(name, db, flags, vfs);
+    store_db = *db;
+    return rc;
+}
+
+static void on_change(void *ud, int op, const char *db, const char *table,
+                      sqlite3_int64 rowid)
+{
+    int known = 0;
+    seen++;
+    for (size_t i = 0; i < ARRAY_LEN(undo); i++)
+        if (!strcmp(table, undo[i].table)) {
+            changed |= 1u << i;
+            known = 1;
         }
-    return STORE_ENOENT;
+    CHECK(known, "the server wrote to %s, which the harness does not "
+          "restore", table);
 }
 
-int store_user_set_name(struct store *s, const char *org, const char *id,
-                        const char *name)
+static void sql(const char *q)
 {
-    struct store_user *u = user_find(org, id);
-    if (!u)
-        return STORE_ENOENT;
-    if (!name || strlen(name) > STORE_NAME_MAX)
-        return STORE_EINVAL;
-    snprintf(u->name, sizeof u->name, "%s", name);
-    return 0;
+    CHECK(sqlite3_exec(store_db, q, NULL, NULL, NULL) == SQLITE_OK, "%s: %s",
+          q, sqlite3_errmsg(store_db));
 }
 
-int store_user_set_presence(struct store *s, const char *org, const char *id,
-                            int status, int manual, int64_t last_seen_ms)
+static void seed_store(void)
 {
-    struct store_user *u = user_find(org, id);
-    if (!u)
-        return STORE_ENOENT;
-    CHECK(status >= 0 && status <= 3 && manual >= -1 && manual <= 3,
-          "stored status %d manual %d", status, manual);
-    u->status = status;
-    u->manual = manual;
-    u->last_seen_ms = last_seen_ms;
-    return 0;
+    char err[STORE_ERRLEN];
+    CHECK(store_open(&store, ":memory:", err) == 0, "store_open: %s", err);
+    struct store *st = store;
+    int rc = store_org_add(st, "o1", NULL) | store_org_add(st, "o2", NULL) |
+             store_user_add(st, "o1", "u1", "ann@example.com", "Ann", NULL,
+                            NULL) |
+             store_user_add(st, "o1", "u2", "bob@example.com",
+                            "Bob \xc3\xa9 o1-secret", NULL, NULL) |
+             store_user_add(st, "o2", "u3", "cy@example.com",
+                            "Cy o2-secret", NULL, NULL) |
+             /* in a restore window */
+             store_user_set_presence(st, "o1", "u2", PRESENCE_AWAY, -1, 0);
+    unsigned char h[32];
+    int64_t sid = 0;
+    auth_token_hash(FUZZ_SESSION_TOKEN, strlen(FUZZ_SESSION_TOKEN), h);
+    rc |= store_session_add(st, h, "o1", "u1", FUZZ_NOW_MS + 3600 * 1000,
+                            &sid);
+    CHECK(rc == 0 && sid == 1, "seeding the store");
+    /* Channels and projects by the ids the corpus names. */
+    sql("INSERT INTO channels VALUES ('o1', 'c_general', 'general o1-secret',"
+        " 0), ('o2', 'c_other', 'other o2-secret', 0);"
+        "INSERT INTO channel_members VALUES ('o1', 'c_general', 'u1'),"
+        " ('o1', 'c_general', 'u2'), ('o2', 'c_other', 'u3');"
+        "INSERT INTO projects VALUES"
+        " ('o1', 'p_launch', 'Launch \"Q4\" \xf0\x9f\x9a\x80', 0);"
+        "INSERT INTO project_members VALUES ('o1', 'p_launch', 'u1');"
+        "ATTACH ':memory:' AS seed;"
+        "CREATE TABLE seed.organizations AS SELECT * FROM main.organizations;"
+        "CREATE TABLE seed.users AS SELECT * FROM main.users;"
+        "CREATE TABLE seed.sessions AS SELECT * FROM main.sessions;");
+    for (size_t i = 0; i < ARRAY_LEN(undo); i++)
+        CHECK(sqlite3_prepare_v2(store_db, undo[i].sql, -1, &undo_st[i],
+                                 NULL) == SQLITE_OK,
+              "%s: %s", undo[i].sql, sqlite3_errmsg(store_db));
+    sqlite3_update_hook(store_db, on_change, NULL);
+    base = sqlite3_total_changes64(store_db);
 }
 
-int store_user_each(struct store *s, const char *org, store_user_cb *cb,
-                    void *ud)
+/* Puts back the seeds the last server changed. */
+static void restore_store(void)
 {
-    for (size_t i = 0; i < db.nusers; i++)
-        if (!org || !strcmp(db.users[i].org, org))
-            cb(ud, &db.users[i]);
-    return 0;
+    /* The hook sees no WITHOUT ROWID table: a change it did not see is
+     * to channel or project members. */
+    CHECK(sqlite3_total_changes64(store_db) - base == seen,
+          "the server wrote to members, which the harness does not restore");
+    if (!changed)
+        return;
+    for (size_t i = 0; i < ARRAY_LEN(undo); i++) {
+        if (*undo[i].table && !(changed >> i & 1))
+            continue;
+        CHECK(sqlite3_step(undo_st[i]) == SQLITE_DONE, "%s: %s", undo[i].sql,
+              sqlite3_errmsg(store_db));
+        sqlite3_reset(undo_st[i]);
+    }
+    changed = 0;
+    seen = 0;
+    base = sqlite3_total_changes64(store_db);
 }
 
-int store_session_add(struct store *s, const unsigned char hash[32],
-                      const char *org, const char *user, int64_t expires_ms,
-                      int64_t *id_out)
-{
-    if (db.nsessions == MAX_SESSIONS)
-        return STORE_EIO;
-    struct fake_session *e = &db.sessions[db.nsessions++];
-    e->id = ++db.next_sid;
-    memcpy(e->hash, hash, 32);
-    snprintf(e->org, sizeof e->org, "%s", org);
-    snprintf(e->user, sizeof e->user, "%s", user);
-    e->expires = expires_ms;
-    *id_out = e->id;
-    return 0;
-}
-
-static int session_out(const struct fake_session *e, int64_t now,
-                       struct store_session *out)
-{
-    if (e->expires <= now)
-        return STORE_ENOENT;
-    out->id = e->id;
-    snprintf(out->org, sizeof out->org, "%s", e->org);
-    snprintf(out->user, sizeof out->user, "%s", e->user);
-    out->expires_ms = e->expires;
-    return 0;
-}
-
-int store_session_get(struct store *s, const unsigned char hash[32],
-                      int64_t now_ms, struct store_session *out)
-{
-    for (size_t i = 0; i < db.nsessions; i++)
-        if (!memcmp(db.sessions[i].hash, hash, 32)) {
-            int rc = session_out(&db.sessions[i], now_ms, out);
-            if (rc == 0)
-                fuzz_saw_org(out->org); /* a cookie authenticated */
-            return rc;
-        }
-    return STORE_ENOENT;
-}
-
-int store_session_get_by_id(struct store *s, int64_t id, int64_t now_ms,
-                            struct store_session *out)
-{
-    for (size_t i = 0; i < db.nsessions; i++)
-        if (db.sessions[i].id == id)
-            return session_out(&db.sessions[i], now_ms, out);
-    return STORE_ENOENT;
-}
-
-/* Wrapped (-Wl,--wrap=jwt_verify): notes who a token authenticated. */
+/* Wrapped (-Wl,--wrap=...): who a token or a session cookie
+ * authenticated (api/ reads the session table, auth/sessions.h), and
+ * what the hub stores. */
 int __real_jwt_verify(const char *token, size_t len, const void *secret,
                       size_t secret_len, int64_t now_s,
                       struct jwt_claims *out);
+int __real_sessions_get_by_hash(const struct sessions *t,
+                                const unsigned char hash[32], int64_t now_ms,
+                                struct sessions_entry *out);
+int __real_store_user_set_presence(struct store *s, const char *org,
+                                   const char *id, int status, int manual,
+                                   int64_t last_seen_ms);
 
 int __wrap_jwt_verify(const char *token, size_t len, const void *secret,
                       size_t secret_len, int64_t now_s,
@@ -832,140 +783,25 @@ int __wrap_jwt_verify(const char *token, size_t len, const void *secret,
     return rc;
 }
 
-int store_session_delete(struct store *s, int64_t id)
+int __wrap_sessions_get_by_hash(const struct sessions *t,
+                                const unsigned char hash[32], int64_t now_ms,
+                                struct sessions_entry *out)
 {
-    for (size_t i = 0; i < db.nsessions; i++)
-        if (db.sessions[i].id == id)
-            db.sessions[i].expires = 0;
-    return 0;
+    int rc = __real_sessions_get_by_hash(t, hash, now_ms, out);
+    if (rc == 0)
+        fuzz_saw_org(out->org);
+    return rc;
 }
 
-int store_session_purge(struct store *s, int64_t now_ms) { return 0; }
-/* Few sessions per user here: nothing to trim. */
-int store_session_trim(struct store *s, const char *org, const char *user,
-                       int keep, int64_t now_ms, store_session_cb *cb,
-                       void *ud)
+int __wrap_store_user_set_presence(struct store *s, const char *org,
+                                   const char *id, int status, int manual,
+                                   int64_t last_seen_ms)
 {
-    return 0;
+    CHECK(status >= 0 && status <= 3 && manual >= -1 && manual <= 3,
+          "stored status %d manual %d", status, manual);
+    return __real_store_user_set_presence(s, org, id, status, manual,
+                                          last_seen_ms);
 }
-
-static int group_each(const struct fake_group *g, size_t n, const char *org,
-                      store_group_cb *cb, void *ud)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(g[i].org, org)) {
-            int k = 0;
-            while (k < 3 && g[i].members[k])
-                k++;
-            cb(ud, g[i].id, g[i].name, k);
-        }
-    return 0;
-}
-
-static int group_members(const struct fake_group *g, size_t n,
-                         const char *org, const char *id, char *name_out,
-                         store_member_cb *cb, void *ud)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(g[i].org, org) || strcmp(g[i].id, id))
-            continue;
-        if (name_out)
-            snprintf(name_out, STORE_NAME_MAX + 1, "%s", g[i].name);
-        for (int k = 0; k < 3 && g[i].members[k]; k++)
-            cb(ud, g[i].members[k]);
-        return 0;
-    }
-    return STORE_ENOENT;
-}
-
-int store_channel_each(struct store *s, const char *org, store_group_cb *cb,
-                       void *ud)
-{
-    return group_each(channels, ARRAY_LEN(channels), org, cb, ud);
-}
-
-int store_project_each(struct store *s, const char *org, store_group_cb *cb,
-                       void *ud)
-{
-    return group_each(projects, ARRAY_LEN(projects), org, cb, ud);
-}
-
-int store_channel_members(struct store *s, const char *org, const char *id,
-                          char *name_out, store_member_cb *cb, void *ud)
-{
-    return group_members(channels, ARRAY_LEN(channels), org, id, name_out,
-                         cb, ud);
-}
-
-int store_project_members(struct store *s, const char *org, const char *id,
-                          char *name_out, store_member_cb *cb, void *ud)
-{
-    return group_members(projects, ARRAY_LEN(projects), org, id, name_out,
-                         cb, ud);
-}
-
-int store_reset_stale(struct store *s, int64_t cutoff_ms)
-{
-    int n = 0;
-    for (size_t i = 0; i < db.nusers; i++)
-        if (db.users[i].status != PRESENCE_OFFLINE &&
-            db.users[i].last_seen_ms < cutoff_ms) {
-            db.users[i].status = PRESENCE_OFFLINE;
-            n++;
-        }
-    return n;
-}
-
-int store_user_count(struct store *s, const char *org)
-{
-    int n = 0;
-    for (size_t i = 0; i < db.nusers; i++)
-        n += !strcmp(db.users[i].org, org);
-    return n;
-}
-
-/* No other process shares the fake: the version never moves, so the hub
- * counts an organization only on its first sync. */
-int64_t store_data_version(struct store *s)
-{
-    return 1;
-}
-
-/* The rest of store.h: not reached from a request, present so that the
- * fake stands for the whole module. */
-int store_open(struct store **out, const char *path, char *err)
-{
-    *out = (struct store *)&db;
-    return 0;
-}
-
-void store_close(struct store *s) {}
-
-int store_channel_add(struct store *s, const char *org, const char *name,
-                      const char *const *members, size_t n, char *id_out)
-{
-    return STORE_EIO;
-}
-
-int store_project_add(struct store *s, const char *org, const char *name,
-                      const char *const *members, size_t n, char *id_out)
-{
-    return STORE_EIO;
-}
-
-int store_server_set(struct store *s, const struct store_server *srv)
-{
-    return 0;
-}
-
-int store_server_get(struct store *s, struct store_server *out)
-{
-    return STORE_ENOENT;
-}
-
-int store_server_clear(struct store *s, int64_t pid) { return 0; }
-void store_set_busy_timeout(struct store *s, int ms) {}
-int store_check(struct store *s, char *err) { return 0; }
 
 /* ---- Embedded assets (tools/embed.sh makes the real table) ------------- */
 
@@ -985,84 +821,81 @@ const struct asset assets[] = {
 
 /* ---- The server -------------------------------------------------------- */
 
-struct server *fake_server_new(const char *allowed_origins)
+struct fake_server *fake_server_new(const struct config *cfg)
 {
-    if (!loop_ready) {
+    static int ready;
+    if (!ready) {
         CHECK(uv_loop_init(&floop.uv) == 0, "uv_loop_init");
-        CHECK(auth_init() == 0, "auth_init");
+        CHECK(auth_init() == 0 && api_init() == 0, "auth_init, api_init");
         log_set_level((enum log_level)(LOG_ERROR + 1)); /* quiet */
-        loop_ready = 1;
-    }
-    if (trace < 0)
         trace = getenv("FUZZ_TRACE") != NULL;
-    struct server *srv = xcalloc(1, sizeof *srv);
-    /* As server_run() sets it up. */
-    config_defaults(&srv->cfg);
-    if (allowed_origins)
-        snprintf(srv->cfg.allowed_origins, sizeof srv->cfg.allowed_origins,
-                 "%s", allowed_origins);
-    srv->nloops = 1;
-    srv->loops[0] = &floop;
-    floop.srv = srv;
-    floop.id = 0;
-    floop.cfg = srv->cfg;
-    floop.stopping = 0;
-    list_init(&floop.conns);
-    list_init(&floop.pending);
-    list_init(&floop.lingering);
-    list_init(&floop.waiting);
-    list_init(&floop.logins);
-    srv->rates = rate_new();
-    srv->store = (struct store *)&db;
-    srv->secret_len = strlen(FUZZ_JWT_SECRET);
-    memcpy(srv->secret, FUZZ_JWT_SECRET, srv->secret_len);
-    memcpy(floop.secret, FUZZ_JWT_SECRET, srv->secret_len);
-    floop.secret_len = srv->secret_len;
-    snprintf(srv->admin_key, sizeof srv->admin_key, "%s", FUZZ_ADMIN_KEY);
-    srv->now = FUZZ_NOW_MS;
-    floop.now = srv->now;
+        seed_store();
+        ready = 1;
+    }
+    struct fake_server *srv = xcalloc(1, sizeof *srv);
+    floop.now = FUZZ_NOW_MS;
+    srv->last_online = srv->last_heartbeat = srv->last_flush =
+        srv->last_sweep = floop.now;
     fuzz_isolation = 0;
     orgs_seen = 0;
-    last_heartbeat = last_flush = last_sweep = srv->now;
-    fake_store_reset();
-    CHECK(hub_init(srv) == 0, "hub_init");
     nsocks = 0;
-    cur_srv = srv;
+    struct config c;
+    if (cfg)
+        c = *cfg;
+    else
+        config_defaults(&c);
+    /* As server_run() sets them up. */
+    restore_store();
+    fq.s = store;
+    fq.closed = 0;
+    storeq_client_init(&fq, &srv->sq, &floop.uv);
+    CHECK(hub_new(&srv->hub, &c, &fq, 1) == 0, "hub_new");
+    CHECK(api_shared_init(&srv->shared, &fq, hub_now(srv->hub)) == 0,
+          "api_shared_init");
+    hub_set_loop(srv->hub, 0, &floop, &srv->sq);
+    snprintf(srv->shared.admin_key, sizeof srv->shared.admin_key, "%s",
+             FUZZ_ADMIN_KEY);
+    api_loop_init(&srv->api, srv->hub, &floop, &srv->shared);
+    srv->api.cfg = c;
+    srv->api.secret_len = strlen(FUZZ_JWT_SECRET);
+    memcpy(srv->api.secret, FUZZ_JWT_SECRET, srv->api.secret_len);
     return srv;
 }
 
-void fake_server_free(struct server *srv, int shutdown)
+void fake_server_free(struct fake_server *srv, int shutdown)
 {
+    struct hub *hb = srv->hub;
     if (shutdown) {
-        /* SIGTERM: 1001 to every WebSocket, then everything closes. */
-        hub_shutdown(&floop);
-        srv->stopping = 1;
+        /* SIGTERM, as server.c's begin_stop(): 1001 to every WebSocket,
+         * then the loop closes 200 ms later. */
+        hub_lock(hb);
+        hub_stopping(hb);
+        hub_shutdown(hb, 0);
+        api_stop(&srv->api);
+        hub_unlock(hb);
         fake_turn(srv, 200);
     }
-    for (size_t i = 0; i < nsocks; i++)
-        if (!socks[i].freed) {
-            struct conn *c = fake_conn(&socks[i]);
-            if (!socks[i].closing)
-                conn_close(c);
-        }
+    for (size_t i = 0; i < nsocks; i++) /* loop_close() */
+        if (socks[i].c)
+            conn_close(socks[i].c);
     fake_turn(srv, 0);
     for (size_t i = 0; i < nsocks; i++) {
-        CHECK(socks[i].freed, "socket %zu not closed", i);
+        CHECK(!socks[i].c, "connection %zu not freed", i);
+        CHECK(!socks[i].nq, "output left on connection %zu", i);
         buf_dispose(&socks[i].frames);
+        free(socks[i].q);
     }
     nsocks = 0;
-    CHECK(nevents == 0, "callbacks left");
-    CHECK(floop.nconns_all == 0, "%u connections left", floop.nconns_all);
-    CHECK(floop.nconns_ws == 0 && list_empty(&floop.conns),
-          "WebSocket connections left in the hub");
-    CHECK(list_empty(&floop.pending) && list_empty(&floop.lingering) &&
-              list_empty(&floop.waiting),
-          "loop lists not empty");
-    hub_flush_store(srv);
-    hub_dispose(srv);
-    rate_free(srv->rates);
+    CHECK(!uv_loop_alive(&floop.uv), "callbacks left");
+    CHECK(hub_nconns(hb, 0) == 0, "WebSocket connections left in the hub");
+    /* server.c's on_loop_stopped() and worker_end(). */
+    hub_lock(hb);
+    hub_flush_store(hb);
+    hub_unlock(hb);
+    storeq_close(&fq);
+    storeq_client_close(&srv->sq, NULL);
+    CHECK(!srv->sq._inflight, "store jobs left");
+    hub_free(hb);
+    api_shared_dispose(&srv->shared);
     free(srv);
-    free(events);
-    events = NULL;
-    events_cap = 0;
 }

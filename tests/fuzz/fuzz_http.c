@@ -1,21 +1,22 @@
 /* fuzz_http.c - HTTP requests as the server reads them off a socket.
  *
  * Input: a flags byte, a chunker seed byte, then the bytes a client sends.
- * They reach the real conn.c (on a fake socket), http.c (libhttp-parser
- * glue), api/ (routing; authentication by token, bearer or cookie; JSON
- * bodies), ws.c (the upgrade, then frames sent right behind it) and hub.c,
- * in reads of sizes chosen by the seed, with only the socket, the clock
- * and the store faked (fake_server.c). Flags: bits 0-1 allowed_origins,
- * bits 2-3 the time between reads (1 ms to 11 s: the header timeout),
- * bit 4 a SIGTERM-style shutdown at the end, bit 5 the peer hangs up,
- * bit 6 /ws/echo is mounted (echo_endpoint).
+ * They reach the real http.c (libhttp-parser glue), api/ (routing;
+ * authentication by token, bearer or cookie; JSON bodies), ws.c (the
+ * upgrade, then frames sent right behind it), hub.c and store.c, in reads
+ * of sizes chosen by the seed, with only the transport and the clock faked
+ * (fake_server.c). Flags: bits 0-1 allowed_origins, bits 2-3 the time
+ * between reads (1 ms to 11 s: the header timeout), bit 4 a SIGTERM-style
+ * shutdown at the end, bit 5 the peer hangs up, bit 6 /ws/echo is mounted
+ * (echo_endpoint).
  *
  * Checked beyond "no crash, no leak, no undefined behaviour":
- *   - what api_handle() is given: a complete request in CONN_BUSY, url and
- *     body within HTTP_MAX_HEADER / max_body and NUL-terminated, every
- *     kept header NUL-terminated within the header cap;
- *   - every request is answered exactly once (api/api.h's promise), or
- *     handed to the thread pool (login), which answers later;
+ *   - what api_handle() is given: a complete request on a connection
+ *     awaiting its answer, url and body within HTTP_MAX_HEADER / max_body
+ *     and NUL-terminated, every kept header NUL-terminated within the
+ *     header cap;
+ *   - every request is answered exactly once (api/api.h's promise), now
+ *     or later (a login, a store job: api_req_defer());
  *   - every response is well formed and JSON bodies parse (fake_server.c),
  *     every frame after a 101 too;
  *   - nothing of o1 or o2 reaches a client that never authenticated into
@@ -25,8 +26,10 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "http/http.h"
+#include "net/net.h"
 
-void __real_api_handle(struct conn *c, struct http_req *r);
+void __real_api_handle(struct http_conn *h, struct http_req *r);
 
 static const char *const origins[] = {
     NULL, /* the default: only the server's own */
@@ -45,16 +48,16 @@ static void check_header(const char *s, const char *name)
               "header %s longer than the header cap", name);
 }
 
-void __wrap_api_handle(struct conn *c, struct http_req *r)
+void __wrap_api_handle(struct http_conn *h, struct http_req *r)
 {
-    CHECK(c->state == CONN_BUSY, "api_handle in state %d", c->state);
-    CHECK(c->h && c->h->req == NULL, "request still owned by the parser");
+    struct conn *c = h->c; /* alive for the call: http.c holds a ref */
+    CHECK(http_busy(h), "api_handle on a connection not awaiting it");
+    CHECK(h->_req == NULL, "request still owned by the parser");
     CHECK(r->complete == 1, "incomplete request routed");
     CHECK(r->header_bytes <= HTTP_MAX_HEADER, "header bytes %zu",
           r->header_bytes);
     CHECK(r->url.len <= HTTP_MAX_HEADER, "url of %zu bytes", r->url.len);
-    CHECK(r->body.len <= (size_t)c->srv->cfg.max_body, "body of %zu bytes",
-          r->body.len);
+    CHECK(r->body.len <= h->o.max_body, "body of %zu bytes", r->body.len);
     CHECK(!r->url.len || r->url.data[r->url.len] == '\0', "url not NUL-ended");
     CHECK(!r->body.len || r->body.data[r->body.len] == '\0',
           "body not NUL-ended");
@@ -75,12 +78,12 @@ void __wrap_api_handle(struct conn *c, struct http_req *r)
      * is routed from inside this one's answer: count only the answers not
      * attributed to those nested calls. */
     long start = fuzz_answers, nested = attributed;
-    unsigned refs = c->refs;
-    __real_api_handle(c, r);
+    unsigned refs = c->_refs;
+    __real_api_handle(h, r);
     long mine = (fuzz_answers - start) - (attributed - nested);
     attributed += mine;
     if (mine == 0)
-        CHECK(c->refs > refs || c->overflow || c->state == CONN_CLOSED,
+        CHECK(c->_refs > refs || c->state == CONN_CLOSED,
               "request %.*s left unanswered", (int)r->url.len,
               r->url.data);
     else
@@ -95,9 +98,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     uint8_t flags = data[0];
-    struct server *srv = fake_server_new(origins[flags & 3]);
+    struct config cfg;
+    config_defaults(&cfg);
+    if (origins[flags & 3])
+        snprintf(cfg.allowed_origins, sizeof cfg.allowed_origins, "%s",
+                 origins[flags & 3]);
+    cfg.echo_endpoint = (flags & 0x40) != 0;
+    struct fake_server *srv = fake_server_new(&cfg);
     fuzz_isolation = !memmem(data, size, "-secret", 7);
-    srv->cfg.echo_endpoint = (flags & 0x40) != 0;
     struct fake_sock *s = fake_accept(srv);
     CHECK(s, "first connection refused");
     struct chunker ch;

@@ -4,8 +4,8 @@
  * cookie; or to /ws/echo, mounted for the RFC 6455 conformance suites),
  * then everything after the three header bytes is what it sends:
  * frames masked or not, fragments, control frames, huge lengths, invalid
- * UTF-8, in reads of sizes chosen by the chunker. The real conn.c, ws.c
- * (wslay's event API), hub.c and presence core handle them; fake_server.c
+ * UTF-8, in reads of sizes chosen by the chunker. The real ws.c (wslay's
+ * event API), hub.c, presence core and store handle them; fake_server.c
  * checks every frame the server writes back, and that none carries o2's
  * data (u3, its channel) to this o1 client, whatever it subscribes to.
  *
@@ -25,6 +25,7 @@
 
 #include "auth/jwt.h"
 #include "fuzz.h"
+#include "hub/hub.h"
 
 static const char upgrade_head[] =
     "Host: localhost:8080\r\n"
@@ -60,7 +61,7 @@ static size_t upgrade_request(char *out, size_t outlen, const char *user,
 }
 
 /* Connects and upgrades; extra (may be empty) rides in the same read. */
-static struct fake_sock *connect_ws(struct server *srv, const char *user,
+static struct fake_sock *connect_ws(struct fake_server *srv, const char *user,
                                     int cookie, const uint8_t *extra,
                                     size_t extra_len)
 {
@@ -83,10 +84,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t flags = data[0], event_at = data[2] & 0x7f;
     int echo = data[2] & 0x80;
-    struct server *srv = fake_server_new(NULL);
+    struct config cfg;
+    config_defaults(&cfg);
+    cfg.max_msg = max_msg[flags & 3];
+    cfg.echo_endpoint = 1;
+    struct fake_server *srv = fake_server_new(&cfg);
     fuzz_isolation = !memmem(data, size, "-secret", 7);
-    srv->cfg.max_msg = max_msg[flags & 3];
-    srv->cfg.echo_endpoint = 1;
     struct chunker ch;
     chunker_init(&ch, data[1]);
     const uint8_t *p = data + 3;
@@ -106,7 +109,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned i = 0; left; i++) {
         if ((flags & 0x10) && i == event_at) {
             /* POST /api/logout of the cookie's session (id 1). */
-            hub_end_session(srv, "o1", "u1", (flags & 0x08) ? 1 : 0);
+            struct hub *hb = fake_hub(srv);
+            hub_lock(hb);
+            hub_end_session(hb, "o1", "u1", (flags & 0x08) ? 1 : 0);
+            hub_unlock(hb);
             fake_turn(srv, 0);
         }
         size_t n = chunker_next(&ch, left);
