@@ -62,9 +62,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libpresenced.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libpresenced.a $(LDLIBS) -lcmocka
 
-# No two modules of src/ may use each other (tools/layers.py).
+# No two modules of src/ may use each other (tools/layers.py), and the
+# check must catch one that does (--self-test).
 layers: $(B)/presenced
 	$(PY) tools/layers.py --obj $(B)/obj/src
+	$(PY) tools/layers.py --self-test
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail

@@ -9,7 +9,12 @@ B), so a function declared by hand instead of through its header counts
 too.  Every module that uses one that uses it back, directly or around a
 circle, is listed, and the check fails.
 
-    tools/layers.py [--obj build/obj/src] [--graph]
+    tools/layers.py [--src src] [--obj build/obj/src] [--graph]
+    tools/layers.py --self-test
+
+--self-test copies src/ to a temporary folder, adds one include that
+points up (net/conn.c includes hub/hub.h) and checks that the check then
+fails, naming that include: a check that cannot fail is no check.
 
 Without object files (not built yet), only the includes are checked, and
 it says so.  --graph prints every edge and the order of the layers.
@@ -33,7 +38,7 @@ def module_of(rel):
     return os.path.splitext(parts[0])[0]
 
 
-def include_edges():
+def include_edges(SRC):
     edges = {}
     for d, _, files in os.walk(SRC):
         for f in files:
@@ -54,7 +59,7 @@ def include_edges():
     return edges
 
 
-def symbol_edges(objdir):
+def symbol_edges(SRC, objdir):
     defined, wanted = {}, []
     for d, _, files in os.walk(objdir):
         for f in files:
@@ -141,23 +146,56 @@ def shortest(adj, inside, start, goal):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--src", default=SRC)
     ap.add_argument("--obj", default=os.path.join(ROOT, "build", "obj", "src"))
     ap.add_argument("--graph", action="store_true")
+    ap.add_argument("--self-test", action="store_true")
     args = ap.parse_args()
+    if args.self_test:
+        return self_test()
+    return check(args.src, args.obj, args.graph)
 
-    edges = include_edges()
-    if os.path.isdir(args.obj):
-        for k, v in symbol_edges(args.obj).items():
+
+def self_test():
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="layers-")
+    try:
+        src = os.path.join(tmp, "src")
+        shutil.copytree(SRC, src)
+        if check(src, os.path.join(tmp, "none"), False, quiet=True) != 0:
+            print("layers self-test: the tree fails before the change",
+                  file=sys.stderr)
+            return 1
+        path = os.path.join(src, "net", "conn.c")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write('#include "hub/hub.h"\n' + text)
+        if check(src, os.path.join(tmp, "none"), False, quiet=True) == 0:
+            print("layers self-test: an include from net/ up to hub/ was "
+                  "not found", file=sys.stderr)
+            return 1
+        print("layers self-test: a reverse include is caught")
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check(SRC, objdir, graph, quiet=False):
+    edges = include_edges(SRC)
+    if os.path.isdir(objdir):
+        for k, v in symbol_edges(SRC, objdir).items():
             edges.setdefault(k, set()).update(v)
         how = "includes and symbols"
     else:
-        how = "includes only (no object files in %s)" % args.obj
+        how = "includes only (no object files in %s)" % objdir
     nodes = {m for e in edges for m in e}
     adj = {}
     for a, b in edges:
         adj.setdefault(a, set()).add(b)
 
-    if args.graph:
+    if graph:
         for (a, b) in sorted(edges):
             print("%-8s -> %s" % (a, b))
     bad = cycles(nodes, adj)
@@ -168,10 +206,14 @@ def main():
             ready = sorted(m for m in nodes - done if adj.get(m, set()) <= done)
             order.append(ready)
             done.update(ready)
+        if quiet:
+            return 0
         print("layers: one way (%s): %s" % (
             how, " < ".join("{%s}" % ",".join(l) if len(l) > 1 else l[0]
                             for l in order)))
         return 0
+    if quiet:
+        return 1
     print("layers: modules that use each other (%s):" % how, file=sys.stderr)
     for comp in bad:
         inside = set(comp)
