@@ -315,7 +315,11 @@ void http_conn_new(struct conn *c, const struct http_opts *o)
     struct http_conn *h = xcalloc(1, sizeof *h);
     h->c = c;
     h->o = *o;
-    conn_peer(c, h->peer, sizeof h->peer);
+    if (o->peer)
+        snprintf(h->peer, sizeof h->peer, "%s", o->peer);
+    else
+        conn_peer(c, h->peer, sizeof h->peer);
+    h->o.peer = NULL; /* the caller's string */
     buf_init(&h->_in, HTTP_MAX_HEADER + o->max_body + 1024);
     http_parser_init(&h->_parser, HTTP_REQUEST);
     h->_parser.data = h;

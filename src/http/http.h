@@ -55,6 +55,7 @@ typedef void http_request_cb(struct http_conn *h, struct http_req *r);
 typedef void http_abort_cb(void *arg);
 
 struct http_opts {
+    const char *peer;           /* the peer's address, if known; NULL: asked */
     size_t max_body;
     int64_t header_timeout_ms;
     http_request_cb *on_request;

@@ -140,6 +140,11 @@ struct hub {
     struct pending_write *pw;
     size_t pw_len, pw_cap;
     int64_t now;                /* ms since the epoch, as of hub_lock() */
+    /* store_data_version(): as the users were loaded, and as last polled
+     * (hub_poll_store()). Only another process's commit moves it; while it
+     * does not, no organization needs a sync at connect. */
+    int64_t loaded_version, seen_version;
+    int polling;                /* a poll is in flight */
     unsigned nloops;
     struct hub_loop loops[HUB_MAX_LOOPS];
 };
@@ -188,7 +193,9 @@ static struct hub_org *org_get(struct hub *hb, const char *id, int create)
         o->nconns = xcalloc(hb->nloops, sizeof *o->nconns);
         o->sync = xcalloc(hb->nloops, sizeof *o->sync);
         list_init(&o->online_link);
-        o->synced_version = -1; /* never synced */
+        /* Complete as loaded at start, or as of the last poll's version
+         * if made since (its users were synced with it, if any). */
+        o->synced_version = hb->loaded_version;
         HASH_ADD_KEYPTR(hh, hb->orgs, o->id, strlen(o->id), o);
     }
     return o;
@@ -523,6 +530,10 @@ static void on_load(void *ud, const struct store_user *u)
 
 static int load_run(struct store *s, void *ud)
 {
+    struct hub *hb = ud;
+    /* The version first: a commit during the read makes it look stale,
+     * never the other way round. */
+    hb->loaded_version = store_data_version(s);
     return store_user_each(s, NULL, on_load, ud);
 }
 
@@ -562,6 +573,7 @@ int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
         hub_free(hb);
         return -1;
     }
+    hb->seen_version = hb->loaded_version;
     *out = hb;
     return 0;
 }
@@ -719,6 +731,43 @@ void hub_sync_org(struct hub *hb, const char *org, hub_done_cb *then,
         sync_start(hb, o, i);
 }
 
+/* A look at store_data_version(), for hub_poll_store(). */
+struct poll_job {
+    struct hub *hb;
+    int64_t version;
+};
+
+static int poll_run(struct store *s, void *ud)
+{
+    struct poll_job *p = ud;
+    p->version = store_data_version(s);
+    return p->version < 0 ? (int)p->version : 0;
+}
+
+static void poll_done(void *ud, int rc)
+{
+    struct poll_job *p = ud;
+    hub_lock(p->hb);
+    p->hb->polling = 0;
+    if (rc == 0)
+        p->hb->seen_version = p->version;
+    hub_unlock(p->hb);
+    free(p);
+}
+
+void hub_poll_store(struct hub *hb)
+{
+    if (hb->polling)
+        return;
+    struct poll_job *p = xcalloc(1, sizeof *p);
+    p->hb = hb;
+    if (hub_submit(hb, poll_run, poll_done, p, 0) != 0) {
+        free(p);
+        return;
+    }
+    hb->polling = 1;
+}
+
 /* ws on_open: the 101 is queued; hello and snapshot go next. */
 static void on_open(struct ws_conn *w)
 {
@@ -755,8 +804,10 @@ static void on_open(struct ws_conn *w)
     struct hub_org *o = org_get(hb, c->org, 1);
     /* Members the CLI added since: in this snapshot if already loaded,
      * else in the next (never waited for: a connect must not queue
-     * behind the store). */
-    hub_sync_org(hb, c->org, NULL, NULL);
+     * behind the store). Asked only once a poll saw another process
+     * commit. */
+    if (hb->seen_version != o->synced_version)
+        hub_sync_org(hb, c->org, NULL, NULL);
     uint64_t seq = presence_org_seq(hb->presence, c->org);
     unsigned online, nusers = presence_org_size(hb->presence, c->org,
                                                 &online);

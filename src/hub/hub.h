@@ -138,6 +138,10 @@ int hub_ensure_user(struct hub *hb, const char *org, const char *user,
  * if the store cannot take the job). then may be NULL. */
 void hub_sync_org(struct hub *hb, const char *org, hub_done_cb *then,
                   void *arg);
+/* Asks the store whether another process committed since (a store job;
+ * one at a time): connects then sync their organization first. Called
+ * a few times a second. */
+void hub_poll_store(struct hub *hb);
 /* At thread exit: frees this thread's buffers. */
 void hub_thread_done(void);
 #endif

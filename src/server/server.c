@@ -35,6 +35,7 @@
 #define TRIM_CHURN 1000   /* connects + closes that make a burst */
 #define STORE_MAX_JOBS 4096 /* store jobs queued: 503 past it */
 #define STORE_BUSY_MS 1000  /* a job waits this long per try for a lock */
+#define POLL_TICKS 3        /* ticks between looks at the store's version */
 #define MAX_LOOPS HUB_MAX_LOOPS
 
 struct server;
@@ -72,6 +73,7 @@ struct server {
     int finishing;              /* the store queue is closed: loops end */
     unsigned long last_churn;   /* hub_churn() as of the last check */
     int64_t last_online;        /* when hub_send_online() last ran */
+    unsigned long ticks;        /* loop 0's ticks so far */
     char listen_addr[128];      /* actual address, after bind */
 };
 
@@ -109,6 +111,7 @@ static void on_accept(struct loop *lp, struct conn *c)
         return;
     }
     struct http_opts o = {
+        .peer = peer,
         .max_body = (size_t)w->api.cfg.max_body,
         .header_timeout_ms = w->api.cfg.header_timeout_ms,
         .on_request = api_handle,
@@ -126,6 +129,9 @@ static void on_tick(uv_timer_t *t)
     loop_now(w->lp);
     hub_lock(srv->hub);
     hub_tick(srv->hub);
+    /* Has a CLI command committed? (then connects sync their org) */
+    if (++srv->ticks % POLL_TICKS == 0)
+        hub_poll_store(srv->hub);
     /* Online counts for subscribers: at most once a second. */
     int trim = 0;
     int64_t now = hub_now(srv->hub);
