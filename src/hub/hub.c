@@ -32,7 +32,8 @@
 
 /* One encoding buffer per thread: events and snapshots are built here and
  * copied once into their frame. A per-thread cache, not state of the
- * server's: nothing in it outlives the call that fills it. */
+ * server's: nothing in it outlives the call that fills it, and callbacks
+ * that encode are handed it (their ud), never reach for it. */
 static _Thread_local struct buf enc;
 
 /* The connections of one organization, by loop. Org-wide receivers are on
@@ -592,19 +593,25 @@ static void send_error(struct hub_conn *c, const char *code, const char *message
     send_text(c, &enc);
 }
 
+/* The hello of a new connection, encoded into out. */
+struct hello_ctx {
+    struct msg_hello h;
+    struct buf *out;
+};
+
 static void on_self(void *ud, const struct presence_member *m)
 {
-    struct msg_hello *h = ud;
-    h->status = m->status;
-    h->manual = m->manual;
-    h->name = m->name;
-    buf_reset(&enc);
-    msg_encode_hello(&enc, h);
+    struct hello_ctx *x = ud;
+    x->h.status = m->status;
+    x->h.manual = m->manual;
+    x->h.name = m->name;
+    buf_reset(x->out);
+    msg_encode_hello(x->out, &x->h);
 }
 
 static void on_member(void *ud, const struct presence_member *m)
 {
-    msg_snapshot_member(&enc, m);
+    msg_snapshot_member(ud, m); /* the snapshot being encoded */
 }
 
 /* ---- users the CLI adds while we run --------------------------------- */
@@ -789,17 +796,20 @@ static void on_open(struct ws_conn *w)
     }
     c->org = presence_conn_org(c->pc);
     c->user = presence_conn_user(c->pc);
-    struct msg_hello h = {
-        .user = c->user, .org = c->org,
-        .heartbeat_s = hb->cfg.heartbeat_ms / 1000,
-        .away_after_s = hb->cfg.away_after_ms / 1000,
-        .offline_after_s = hb->cfg.offline_after_ms / 1000,
-        .max_msg = hb->cfg.max_msg,
+    struct hello_ctx x = {
+        .h = {
+            .user = c->user, .org = c->org,
+            .heartbeat_s = hb->cfg.heartbeat_ms / 1000,
+            .away_after_s = hb->cfg.away_after_ms / 1000,
+            .offline_after_s = hb->cfg.offline_after_ms / 1000,
+            .max_msg = hb->cfg.max_msg,
+        },
+        .out = &enc,
     };
-    if (h.heartbeat_s < 1)
-        h.heartbeat_s = 1;
-    presence_get(hb->presence, c->org, c->user, on_self, &h);
-    send_text(c, &enc);
+    if (x.h.heartbeat_s < 1)
+        x.h.heartbeat_s = 1;
+    presence_get(hb->presence, c->org, c->user, on_self, &x);
+    send_text(c, x.out);
 
     struct hub_org *o = org_get(hb, c->org, 1);
     /* Members the CLI added since: in this snapshot if already loaded,
@@ -825,7 +835,7 @@ static void on_open(struct ws_conn *w)
             frame_unref(o->snap);
             buf_reset(&enc);
             msg_snapshot_begin(&enc, seq);
-            presence_each(hb->presence, c->org, on_member, NULL);
+            presence_each(hb->presence, c->org, on_member, &enc);
             msg_snapshot_end(&enc);
             o->snap = frame_new_text(enc.data, enc.len);
             o->snap_seq = seq;
@@ -923,6 +933,7 @@ struct sub_ctx {
     struct hub_conn *c;
     struct hub_org *o;
     int over;
+    struct buf *out;            /* the partial snapshot being encoded */
 };
 
 static void subscribe_member(void *ud, const struct presence_member *m)
@@ -935,7 +946,7 @@ static void subscribe_member(void *ud, const struct presence_member *m)
         w = watch_new(c->hb, m->user);
         HASH_ADD_KEYPTR(hh, x->o->watches, w->user, strlen(w->user), w);
     } else if (find_sub(c, w)) {
-        msg_snapshot_member(&enc, m); /* again: the client asked */
+        msg_snapshot_member(x->out, m); /* again: the client asked */
         return;
     }
     if (c->nsubs >= HUB_MAX_SUBS) {
@@ -950,7 +961,7 @@ static void subscribe_member(void *ud, const struct presence_member *m)
     w->nsubs++;
     list_insert_tail(&c->subs, &s->conn_link);
     c->nsubs++;
-    msg_snapshot_member(&enc, m);
+    msg_snapshot_member(x->out, m);
 }
 
 /* docs/protocol.md "Subscriptions": answers with a partial snapshot of
@@ -961,7 +972,7 @@ static void do_subscribe(struct hub_conn *c, const char *const *users,
 {
     struct hub *hb = c->hb;
     struct hub_org *o = org_get(hb, c->org, 1);
-    struct sub_ctx x = {c, o, 0};
+    struct sub_ctx x = {c, o, 0, &enc};
     make_subscriber(c, o);
     unsigned online;
     presence_org_size(hb->presence, c->org, &online);

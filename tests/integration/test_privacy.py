@@ -228,5 +228,5 @@ def test_coming_back_moves_last_seen_to_that_moment(srv):
     m = by_user(srv.presence(token_for("o1", "obs"))["members"])["inv"]
     assert (m["status"], m["last_seen"], m["connections"]) == \
         ("ONLINE", ev["last_seen"], 1), m
-    wait_until(lambda: srv.db_user("o1", "inv")["last_seen_ms"]
+    wait_until(lambda: (srv.db_user("o1", "inv") or {}).get("last_seen_ms")
                == ev["last_seen"], 5, what="the new last_seen flushed")

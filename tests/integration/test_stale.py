@@ -29,7 +29,7 @@ def test_cleanup_stale_with_server_up_is_announced(srv):
     body = srv.presence(token_for("o1", "obs"))
     st = {m["user"]: m["status"] for m in body["members"]}
     assert st == {"s1": "OFFLINE", "c1": "ONLINE", "obs": "ONLINE"}, st
-    wait_until(lambda: srv.db_user("o1", "s1")["status"] == STATUS_CODES["OFFLINE"], 4,
+    wait_until(lambda: (srv.db_user("o1", "s1") or {}).get("status") == STATUS_CODES["OFFLINE"], 4,
                what="s1 OFFLINE in the DB")
     assert srv.db_user("o1", "c1")["status"] == STATUS_CODES["ONLINE"]
     # Again: nothing left to reset, nothing announced.
