@@ -203,10 +203,9 @@ static int parse_target(struct api_req *q, const struct http_req *r)
  * needs nothing shared, and a connect storm should not queue behind it.
  * Returns the token (lent from r or buf) for a check again under the
  * lock, or NULL. */
-static const struct web_cred *read_cred(struct api_req *q,
-                                        enum api_need need,
-                                        struct api_loop *lp, char *buf,
-                                        size_t buflen, struct web_cred *wc)
+static void read_cred(struct api_req *q,
+                      enum api_need need, struct api_loop *lp, char *buf,
+                      size_t buflen, struct web_cred *wc)
 {
     web_credential(&q->web, q->query, q->qlen, cred_sources(need), buf,
                    buflen, wc);
@@ -217,7 +216,6 @@ static const struct web_cred *read_cred(struct api_req *q,
                                     &q->cred.claims);
     else if (wc->kind == WEB_CRED_SESSION)
         auth_token_hash(wc->token, wc->len, q->cred.session);
-    return wc->kind == WEB_CRED_TOKEN ? wc : NULL;
 }
 
 /* The caller from q->cred into q->who; 0, or -1 with a reason. For a JWT

@@ -377,7 +377,6 @@ void hub_unlock(struct hub *hb)
 int64_t hub_now(const struct hub *hb) { return hb->now; }
 struct presence *hub_presence(struct hub *hb) { return hb->presence; }
 struct rate_table *hub_rates(struct hub *hb) { return hb->rates; }
-const struct config *hub_config(const struct hub *hb) { return &hb->cfg; }
 unsigned hub_nconns(const struct hub *hb, unsigned i)
 {
     return hb->loops[i].nconns;

@@ -76,7 +76,6 @@ void hub_unlock(struct hub *hb);
 int64_t hub_now(const struct hub *hb);
 struct presence *hub_presence(struct hub *hb);
 struct rate_table *hub_rates(struct hub *hb);
-const struct config *hub_config(const struct hub *hb);
 /* New settings (SIGHUP); windows already open keep their deadlines. */
 void hub_reload(struct hub *hb, const struct config *cfg);
 

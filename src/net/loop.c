@@ -39,7 +39,6 @@ struct loop *loop_current(void) { return tl_loop; }
 uv_loop_t *loop_uv(struct loop *lp) { return &lp->uv; }
 unsigned loop_id(const struct loop *lp) { return lp->o.id; }
 void *loop_data(const struct loop *lp) { return lp->o.data; }
-unsigned loop_nconns(const struct loop *lp) { return lp->nconns; }
 void loop_set_max_out(struct loop *lp, size_t n) { lp->o.max_out = n; }
 
 /* Logs a libuv call that failed and returns its result, so that each

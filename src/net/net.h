@@ -133,7 +133,6 @@ int64_t loop_time(const struct loop *lp);
 /* Any thread: on_wake will run on lp's thread soon. */
 void loop_wake(struct loop *lp);
 void loop_set_max_out(struct loop *lp, size_t max_out);
-unsigned loop_nconns(const struct loop *lp); /* open handles */
 /* The loop of the calling thread; NULL off the loop threads. */
 struct loop *loop_current(void);
 

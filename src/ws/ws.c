@@ -337,10 +337,6 @@ static const struct conn_handler handler = {
     .on_free = on_free,
 };
 
-int ws_is_open(const struct ws_conn *w) { return conn_is_open(w->c); }
-
-void ws_send(struct ws_conn *w, struct frame *f) { conn_send(w->c, f); }
-
 void ws_close(struct ws_conn *w, enum ws_close_code code, const char *reason)
 {
     struct conn *c = w->c;

@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct conn;
+#include "net/net.h"
+
 struct frame;
 struct http_conn;
 struct http_req;
@@ -70,9 +71,16 @@ int ws_upgrade_check(struct http_conn *h, const struct http_req *r);
  * owned by the connection). */
 int ws_accept(struct ws_conn *w, struct http_conn *h, const struct http_req *r,
               const struct ws_callbacks *cb, size_t max_msg, int echo);
-/* 1 while messages may be sent to w. */
-int ws_is_open(const struct ws_conn *w);
-void ws_send(struct ws_conn *w, struct frame *f); /* takes a reference */
+/* 1 while messages may be sent to w. Inline: called per delivery. */
+static inline int ws_is_open(const struct ws_conn *w)
+{
+    return conn_is_open(w->c);
+}
+/* Queues f to w (takes a reference). */
+static inline void ws_send(struct ws_conn *w, struct frame *f)
+{
+    conn_send(w->c, f);
+}
 /* Starts the close handshake with code and reason; does nothing once a
  * close has begun. */
 void ws_close(struct ws_conn *w, enum ws_close_code code, const char *reason);
