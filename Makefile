@@ -11,7 +11,7 @@
 B        ?= build
 SAN      ?=
 PY       := /usr/bin/python3
-PKGS     := libuv libsodium jansson sqlite3 libcrypto
+PKGS     := libuv libsodium jansson sqlite3 libcrypto libpq
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \

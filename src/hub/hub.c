@@ -1169,18 +1169,15 @@ struct flush_job {
 static int flush_run(struct store *s, void *ud)
 {
     struct flush_job *j = ud;
-    int rc = store_begin(s);
-    for (size_t i = 0; rc == 0 && i < j->n; i++) {
-        rc = store_user_set_presence(s, j->pw[i].org, j->pw[i].user,
-                                     j->pw[i].status, j->pw[i].manual,
-                                     j->pw[i].last_seen);
-        if (rc == STORE_ENOENT || rc == STORE_EINVAL)
-            rc = 0; /* user row gone: nothing to keep */
-    }
-    if (rc == 0)
-        rc = store_commit(s);
-    if (rc != 0)
-        store_rollback(s); /* all or nothing: it may be run again */
+    struct store_presence *rows = xcalloc(j->n, sizeof *rows);
+    for (size_t i = 0; i < j->n; i++)
+        rows[i] = (struct store_presence){
+            j->pw[i].org, j->pw[i].user, j->pw[i].status, j->pw[i].manual,
+            j->pw[i].last_seen,
+        };
+    /* One transaction, all or nothing: a failed batch is run again. */
+    int rc = store_presence_write(s, rows, j->n);
+    free(rows);
     return rc;
 }
 

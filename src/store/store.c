@@ -1,715 +1,58 @@
-/* store.c - see store.h.
- *
- * One sqlite3 handle and a fixed table of statements prepared at open.
- * Every public function binds, steps, and resets its statement before it
- * returns, on success and on every error path: a statement left mid-step
- * keeps a read transaction open, and in WAL mode that pins the log and
- * blocks checkpoints for the server and the CLI alike.
- *
- * SQLite is a library that reports its own out-of-memory and disk-full
- * conditions; those become STORE_EIO with one log line, never an abort. Only
- * our own allocation of struct store goes through xalloc. */
+/* store.c - see store.h: picks the backend from the database string and
+ * dispatches every call to it (store_int.h). */
 #include "store/store.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <sodium.h>
-#include <sqlite3.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include <strings.h>
 
-#include "util/log.h"
-#include "util/xalloc.h"
+#include "store/store_int.h"
 
-/* How often a generated id is retried when it collides with an existing
- * one. 48 random bits make even one collision unlikely; eight in a row
- * means the random source is broken, and we say so rather than spin. */
-#define ID_TRIES 8
-#define ID_RANDOM_BYTES 6
-
-/* ------------------------------------------------------------------------
- * Schema
- * ------------------------------------------------------------------------ */
-
-/* Migration steps: migrations[i] takes a database from user_version i to
- * i + 1, inside one transaction. Append new steps; never edit a released
- * one, since databases in the field have already run it.
- *
- * Version 1. Ids are TEXT compared with BINARY collation, so any byte
- * sequence without NUL is a distinct id. Emails are unique across all
- * organizations, compared with NOCASE (ASCII case folding); NULL means a
- * token-provisioned user without one, and NULLs never collide. There is
- * deliberately no status history table: a user row holds only the current
- * status, the manual override, and last_seen. The partial index serves the
- * stale sweep, which only ever looks at users that are not OFFLINE. Child
- * sides of foreign keys are indexed so that cascades do not scan. */
-static const char *const migrations[] = {
-    "CREATE TABLE organizations("
-    "  id TEXT NOT NULL PRIMARY KEY,"
-    "  name TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL"
-    ");"
-    "CREATE TABLE users("
-    "  org TEXT NOT NULL REFERENCES organizations(id),"
-    "  id TEXT NOT NULL,"
-    "  email TEXT UNIQUE COLLATE NOCASE,"
-    "  name TEXT NOT NULL,"
-    "  pw_hash TEXT,"
-    "  status INTEGER NOT NULL DEFAULT 0 CHECK(status BETWEEN 0 AND 3),"
-    "  manual INTEGER CHECK(manual BETWEEN 0 AND 3),"
-    "  last_seen_ms INTEGER NOT NULL DEFAULT 0,"
-    "  created_ms INTEGER NOT NULL,"
-    "  PRIMARY KEY(org, id)"
-    ");"
-    "CREATE INDEX users_awake ON users(last_seen_ms) WHERE status <> 0;"
-    "CREATE TABLE sessions("
-    "  id INTEGER PRIMARY KEY,"
-    "  token_hash BLOB NOT NULL UNIQUE CHECK(length(token_hash) = 32),"
-    "  org TEXT NOT NULL,"
-    "  user TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL,"
-    "  expires_ms INTEGER NOT NULL,"
-    "  FOREIGN KEY(org, user) REFERENCES users(org, id) ON DELETE CASCADE"
-    ");"
-    "CREATE INDEX sessions_expires ON sessions(expires_ms);"
-    "CREATE INDEX sessions_user ON sessions(org, user);"
-    "CREATE TABLE channels("
-    "  org TEXT NOT NULL REFERENCES organizations(id),"
-    "  id TEXT NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL,"
-    "  PRIMARY KEY(org, id)"
-    ");"
-    "CREATE TABLE channel_members("
-    "  org TEXT NOT NULL,"
-    "  channel TEXT NOT NULL,"
-    "  user TEXT NOT NULL,"
-    "  PRIMARY KEY(org, channel, user),"
-    "  FOREIGN KEY(org, channel) REFERENCES channels(org, id)"
-    "    ON DELETE CASCADE,"
-    "  FOREIGN KEY(org, user) REFERENCES users(org, id) ON DELETE CASCADE"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX channel_members_user ON channel_members(org, user);"
-    "CREATE TABLE projects("
-    "  org TEXT NOT NULL REFERENCES organizations(id),"
-    "  id TEXT NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL,"
-    "  PRIMARY KEY(org, id)"
-    ");"
-    "CREATE TABLE project_members("
-    "  org TEXT NOT NULL,"
-    "  project TEXT NOT NULL,"
-    "  user TEXT NOT NULL,"
-    "  PRIMARY KEY(org, project, user),"
-    "  FOREIGN KEY(org, project) REFERENCES projects(org, id)"
-    "    ON DELETE CASCADE,"
-    "  FOREIGN KEY(org, user) REFERENCES users(org, id) ON DELETE CASCADE"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX project_members_user ON project_members(org, user);"
-    "CREATE TABLE server("
-    "  id INTEGER PRIMARY KEY CHECK(id = 1),"
-    "  pid INTEGER NOT NULL,"
-    "  listen TEXT NOT NULL,"
-    "  admin_key TEXT NOT NULL,"
-    "  started_ms INTEGER NOT NULL"
-    ");",
-};
-
-#define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
-
-/* ------------------------------------------------------------------------
- * Statements
- * ------------------------------------------------------------------------ */
-
-enum stmt {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_SAVEPOINT,
-    ST_RELEASE,
-    ST_ROLLBACK_TO,
-    ST_ORG_ADD,
-    ST_ORG_EXISTS,
-    ST_USER_ADD,
-    ST_USER_GET,
-    ST_USER_BY_EMAIL,
-    ST_USER_SET_NAME,
-    ST_USER_SET_PRESENCE,
-    ST_USER_EACH_ALL,
-    ST_USER_EACH_ORG,
-    ST_USER_COUNT_ALL,
-    ST_USER_COUNT_ORG,
-    ST_DATA_VERSION,
-    ST_RESET_STALE,
-    ST_SESSION_ADD,
-    ST_SESSION_GET,
-    ST_SESSION_GET_ID,
-    ST_SESSION_DELETE,
-    ST_SESSION_PURGE,
-    ST_SESSION_OLDEST,
-    ST_SESSION_EACH,
-    ST_CHANNEL_ADD,
-    ST_CHANNEL_MEMBER_ADD,
-    ST_CHANNEL_EACH,
-    ST_CHANNEL_GET,
-    ST_CHANNEL_MEMBERS,
-    ST_PROJECT_ADD,
-    ST_PROJECT_MEMBER_ADD,
-    ST_PROJECT_EACH,
-    ST_PROJECT_GET,
-    ST_PROJECT_MEMBERS,
-    ST_SERVER_SET,
-    ST_SERVER_GET,
-    ST_SERVER_CLEAR,
-    ST_CHECK,
-    ST__COUNT
-};
-
-/* Column order of every user read; read_user() depends on it. */
-#define USER_COLS "org, id, email, name, pw_hash, status, manual, last_seen_ms"
-
-/* One member count per row, counted by a correlated subquery so that
- * groups without members are listed with 0. */
-#define GROUP_EACH(tbl, mtbl, col)                                          \
-    "SELECT g.id, g.name, (SELECT count(*) FROM " mtbl " m"                 \
-    " WHERE m.org = g.org AND m." col " = g.id)"                            \
-    " FROM " tbl " g WHERE g.org = ?1 ORDER BY g.name, g.id"
-
-static const char *const sql[ST__COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_SAVEPOINT] = "SAVEPOINT store_group",
-    [ST_RELEASE] = "RELEASE store_group",
-    [ST_ROLLBACK_TO] = "ROLLBACK TO store_group",
-    [ST_ORG_ADD] = "INSERT INTO organizations(id, name, created_ms)"
-                   " VALUES(?1, ?2, ?3)",
-    [ST_ORG_EXISTS] = "SELECT 1 FROM organizations WHERE id = ?1",
-    [ST_USER_ADD] = "INSERT INTO users(org, id, email, name, pw_hash,"
-                    " created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_USER_GET] = "SELECT " USER_COLS " FROM users"
-                    " WHERE org = ?1 AND id = ?2",
-    /* The column's NOCASE collation applies to this comparison. */
-    [ST_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM users WHERE email = ?1",
-    [ST_USER_SET_NAME] = "UPDATE users SET name = ?3"
-                         " WHERE org = ?1 AND id = ?2",
-    [ST_USER_SET_PRESENCE] = "UPDATE users SET status = ?3, manual = ?4,"
-                             " last_seen_ms = ?5 WHERE org = ?1 AND id = ?2",
-    [ST_USER_EACH_ALL] = "SELECT " USER_COLS " FROM users ORDER BY org, id",
-    [ST_USER_EACH_ORG] = "SELECT " USER_COLS " FROM users WHERE org = ?1"
-                         " ORDER BY id",
-    [ST_USER_COUNT_ALL] = "SELECT count(*) FROM users",
-    [ST_USER_COUNT_ORG] = "SELECT count(*) FROM users WHERE org = ?1",
-    [ST_DATA_VERSION] = "PRAGMA data_version",
-    /* The WHERE matches the users_awake partial index term for term. */
-    [ST_RESET_STALE] = "UPDATE users SET status = 0"
-                       " WHERE status <> 0 AND last_seen_ms < ?1",
-    [ST_SESSION_ADD] = "INSERT INTO sessions(token_hash, org, user,"
-                       " created_ms, expires_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
-    [ST_SESSION_GET] = "SELECT id, org, user, expires_ms FROM sessions"
-                       " WHERE token_hash = ?1 AND expires_ms > ?2",
-    [ST_SESSION_GET_ID] = "SELECT id, org, user, expires_ms FROM sessions"
-                          " WHERE id = ?1 AND expires_ms > ?2",
-    [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
-    [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_ms <= ?1",
-    [ST_SESSION_OLDEST] = "SELECT id FROM sessions WHERE org = ?1"
-                          " AND user = ?2 AND expires_ms > ?3"
-                          " ORDER BY id DESC LIMIT -1 OFFSET ?4",
-    [ST_SESSION_EACH] = "SELECT id, org, user, expires_ms, token_hash"
-                        " FROM sessions WHERE expires_ms > ?1 ORDER BY id",
-    [ST_CHANNEL_ADD] = "INSERT INTO channels(org, id, name, created_ms)"
-                       " VALUES(?1, ?2, ?3, ?4)",
-    /* OR IGNORE drops duplicate members; it does not apply to foreign
-     * keys, so a member outside the organization still fails. */
-    [ST_CHANNEL_MEMBER_ADD] = "INSERT OR IGNORE INTO channel_members(org,"
-                              " channel, user) VALUES(?1, ?2, ?3)",
-    [ST_CHANNEL_EACH] = GROUP_EACH("channels", "channel_members", "channel"),
-    [ST_CHANNEL_GET] = "SELECT name FROM channels WHERE org = ?1 AND id = ?2",
-    [ST_CHANNEL_MEMBERS] = "SELECT user FROM channel_members"
-                           " WHERE org = ?1 AND channel = ?2 ORDER BY user",
-    [ST_PROJECT_ADD] = "INSERT INTO projects(org, id, name, created_ms)"
-                       " VALUES(?1, ?2, ?3, ?4)",
-    [ST_PROJECT_MEMBER_ADD] = "INSERT OR IGNORE INTO project_members(org,"
-                              " project, user) VALUES(?1, ?2, ?3)",
-    [ST_PROJECT_EACH] = GROUP_EACH("projects", "project_members", "project"),
-    [ST_PROJECT_GET] = "SELECT name FROM projects WHERE org = ?1 AND id = ?2",
-    [ST_PROJECT_MEMBERS] = "SELECT user FROM project_members"
-                           " WHERE org = ?1 AND project = ?2 ORDER BY user",
-    [ST_SERVER_SET] = "INSERT OR REPLACE INTO server(id, pid, listen,"
-                      " admin_key, started_ms) VALUES(1, ?1, ?2, ?3, ?4)",
-    [ST_SERVER_GET] = "SELECT pid, listen, admin_key, started_ms FROM server"
-                      " WHERE id = 1",
-    [ST_SERVER_CLEAR] = "DELETE FROM server WHERE id = 1 AND pid = ?1",
-    [ST_CHECK] = "PRAGMA integrity_check",
-};
-
-struct store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
-    int rc; /* raw SQLite code of the last exec(), for retry decisions */
-};
-
-/* Channels and projects share every line of code; only the statements and
- * the id prefix differ. */
-struct group_kind {
-    const char *prefix;
-    const char *what;
-    enum stmt add, member_add, each, get, members;
-};
-
-static const struct group_kind channel_kind = {
-    "c_", "channel", ST_CHANNEL_ADD, ST_CHANNEL_MEMBER_ADD, ST_CHANNEL_EACH,
-    ST_CHANNEL_GET, ST_CHANNEL_MEMBERS,
-};
-static const struct group_kind project_kind = {
-    "p_", "project", ST_PROJECT_ADD, ST_PROJECT_MEMBER_ADD, ST_PROJECT_EACH,
-    ST_PROJECT_GET, ST_PROJECT_MEMBERS,
-};
-
-/* ------------------------------------------------------------------------
- * Helpers
- * ------------------------------------------------------------------------ */
-
-static void set_err(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_err(char *err, const char *fmt, ...)
+int store_kind(const char *db)
 {
-    va_list ap;
-    if (!err)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, STORE_ERRLEN, fmt, ap);
-    va_end(ap);
+    if (!db)
+        return STORE_KIND_SQLITE;
+    if (strncasecmp(db, "postgresql://", 13) == 0 ||
+        strncasecmp(db, "postgres://", 11) == 0)
+        return STORE_KIND_PG;
+    /* "scheme://..." of any other scheme is a mistake, not a file name:
+     * a file called "mysql:" would surprise whoever typed it. */
+    const char *colon = strstr(db, "://");
+    if (colon && colon > db) {
+        for (const char *p = db; p < colon; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
+                  *p == '.'))
+                return STORE_KIND_SQLITE;
+        return STORE_KIND_UNKNOWN;
+    }
+    return STORE_KIND_SQLITE;
 }
 
-static int64_t now_ms(void)
+int store_open(struct store **out, const char *db, char *err)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* store.h limits: ids are non-empty and at most STORE_ID_MAX bytes; the
- * other strings are bounded so that they fit the out-structs unchanged. */
-static int id_ok(const char *id)
-{
-    return id && id[0] && strnlen(id, STORE_ID_MAX + 1) <= STORE_ID_MAX;
-}
-
-static int len_ok(const char *s, size_t max)
-{
-    return s && strnlen(s, max + 1) <= max;
-}
-
-#define PW_HASH_MAX (sizeof(((struct store_user *)0)->pw_hash) - 1)
-
-/* Maps a failed SQLite result to a STORE_E* code. Constraint failures are
- * the caller's expected outcomes and are not logged; anything else is a
- * real failure (I/O, NOMEM, FULL, BUSY past the timeout, corruption) and
- * gets one log line with SQLite's own message. */
-static int fail(struct store *s, int rc, const char *what)
-{
-    switch (rc) {
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
-    case SQLITE_CONSTRAINT_UNIQUE:
-        return STORE_EEXIST;
-    case SQLITE_CONSTRAINT_FOREIGNKEY:
-        return STORE_ENOENT;
-    case SQLITE_CONSTRAINT_CHECK:
-    case SQLITE_CONSTRAINT_NOTNULL:
+    switch (store_kind(db)) {
+    case STORE_KIND_PG:
+        return store_pg_open(out, db, err);
+    case STORE_KIND_UNKNOWN:
+        *out = NULL;
+        if (err)
+            strcpy(err, "unknown database scheme (use a file path or "
+                        "postgresql://)");
         return STORE_EINVAL;
     default:
-        log_error("store: %s: %s (%d)", what, sqlite3_errmsg(s->db), rc);
-        return STORE_EIO;
+        return store_sqlite_open(out, db, err);
     }
-}
-
-/* Binds parameters 1, 2, ... as fmt says, one letter each:
- *   t  const char *, NULL binds NULL
- *   e  const char *, NULL or "" binds NULL (optional email, pw_hash)
- *   i  int
- *   m  int, -1 binds NULL (no manual status)
- *   I  int64_t
- *   h  const unsigned char[32] as a BLOB
- * Strings are bound SQLITE_STATIC without a copy: done() clears the
- * bindings before the caller's strings can go away. Returns a SQLite
- * code. */
-static int vbind(sqlite3_stmt *st, const char *fmt, va_list ap)
-{
-    int rc = SQLITE_OK;
-    /* A parameter left unbound reads as NULL and would surface as a
-     * misleading constraint error; a missing letter is a bug here. */
-    if ((int)strlen(fmt) != sqlite3_bind_parameter_count(st)) {
-        log_error("store: %zu parameters given for \"%s\"", strlen(fmt),
-                  sqlite3_sql(st));
-        return SQLITE_MISUSE;
-    }
-    for (int i = 1; *fmt && rc == SQLITE_OK; fmt++, i++) {
-        const char *t;
-        int n;
-        switch (*fmt) {
-        case 't':
-        case 'e':
-            t = va_arg(ap, const char *);
-            if (!t || (*fmt == 'e' && !t[0]))
-                rc = sqlite3_bind_null(st, i);
-            else
-                rc = sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
-            break;
-        case 'i':
-            rc = sqlite3_bind_int(st, i, va_arg(ap, int));
-            break;
-        case 'm':
-            n = va_arg(ap, int);
-            rc = n < 0 ? sqlite3_bind_null(st, i) : sqlite3_bind_int(st, i, n);
-            break;
-        case 'I':
-            rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
-            break;
-        case 'h':
-            rc = sqlite3_bind_blob(st, i, va_arg(ap, const unsigned char *),
-                                   32, SQLITE_STATIC);
-            break;
-        default:
-            /* A bad format letter is a bug in this file. */
-            rc = SQLITE_MISUSE;
-        }
-    }
-    return rc;
-}
-
-static int bind(sqlite3_stmt *st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vbind(st, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/* Every statement goes through here after use, on every path. */
-static void done(sqlite3_stmt *st)
-{
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-}
-
-/* Runs a statement that returns no rows. Returns 0 or a STORE_E* code and
- * leaves the raw SQLite code in s->rc; the statement is reset. */
-static int exec(struct store *s, enum stmt i, const char *what,
-                const char *fmt, ...)
-{
-    sqlite3_stmt *st = s->st[i];
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vbind(st, fmt, ap);
-    va_end(ap);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    s->rc = rc;
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc, what);
-    done(st);
-    return rc;
-}
-
-/* A cursor statement is busy while an _each callback runs. Calling the
- * same _each again from inside that callback would reset the outer walk
- * under its feet, so that is refused rather than silently truncated. */
-static sqlite3_stmt *cursor(struct store *s, enum stmt i)
-{
-    if (sqlite3_stmt_busy(s->st[i])) {
-        log_error("store: reentrant use of \"%s\" refused", sql[i]);
-        return NULL;
-    }
-    return s->st[i];
-}
-
-/* Copies text column i into dst (cap bytes, always NUL-terminated); NULL
- * becomes "". A value longer than cap - 1 is cut; our writers enforce the
- * same limits, so only a file edited by hand can hold one. Returns 0, or
- * STORE_EIO when SQLite ran out of memory converting the value. */
-static int col_text(struct store *s, sqlite3_stmt *st, int i, char *dst,
-                    size_t cap)
-{
-    dst[0] = '\0';
-    if (sqlite3_column_type(st, i) == SQLITE_NULL)
-        return 0;
-    const unsigned char *p = sqlite3_column_text(st, i);
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
-    if (!p)
-        return sqlite3_errcode(s->db) == SQLITE_NOMEM
-                   ? fail(s, SQLITE_NOMEM, "read column")
-                   : 0;
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, p, n);
-    dst[n] = '\0';
-    return 0;
-}
-
-/* Reads a row in USER_COLS order. */
-static int read_user(struct store *s, sqlite3_stmt *st, struct store_user *u)
-{
-    memset(u, 0, sizeof *u);
-    if (col_text(s, st, 0, u->org, sizeof u->org) ||
-        col_text(s, st, 1, u->id, sizeof u->id) ||
-        col_text(s, st, 2, u->email, sizeof u->email) ||
-        col_text(s, st, 3, u->name, sizeof u->name) ||
-        col_text(s, st, 4, u->pw_hash, sizeof u->pw_hash))
-        return STORE_EIO;
-    u->status = sqlite3_column_int(st, 5);
-    u->manual = sqlite3_column_type(st, 6) == SQLITE_NULL
-                    ? -1
-                    : sqlite3_column_int(st, 6);
-    u->last_seen_ms = sqlite3_column_int64(st, 7);
-    return 0;
-}
-
-/* Writes prefix + 12 lowercase hex digits from libsodium's CSPRNG. */
-static void gen_id(char *out, const char *prefix)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[ID_RANDOM_BYTES];
-    size_t n = strlen(prefix);
-    randombytes_buf(r, sizeof r);
-    memcpy(out, prefix, n);
-    for (size_t i = 0; i < sizeof r; i++) {
-        out[n++] = hex[r[i] >> 4];
-        out[n++] = hex[r[i] & 15];
-    }
-    out[n] = '\0';
-}
-
-/* Writes that must be all-or-nothing use these. Outside a transaction they
- * take the write lock up front (BEGIN IMMEDIATE, so the busy timeout
- * applies to getting it); inside the caller's store_begin() they use a
- * savepoint, so a failure undoes only our part of the caller's batch. */
-static int tx_open(struct store *s, int *nested)
-{
-    *nested = !sqlite3_get_autocommit(s->db);
-    return exec(s, *nested ? ST_SAVEPOINT : ST_BEGIN, "begin", "");
-}
-
-static void tx_abort(struct store *s, int nested)
-{
-    /* SQLite rolls the whole transaction back by itself after some errors
-     * (NOMEM, FULL, IOERR); then there is nothing left to undo. */
-    if (sqlite3_get_autocommit(s->db))
-        return;
-    if (nested) {
-        exec(s, ST_ROLLBACK_TO, "rollback to savepoint", "");
-        exec(s, ST_RELEASE, "release savepoint", "");
-    } else {
-        exec(s, ST_ROLLBACK, "rollback", "");
-    }
-}
-
-static int tx_close(struct store *s, int nested)
-{
-    int rc = exec(s, nested ? ST_RELEASE : ST_COMMIT, "commit", "");
-    if (rc != 0)
-        tx_abort(s, nested);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------
- * Open, migrate, close
- * ------------------------------------------------------------------------ */
-
-/* Runs a one-row pragma and copies its text result into out. */
-static int pragma_text(sqlite3 *db, const char *q, char *out, size_t cap)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    rc = sqlite3_step(st);
-    out[0] = '\0';
-    if (rc == SQLITE_ROW) {
-        const unsigned char *p = sqlite3_column_text(st, 0);
-        snprintf(out, cap, "%s", p ? (const char *)p : "");
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int user_version(sqlite3 *db, int *v)
-{
-    char buf[32];
-    int rc = pragma_text(db, "PRAGMA user_version", buf, sizeof buf);
-    *v = 0;
-    if (rc == SQLITE_OK)
-        *v = (int)strtol(buf, NULL, 10);
-    return rc;
-}
-
-/* Runs SQL text through sqlite3_exec, describing a failure in err. */
-static int exec_text(sqlite3 *db, const char *q, const char *what, char *err)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, q, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        set_err(err, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
-    sqlite3_free(msg);
-    return rc;
-}
-
-/* Brings the schema to SCHEMA_VERSION, one transaction per step. The
- * version is read again under the write lock because another process (the
- * CLI beside a server) may have migrated the file since our first look. */
-static int migrate(sqlite3 *db, char *err)
-{
-    for (;;) {
-        char q[64];
-        int v, rc = user_version(db, &v);
-        if (rc != SQLITE_OK) {
-            set_err(err, "read schema version: %s", sqlite3_errmsg(db));
-            return STORE_EIO;
-        }
-        if (v > SCHEMA_VERSION) {
-            set_err(err,
-                    "database schema version %d is newer than this "
-                    "presenced (%d)",
-                    v, SCHEMA_VERSION);
-            return STORE_EIO;
-        }
-        if (v == SCHEMA_VERSION)
-            return 0;
-        if (exec_text(db, "BEGIN IMMEDIATE", "begin migration", err))
-            return STORE_EIO;
-        rc = user_version(db, &v);
-        if (rc != SQLITE_OK) {
-            set_err(err, "read schema version: %s", sqlite3_errmsg(db));
-            goto rollback;
-        }
-        if (v < 0 || v >= SCHEMA_VERSION) {
-            /* Someone else finished meanwhile (or went past us): look
-             * again outside the transaction. */
-            exec_text(db, "ROLLBACK", "rollback", NULL);
-            if (v == SCHEMA_VERSION)
-                return 0;
-            if (v < 0) {
-                set_err(err, "database schema version %d is invalid", v);
-                return STORE_EIO;
-            }
-            continue;
-        }
-        snprintf(q, sizeof q, "PRAGMA user_version = %d", v + 1);
-        if (exec_text(db, migrations[v], "migrate schema", err) ||
-            exec_text(db, q, "set schema version", err) ||
-            exec_text(db, "COMMIT", "commit migration", err))
-            goto rollback;
-        log_info("store: database schema migrated to version %d", v + 1);
-        continue;
-    rollback:
-        if (!sqlite3_get_autocommit(db))
-            exec_text(db, "ROLLBACK", "rollback", NULL);
-        return STORE_EIO;
-    }
-}
-
-int store_open(struct store **out, const char *path, char *err)
-{
-    struct store *s;
-    char mode[32];
-    int rc;
-
-    *out = NULL;
-    if (err)
-        err[0] = '\0';
-    if (!path) {
-        set_err(err, "no database path");
-        return STORE_EINVAL;
-    }
-    /* Generated ids come from libsodium's CSPRNG; sodium_init() is
-     * idempotent, so every store may call it. */
-    if (sodium_init() < 0) {
-        set_err(err, "libsodium failed to initialize");
-        return STORE_EIO;
-    }
-    s = xcalloc(1, sizeof *s);
-    rc = sqlite3_open_v2(path, &s->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX,
-                         NULL);
-    if (rc != SQLITE_OK) {
-        set_err(err, "open %s: %s", path,
-                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        goto fail;
-    }
-    /* Extended codes tell a duplicate key from a missing parent row. */
-    sqlite3_extended_result_codes(s->db, 1);
-    /* Set before anything takes a lock: the CLI and a running server share
-     * the file, and either may briefly hold the write lock. */
-    sqlite3_busy_timeout(s->db, 5000);
-
-    /* An in-memory or temporary database has no file name and no use for
-     * WAL (SQLite answers "memory"). A file must end up in WAL: readers
-     * then never wait for the writer, which the server relies on. */
-    if (sqlite3_db_filename(s->db, "main") &&
-        sqlite3_db_filename(s->db, "main")[0]) {
-        rc = pragma_text(s->db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
-        if (rc != SQLITE_OK) {
-            set_err(err, "enable WAL on %s: %s", path,
-                    sqlite3_errmsg(s->db));
-            goto fail;
-        }
-        if (strcmp(mode, "wal") != 0) {
-            set_err(err, "enable WAL on %s: journal mode is %s", path, mode);
-            goto fail;
-        }
-    }
-    if (exec_text(s->db, "PRAGMA foreign_keys=ON", "enable foreign keys",
-                  err) ||
-        exec_text(s->db, "PRAGMA synchronous=NORMAL", "set synchronous",
-                  err))
-        goto fail;
-    /* A build without foreign keys would accept the pragma and ignore it,
-     * and then users of unknown organizations would slip in. */
-    rc = pragma_text(s->db, "PRAGMA foreign_keys", mode, sizeof mode);
-    if (rc != SQLITE_OK || strcmp(mode, "1") != 0) {
-        set_err(err, "foreign keys are not available in this SQLite");
-        goto fail;
-    }
-    if (migrate(s->db, err))
-        goto fail;
-    for (int i = 0; i < ST__COUNT; i++) {
-        rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &s->st[i], NULL);
-        if (rc != SQLITE_OK) {
-            set_err(err, "prepare \"%s\": %s", sql[i],
-                    sqlite3_errmsg(s->db));
-            goto fail;
-        }
-    }
-    *out = s;
-    return 0;
-
-fail:
-    store_close(s);
-    return STORE_EIO;
 }
 
 void store_close(struct store *s)
 {
-    if (!s)
-        return;
-    for (int i = 0; i < ST__COUNT; i++)
-        sqlite3_finalize(s->st[i]);
-    /* With every statement finalized this only fails on a bug; the
-     * handle is then left to leak rather than be used after free. */
-    if (sqlite3_close(s->db) != SQLITE_OK)
-        log_error("store: close: %s", sqlite3_errmsg(s->db));
-    free(s);
+    if (s)
+        s->ops->close(s);
+}
+
+const char *store_backend(const struct store *s)
+{
+    return s->ops->name;
 }
 
 const char *store_strerror(int rc)
@@ -727,659 +70,214 @@ const char *store_strerror(int rc)
         return "invalid argument";
     case STORE_EBUSY:
         return "in use by another server";
+    case STORE_EDOWN:
+        return "database unavailable";
     default:
         return "unknown store error";
     }
 }
 
-/* ------------------------------------------------------------------------
- * Transactions
- * ------------------------------------------------------------------------ */
+/* Only a SQLite file is locked: a PostgreSQL database is shared by design
+ * (several nodes, next to the CLI). */
+int store_lock(const char *db, int *fd_out, int64_t *holder, char *err)
+{
+    if (store_kind(db) != STORE_KIND_SQLITE) {
+        *fd_out = -1;
+        return 0;
+    }
+    return store_sqlite_lock(db, fd_out, holder, err);
+}
+
+int store_lock_holder(const char *db, int64_t *pid)
+{
+    if (store_kind(db) != STORE_KIND_SQLITE)
+        return -1;
+    return store_sqlite_lock_holder(db, pid);
+}
+
+int store_presence_write(struct store *s, const struct store_presence *rows,
+                         size_t n)
+{
+    if (n == 0)
+        return 0;
+    return s->ops->presence_write(s, rows, n);
+}
 
 int store_begin(struct store *s)
 {
-    return exec(s, ST_BEGIN, "begin", "");
+    return s->ops->begin(s);
 }
 
 int store_commit(struct store *s)
 {
-    return exec(s, ST_COMMIT, "commit", "");
+    return s->ops->commit(s);
 }
 
-/* Rolling back when no transaction is open (SQLite may already have rolled
- * it back after an I/O error) succeeds: the caller's goal is met. */
 int store_rollback(struct store *s)
 {
-    if (sqlite3_get_autocommit(s->db))
-        return 0;
-    return exec(s, ST_ROLLBACK, "rollback", "");
+    return s->ops->rollback(s);
 }
-
-/* ------------------------------------------------------------------------
- * Organizations and users
- * ------------------------------------------------------------------------ */
 
 int store_org_add(struct store *s, const char *id, const char *name)
 {
-    if (!id_ok(id) || (name && !len_ok(name, STORE_NAME_MAX)))
-        return STORE_EINVAL;
-    return exec(s, ST_ORG_ADD, "add organization", "ttI", id,
-                name ? name : id, now_ms());
+    return s->ops->org_add(s, id, name);
 }
 
 int store_org_exists(struct store *s, const char *id)
 {
-    sqlite3_stmt *st = s->st[ST_ORG_EXISTS];
-    int rc;
-    if (!id_ok(id))
-        return STORE_EINVAL;
-    rc = bind(st, "t", id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    rc = rc == SQLITE_ROW    ? 1
-         : rc == SQLITE_DONE ? 0
-                             : fail(s, rc, "find organization");
-    done(st);
-    return rc;
+    return s->ops->org_exists(s, id);
 }
 
 int store_user_add(struct store *s, const char *org, const char *id,
                    const char *email, const char *name, const char *pw_hash,
                    char *id_out)
 {
-    char gen[STORE_ID_MAX + 1];
-    int rc;
-
-    if (!id_ok(org) || (id && !id_ok(id)) ||
-        (email && !len_ok(email, STORE_EMAIL_MAX)) ||
-        !len_ok(name, STORE_NAME_MAX) ||
-        (pw_hash && !len_ok(pw_hash, PW_HASH_MAX)))
-        return STORE_EINVAL;
-    for (int tries = 0;; tries++) {
-        if (!id)
-            gen_id(gen, "u_");
-        rc = exec(s, ST_USER_ADD, "add user", "tteteI", org, id ? id : gen,
-                  email, name, pw_hash, now_ms());
-        /* A primary key clash on a generated id is bad luck, not the
-         * caller's error; a clash on the email is theirs. */
-        if (rc == STORE_EEXIST && !id &&
-            s->rc == SQLITE_CONSTRAINT_PRIMARYKEY && tries + 1 < ID_TRIES)
-            continue;
-        break;
-    }
-    if (rc == 0 && id_out)
-        snprintf(id_out, STORE_ID_MAX + 1, "%s", id ? id : gen);
-    return rc;
-}
-
-/* Steps a statement expected to yield at most one user row. */
-static int get_user(struct store *s, sqlite3_stmt *st, struct store_user *out,
-                    const char *what)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        rc = read_user(s, st, out);
-    else if (rc == SQLITE_DONE)
-        rc = STORE_ENOENT;
-    else
-        rc = fail(s, rc, what);
-    done(st);
-    return rc;
+    return s->ops->user_add(s, org, id, email, name, pw_hash, id_out);
 }
 
 int store_user_get(struct store *s, const char *org, const char *id,
                    struct store_user *out)
 {
-    sqlite3_stmt *st = s->st[ST_USER_GET];
-    int rc;
-    if (!id_ok(org) || !id_ok(id))
-        return STORE_EINVAL;
-    rc = bind(st, "tt", org, id);
-    if (rc != SQLITE_OK) {
-        rc = fail(s, rc, "get user");
-        done(st);
-        return rc;
-    }
-    return get_user(s, st, out, "get user");
+    return s->ops->user_get(s, org, id, out);
 }
 
 int store_user_by_email(struct store *s, const char *email,
                         struct store_user *out)
 {
-    sqlite3_stmt *st = s->st[ST_USER_BY_EMAIL];
-    int rc;
-    if (!len_ok(email, STORE_EMAIL_MAX))
-        return STORE_EINVAL;
-    /* "" is stored as NULL (no email), so it never matches anyone. */
-    rc = bind(st, "e", email);
-    if (rc != SQLITE_OK) {
-        rc = fail(s, rc, "find user by email");
-        done(st);
-        return rc;
-    }
-    return get_user(s, st, out, "find user by email");
+    return s->ops->user_by_email(s, email, out);
 }
 
 int store_user_set_name(struct store *s, const char *org, const char *id,
                         const char *name)
 {
-    int rc;
-    if (!id_ok(org) || !id_ok(id) || !len_ok(name, STORE_NAME_MAX))
-        return STORE_EINVAL;
-    rc = exec(s, ST_USER_SET_NAME, "rename user", "ttt", org, id, name);
-    if (rc == 0 && sqlite3_changes(s->db) == 0)
-        rc = STORE_ENOENT;
-    return rc;
+    return s->ops->user_set_name(s, org, id, name);
 }
 
 int store_user_set_presence(struct store *s, const char *org, const char *id,
                             int status, int manual, int64_t last_seen_ms)
 {
-    int rc;
-    if (!id_ok(org) || !id_ok(id) || status < 0 || status > 3 ||
-        manual < -1 || manual > 3)
-        return STORE_EINVAL;
-    rc = exec(s, ST_USER_SET_PRESENCE, "store presence", "ttimI", org, id,
-              status, manual, last_seen_ms);
-    if (rc == 0 && sqlite3_changes(s->db) == 0)
-        rc = STORE_ENOENT;
-    return rc;
+    return s->ops->user_set_presence(s, org, id, status, manual, last_seen_ms);
 }
 
-/* The callback gets a struct of our own, filled from the row: it may call
- * other store functions (a write while this read is open is fine on one
- * connection), but not store_user_each itself. */
 int store_user_each(struct store *s, const char *org, store_user_cb *cb,
                     void *ud)
 {
-    struct store_user u;
-    sqlite3_stmt *st;
-    int rc;
-
-    if (org && !id_ok(org))
-        return STORE_EINVAL;
-    st = cursor(s, org ? ST_USER_EACH_ORG : ST_USER_EACH_ALL);
-    if (!st)
-        return STORE_EIO;
-    rc = org ? bind(st, "t", org) : SQLITE_OK;
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (read_user(s, st, &u)) {
-            done(st);
-            return STORE_EIO;
-        }
-        cb(ud, &u);
-        rc = SQLITE_OK;
-    }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc, "list users");
-    done(st);
-    return rc;
+    return s->ops->user_each(s, org, cb, ud);
 }
 
 int store_reset_stale(struct store *s, int64_t cutoff_ms)
 {
-    int rc = exec(s, ST_RESET_STALE, "reset stale users", "I", cutoff_ms);
-    return rc ? rc : sqlite3_changes(s->db);
+    return s->ops->reset_stale(s, cutoff_ms);
 }
 
 int store_user_count(struct store *s, const char *org)
 {
-    sqlite3_stmt *st;
-    int rc;
-    if (org && !id_ok(org))
-        return STORE_EINVAL;
-    st = s->st[org ? ST_USER_COUNT_ORG : ST_USER_COUNT_ALL];
-    rc = org ? bind(st, "t", org) : SQLITE_OK;
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    rc = rc == SQLITE_ROW ? sqlite3_column_int(st, 0)
-                          : fail(s, rc, "count users");
-    done(st);
-    return rc;
+    return s->ops->user_count(s, org);
 }
 
 int64_t store_data_version(struct store *s)
 {
-    sqlite3_stmt *st = s->st[ST_DATA_VERSION];
-    int rc = sqlite3_step(st);
-    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0)
-                                 : fail(s, rc, "data_version");
-    done(st);
-    return v;
+    return s->ops->data_version(s);
 }
-
-/* ------------------------------------------------------------------------
- * Sessions
- * ------------------------------------------------------------------------ */
 
 int store_session_add(struct store *s, const unsigned char hash[32],
                       const char *org, const char *user, int64_t expires_ms,
                       int64_t *id_out)
 {
-    int rc;
-    if (!hash || !id_ok(org) || !id_ok(user))
-        return STORE_EINVAL;
-    rc = exec(s, ST_SESSION_ADD, "add session", "httII", hash, org, user,
-              now_ms(), expires_ms);
-    if (rc == 0 && id_out)
-        *id_out = sqlite3_last_insert_rowid(s->db);
-    return rc;
-}
-
-/* Reads the row a session statement found (bound by the caller). */
-static int session_row(struct store *s, sqlite3_stmt *st, int rc,
-                       struct store_session *out)
-{
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(st, 0);
-        out->expires_ms = sqlite3_column_int64(st, 3);
-        rc = col_text(s, st, 1, out->org, sizeof out->org);
-        if (rc == 0)
-            rc = col_text(s, st, 2, out->user, sizeof out->user);
-    } else {
-        rc = rc == SQLITE_DONE ? STORE_ENOENT : fail(s, rc, "get session");
-    }
-    done(st);
-    return rc;
+    return s->ops->session_add(s, hash, org, user, expires_ms, id_out);
 }
 
 int store_session_get(struct store *s, const unsigned char hash[32],
                       int64_t now_ms, struct store_session *out)
 {
-    sqlite3_stmt *st = s->st[ST_SESSION_GET];
-    if (!hash)
-        return STORE_EINVAL;
-    return session_row(s, st, bind(st, "hI", hash, now_ms), out);
+    return s->ops->session_get(s, hash, now_ms, out);
 }
 
 int store_session_get_by_id(struct store *s, int64_t id, int64_t now_ms,
                             struct store_session *out)
 {
-    sqlite3_stmt *st = s->st[ST_SESSION_GET_ID];
-    return session_row(s, st, bind(st, "II", id, now_ms), out);
+    return s->ops->session_get_by_id(s, id, now_ms, out);
 }
 
 int store_session_each(struct store *s, int64_t now_ms,
                        store_session_row_cb *cb, void *ud)
 {
-    struct store_session ss;
-    unsigned char hash[32];
-    sqlite3_stmt *st = cursor(s, ST_SESSION_EACH);
-    int rc;
-
-    if (!st)
-        return STORE_EIO;
-    rc = bind(st, "I", now_ms);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *h = sqlite3_column_blob(st, 4);
-        memset(&ss, 0, sizeof ss);
-        ss.id = sqlite3_column_int64(st, 0);
-        ss.expires_ms = sqlite3_column_int64(st, 3);
-        /* The CHECK constraint keeps every hash at 32 bytes; a NULL here
-         * is SQLite out of memory. */
-        if (!h || sqlite3_column_bytes(st, 4) != 32 ||
-            col_text(s, st, 1, ss.org, sizeof ss.org) ||
-            col_text(s, st, 2, ss.user, sizeof ss.user)) {
-            done(st);
-            return fail(s, SQLITE_NOMEM, "list sessions");
-        }
-        memcpy(hash, h, 32);
-        cb(ud, &ss, hash);
-        rc = SQLITE_OK;
-    }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc, "list sessions");
-    done(st);
-    return rc;
+    return s->ops->session_each(s, now_ms, cb, ud);
 }
 
 int store_session_delete(struct store *s, int64_t id)
 {
-    int rc = exec(s, ST_SESSION_DELETE, "delete session", "I", id);
-    if (rc == 0 && sqlite3_changes(s->db) == 0)
-        rc = STORE_ENOENT;
-    return rc;
+    return s->ops->session_delete(s, id);
 }
 
 int store_session_purge(struct store *s, int64_t now_ms)
 {
-    int rc = exec(s, ST_SESSION_PURGE, "purge sessions", "I", now_ms);
-    return rc ? rc : sqlite3_changes(s->db);
+    return s->ops->session_purge(s, now_ms);
 }
 
 int store_session_trim(struct store *s, const char *org, const char *user,
-                       int keep, int64_t now_ms, store_session_cb *cb,
-                       void *ud)
+                       int keep, int64_t now_ms, store_session_cb *cb, void *ud)
 {
-    if (!id_ok(org) || !id_ok(user) || keep < 0)
-        return STORE_EINVAL;
-    /* Ids first, deletes after: the statement is done before any write. */
-    sqlite3_stmt *st = s->st[ST_SESSION_OLDEST];
-    int64_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    int rc = bind(st, "ttII", org, user, now_ms, (int64_t)keep);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            ids = xrealloc(ids, cap * sizeof *ids);
-        }
-        ids[n++] = sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    }
-    rc = rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : fail(s, rc, "old sessions");
-    done(st);
-    int deleted = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int d = store_session_delete(s, ids[i]);
-        if (d == STORE_ENOENT)
-            continue;
-        rc = d;
-        if (d == 0) {
-            deleted++;
-            if (cb)
-                cb(ud, ids[i]);
-        }
-    }
-    free(ids);
-    return rc ? rc : deleted;
-}
-
-/* ------------------------------------------------------------------------
- * Channels and projects
- * ------------------------------------------------------------------------ */
-
-/* Inserts the group and its members under one transaction (or savepoint).
- * A member outside org fails its foreign key into users(org, id), which
- * comes back as STORE_ENOENT after everything is rolled back. */
-static int group_add(struct store *s, const struct group_kind *k,
-                     const char *org, const char *name,
-                     const char *const *members, size_t n, char *id_out)
-{
-    char id[STORE_ID_MAX + 1];
-    int rc, nested;
-
-    if (!id_ok(org) || !len_ok(name, STORE_NAME_MAX) || (n && !members))
-        return STORE_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!id_ok(members[i]))
-            return STORE_EINVAL;
-
-    for (int tries = 0;; tries++) {
-        int clash;
-        gen_id(id, k->prefix);
-        if ((rc = tx_open(s, &nested)) != 0)
-            return rc;
-        rc = exec(s, k->add, k->what, "tttI", org, id, name, now_ms());
-        /* Read now: the rollback below overwrites s->rc. */
-        clash = rc == STORE_EEXIST && s->rc == SQLITE_CONSTRAINT_PRIMARYKEY;
-        for (size_t i = 0; rc == 0 && i < n; i++)
-            rc = exec(s, k->member_add, k->what, "ttt", org, id, members[i]);
-        if (rc == 0)
-            rc = tx_close(s, nested);
-        else
-            tx_abort(s, nested);
-        if (clash && tries + 1 < ID_TRIES)
-            continue;
-        break;
-    }
-    if (rc == 0 && id_out)
-        memcpy(id_out, id, strlen(id) + 1);
-    return rc;
-}
-
-/* Strings are copied out of the row before the callback sees them, so
- * they stay valid even if the callback uses other statements. */
-static int group_each(struct store *s, const struct group_kind *k,
-                      const char *org, store_group_cb *cb, void *ud)
-{
-    char id[STORE_ID_MAX + 1], name[STORE_NAME_MAX + 1];
-    sqlite3_stmt *st;
-    int rc;
-
-    if (!id_ok(org))
-        return STORE_EINVAL;
-    if (!(st = cursor(s, k->each)))
-        return STORE_EIO;
-    rc = bind(st, "t", org);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (col_text(s, st, 0, id, sizeof id) ||
-            col_text(s, st, 1, name, sizeof name)) {
-            done(st);
-            return STORE_EIO;
-        }
-        cb(ud, id, name, sqlite3_column_int(st, 2));
-        rc = SQLITE_OK;
-    }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc, "list groups");
-    done(st);
-    return rc;
-}
-
-static int group_members(struct store *s, const struct group_kind *k,
-                         const char *org, const char *id, char *name_out,
-                         store_member_cb *cb, void *ud)
-{
-    char user[STORE_ID_MAX + 1], name[STORE_NAME_MAX + 1];
-    sqlite3_stmt *st = s->st[k->get];
-    int rc;
-
-    if (!id_ok(org) || !id_ok(id))
-        return STORE_EINVAL;
-    /* The group itself first: an empty group and a missing one differ. */
-    rc = bind(st, "tt", org, id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        rc = col_text(s, st, 0, name, sizeof name);
-    else
-        rc = rc == SQLITE_DONE ? STORE_ENOENT : fail(s, rc, k->what);
-    done(st);
-    if (rc)
-        return rc;
-    if (name_out)
-        memcpy(name_out, name, strlen(name) + 1);
-
-    if (!(st = cursor(s, k->members)))
-        return STORE_EIO;
-    rc = bind(st, "tt", org, id);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (col_text(s, st, 0, user, sizeof user)) {
-            done(st);
-            return STORE_EIO;
-        }
-        cb(ud, user);
-        rc = SQLITE_OK;
-    }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc, "list members");
-    done(st);
-    return rc;
+    return s->ops->session_trim(s, org, user, keep, now_ms, cb, ud);
 }
 
 int store_channel_add(struct store *s, const char *org, const char *name,
                       const char *const *members, size_t n, char *id_out)
 {
-    return group_add(s, &channel_kind, org, name, members, n, id_out);
+    return s->ops->channel_add(s, org, name, members, n, id_out);
 }
 
 int store_project_add(struct store *s, const char *org, const char *name,
                       const char *const *members, size_t n, char *id_out)
 {
-    return group_add(s, &project_kind, org, name, members, n, id_out);
+    return s->ops->project_add(s, org, name, members, n, id_out);
 }
 
 int store_channel_each(struct store *s, const char *org, store_group_cb *cb,
                        void *ud)
 {
-    return group_each(s, &channel_kind, org, cb, ud);
+    return s->ops->channel_each(s, org, cb, ud);
 }
 
 int store_project_each(struct store *s, const char *org, store_group_cb *cb,
                        void *ud)
 {
-    return group_each(s, &project_kind, org, cb, ud);
+    return s->ops->project_each(s, org, cb, ud);
 }
 
 int store_channel_members(struct store *s, const char *org, const char *id,
                           char *name_out, store_member_cb *cb, void *ud)
 {
-    return group_members(s, &channel_kind, org, id, name_out, cb, ud);
+    return s->ops->channel_members(s, org, id, name_out, cb, ud);
 }
 
 int store_project_members(struct store *s, const char *org, const char *id,
                           char *name_out, store_member_cb *cb, void *ud)
 {
-    return group_members(s, &project_kind, org, id, name_out, cb, ud);
+    return s->ops->project_members(s, org, id, name_out, cb, ud);
 }
-
-/* ------------------------------------------------------------------------
- * Server registration and checks
- * ------------------------------------------------------------------------ */
 
 int store_server_set(struct store *s, const struct store_server *srv)
 {
-    /* The strings are fixed arrays; one without its NUL is a caller bug
-     * that would otherwise read past the struct. */
-    if (!srv ||
-        strnlen(srv->listen, sizeof srv->listen) == sizeof srv->listen ||
-        strnlen(srv->admin_key, sizeof srv->admin_key) ==
-            sizeof srv->admin_key)
-        return STORE_EINVAL;
-    return exec(s, ST_SERVER_SET, "register server", "IttI", srv->pid,
-                srv->listen, srv->admin_key, srv->started_ms);
+    return s->ops->server_set(s, srv);
 }
 
 int store_server_get(struct store *s, struct store_server *out)
 {
-    sqlite3_stmt *st = s->st[ST_SERVER_GET];
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->pid = sqlite3_column_int64(st, 0);
-        out->started_ms = sqlite3_column_int64(st, 3);
-        rc = col_text(s, st, 1, out->listen, sizeof out->listen);
-        if (rc == 0)
-            rc = col_text(s, st, 2, out->admin_key, sizeof out->admin_key);
-    } else {
-        rc = rc == SQLITE_DONE ? STORE_ENOENT : fail(s, rc, "get server");
-    }
-    done(st);
-    return rc;
+    return s->ops->server_get(s, out);
 }
 
-/* Only the registering process clears the row: a server that starts while
- * an old one is shutting down must not lose its registration to the old
- * one's exit. STORE_ENOENT when nothing matched. */
 int store_server_clear(struct store *s, int64_t pid)
 {
-    int rc = exec(s, ST_SERVER_CLEAR, "unregister server", "I", pid);
-    if (rc == 0 && sqlite3_changes(s->db) == 0)
-        rc = STORE_ENOENT;
-    return rc;
+    return s->ops->server_clear(s, pid);
 }
 
 void store_set_busy_timeout(struct store *s, int ms)
 {
-    sqlite3_busy_timeout(s->db, ms);
+    s->ops->set_busy_timeout(s, ms);
 }
 
 int store_check(struct store *s, char *err)
 {
-    sqlite3_stmt *st = s->st[ST_CHECK];
-    int rc;
-
-    if (err)
-        err[0] = '\0';
-    /* integrity_check answers one row "ok", or one row per problem. */
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *line = sqlite3_column_text(st, 0);
-        if (!line || strcmp((const char *)line, "ok") != 0) {
-            set_err(err, "%s", line ? (const char *)line : "out of memory");
-            done(st);
-            return STORE_EIO;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        /* A file too damaged to walk fails here rather than with rows. */
-        set_err(err, "%s", sqlite3_errmsg(s->db));
-        log_error("store: integrity check: %s (%d)", sqlite3_errmsg(s->db),
-                  rc);
-        done(st);
-        return STORE_EIO;
-    }
-    done(st);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------
- * One server per database
- * ------------------------------------------------------------------------ */
-
-/* The lock lives in a file of its own rather than on the database: SQLite
- * keeps POSIX locks on the database file, and a process drops every such
- * lock on a file when it closes any descriptor of it, so a second
- * descriptor of ours on the database would undo SQLite's locking. */
-static int lock_path(const char *path, char *out, size_t cap)
-{
-    if (!path || !path[0] || !strcmp(path, ":memory:"))
-        return 0;
-    int n = snprintf(out, cap, "%s.lock", path);
-    return n > 0 && (size_t)n < cap ? 1 : -1;
-}
-
-int store_lock(const char *path, int *fd_out, int64_t *holder, char *err)
-{
-    char lp[4096];
-    *fd_out = -1;
-    *holder = 0;
-    if (err)
-        err[0] = '\0';
-    int has = lock_path(path, lp, sizeof lp);
-    if (has == 0)
-        return 0;
-    if (has < 0) {
-        set_err(err, "database path too long");
-        return STORE_EIO;
-    }
-    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0) {
-        set_err(err, "cannot open %s: %s", lp, strerror(errno));
-        return STORE_EIO;
-    }
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(fd, F_SETLK, &fl) == 0) {
-        *fd_out = fd;
-        return 0;
-    }
-    int e = errno;
-    if (e == EACCES || e == EAGAIN) {
-        struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-        if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK)
-            *holder = q.l_pid;
-        close(fd);
-        return STORE_EBUSY;
-    }
-    set_err(err, "cannot lock %s: %s", lp, strerror(e));
-    close(fd);
-    return STORE_EIO;
-}
-
-int store_lock_holder(const char *path, int64_t *pid)
-{
-    char lp[4096];
-    *pid = 0;
-    if (lock_path(path, lp, sizeof lp) <= 0)
-        return -1;
-    int fd = open(lp, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -1;
-    struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    int rc = fcntl(fd, F_GETLK, &q);
-    close(fd);
-    if (rc != 0)
-        return -1;
-    if (q.l_type == F_UNLCK)
-        return 0;
-    *pid = q.l_pid;
-    return 1;
+    return s->ops->check(s, err);
 }

@@ -1,8 +1,13 @@
-/* store.h - the SQLite database: organizations, users, login sessions,
- * channels, projects, and the running server's registration.
+/* store.h - the database: organizations, users, login sessions, channels,
+ * projects, and the running server's registration.
  *
- * One SQLite connection per struct store, opened without SQLite's own mutex
- * (SQLITE_OPEN_NOMUTEX): calls on one store must never overlap. The CLI
+ * Two backends behind one interface (store_int.h): a SQLite file (the
+ * default) and PostgreSQL (a postgresql:// or postgres:// URI, through
+ * libpq). The data model, limits and error codes are the same on both.
+ *
+ * One database connection per struct store (for SQLite opened without
+ * SQLite's own mutex, SQLITE_OPEN_NOMUTEX): calls on one store must never
+ * overlap. The CLI
  * uses its store from its one thread; the server uses one store from its
  * store thread only (store/queue.h), never from a loop thread or under the
  * hub's lock. Every statement is prepared once at open
@@ -32,7 +37,12 @@ enum {
     STORE_EEXIST = -3,    /* unique constraint (id or email taken) */
     STORE_EINVAL = -4,    /* argument out of limits (length, empty id) */
     STORE_EBUSY = -5,     /* the database is held by another server */
+    STORE_EDOWN = -6,     /* the database server is unreachable (PostgreSQL
+                             down or restarting): try again later */
 };
+
+/* store_kind(): which backend a database string selects. */
+enum { STORE_KIND_SQLITE, STORE_KIND_PG, STORE_KIND_UNKNOWN };
 
 struct store;
 
@@ -61,11 +71,20 @@ struct store_server {
     int64_t started_ms;
 };
 
-/* Opens or creates the file, enables WAL, foreign keys and a 5 s busy
- * timeout, creates or migrates the schema. ":memory:" works for tests. */
-int store_open(struct store **out, const char *path, char *err);
+/* STORE_KIND_PG for a postgresql:// or postgres:// URI, STORE_KIND_UNKNOWN
+ * for any other "scheme://", else STORE_KIND_SQLITE (a file path). */
+int store_kind(const char *db);
+
+/* SQLite: opens or creates the file, enables WAL, foreign keys and a 5 s
+ * busy timeout, creates or migrates the schema. ":memory:" works for tests.
+ * PostgreSQL: connects, creates or migrates the schema, prepares every
+ * statement. Either refuses a schema newer than this binary knows.
+ * err gets a one-line reason, never a password. STORE_EINVAL for an
+ * unknown scheme; STORE_EDOWN if the server cannot be reached. */
+int store_open(struct store **out, const char *db, char *err);
 void store_close(struct store *s); /* NULL is a no-op */
 const char *store_strerror(int rc);
+const char *store_backend(const struct store *s); /* "sqlite", "postgresql" */
 
 /* Transactions, for batching (BEGIN IMMEDIATE / COMMIT / ROLLBACK). */
 int store_begin(struct store *s);
@@ -93,6 +112,17 @@ int store_user_set_name(struct store *s, const char *org, const char *id,
 /* Writes the presence fields of one user; manual -1 clears it. */
 int store_user_set_presence(struct store *s, const char *org, const char *id,
                             int status, int manual, int64_t last_seen_ms);
+/* A batch of presence writes: one transaction, all or nothing (a failed
+ * batch leaves nothing written and may be run again). PostgreSQL does it
+ * as one multi-row statement. Rows name existing users; others are
+ * skipped. At most one row per user. */
+struct store_presence {
+    const char *org, *user;
+    int status, manual;
+    int64_t last_seen_ms;
+};
+int store_presence_write(struct store *s, const struct store_presence *rows,
+                         size_t n);
 typedef void store_user_cb(void *ud, const struct store_user *u);
 /* Every user of every organization (org NULL) or of one organization. */
 int store_user_each(struct store *s, const char *org, store_user_cb *cb,
