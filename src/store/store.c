@@ -55,6 +55,54 @@ const char *store_backend(const struct store *s)
     return s->ops->name;
 }
 
+char *store_redact(const char *db, char *out, size_t cap)
+{
+    size_t o = 0;
+    const char *p = db ? db : "";
+    const char *auth = strstr(p, "://");
+    const char *at = NULL, *colon = NULL;
+
+    if (cap == 0)
+        return out;
+#define PUT(ch)                                                             \
+    do {                                                                    \
+        if (o + 1 < cap)                                                    \
+            out[o++] = (ch);                                                \
+    } while (0)
+    if (auth) {
+        auth += 3;
+        /* The userinfo ends at the last '@' before the host part. */
+        for (const char *q = auth; *q && *q != '/' && *q != '?'; q++)
+            if (*q == '@')
+                at = q;
+        if (at)
+            colon = memchr(auth, ':', (size_t)(at - auth));
+    }
+    while (*p) {
+        if (colon && p == colon + 1) {
+            for (const char *r = "***"; *r; r++)
+                PUT(*r);
+            p = at;
+            continue;
+        }
+        /* password=... in the query string, up to the next '&'. */
+        if ((p == db || p[-1] == '?' || p[-1] == '&' || p[-1] == ' ') &&
+            strncasecmp(p, "password=", 9) == 0) {
+            for (const char *r = "password=***"; *r; r++)
+                PUT(*r);
+            p += 9;
+            while (*p && *p != '&' && *p != ' ')
+                p++;
+            continue;
+        }
+        PUT(*p);
+        p++;
+    }
+#undef PUT
+    out[o] = '\0';
+    return out;
+}
+
 const char *store_strerror(int rc)
 {
     switch (rc) {

@@ -85,6 +85,10 @@ int store_open(struct store **out, const char *db, char *err);
 void store_close(struct store *s); /* NULL is a no-op */
 const char *store_strerror(int rc);
 const char *store_backend(const struct store *s); /* "sqlite", "postgresql" */
+/* db as it may be logged: a URI's password (user:PASSWORD@, or a
+ * password=... query parameter) becomes "***". Always NUL-terminated;
+ * truncated to cap. Returns out. */
+char *store_redact(const char *db, char *out, size_t cap);
 
 /* Transactions, for batching (BEGIN IMMEDIATE / COMMIT / ROLLBACK). */
 int store_begin(struct store *s);
