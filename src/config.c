@@ -18,19 +18,27 @@
 #include <sys/types.h>
 
 #include "auth/auth.h"
+#include "store/store.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 enum type {
-    T_STRING, T_DURATION, T_SIZE, T_INT, T_BOOL, T_LEVEL, T_LISTEN, T_ADDRS
+    T_STRING,
+    T_DURATION,
+    T_SIZE,
+    T_INT,
+    T_BOOL,
+    T_LEVEL,
+    T_LISTEN,
+    T_ADDRS
 };
 
 struct setting {
     const char *key;
     enum type type;
     size_t offset;
-    size_t size;         /* of the member: array size for strings */
-    int64_t min, max;    /* numbers, after parsing (ms, bytes, count) */
+    size_t size;      /* of the member: array size for strings */
+    int64_t min, max; /* numbers, after parsing (ms, bytes, count) */
     const char *def;
     const char *help;
 };
@@ -47,15 +55,24 @@ struct setting {
 #define GIB (1024 * MIB)
 
 #define AT(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define STR(k, f, d, h) {k, T_STRING, AT(f), 0, 0, d, h}
-#define DUR(k, f, lo, d, h) {k, T_DURATION, AT(f), lo, DUR_MAX, d, h}
+#define STR(k, f, d, h)                                                        \
+    {                                                                          \
+        k, T_STRING, AT(f), 0, 0, d, h                                         \
+    }
+#define DUR(k, f, lo, d, h)                                                    \
+    {                                                                          \
+        k, T_DURATION, AT(f), lo, DUR_MAX, d, h                                \
+    }
 
 static const struct setting settings[] = {
     {"listen", T_LISTEN, AT(listen), 0, 0, "127.0.0.1:8080",
      "address to listen on, HOST:PORT (port 0: any free port)"},
     {"loops", T_INT, AT(loops), 0, 64, "0",
      "event loops (threads) serving connections; 0: one per core"},
-    STR("db", db, "presenced.db", "SQLite database file"),
+    STR("db", db, "presenced.db",
+        "SQLite database file, or a postgresql:// URI"),
+    {"db_pool", T_INT, AT(db_pool), 1, STORE_POOL_MAX, "4",
+     "PostgreSQL connections, each on a store thread (SQLite: always 1)"},
     STR("jwt_secret", jwt_secret, "",
         "HS256 secret for bearer JWTs (\"\": none; --demo makes one)"),
     STR("allowed_origins", allowed_origins, "",
@@ -189,13 +206,15 @@ static const struct unit duration_units[] = {
     {"", SEC}, {"ms", 1}, {"s", SEC}, {"m", MIN}, {"h", HOUR}, {"d", DAY},
 };
 static const struct unit size_units[] = {
-    {"", 1}, {"k", KIB}, {"m", MIB}, {"g", GIB},
+    {"", 1},
+    {"k", KIB},
+    {"m", MIB},
+    {"g", GIB},
 };
 
 int config_parse_duration(const char *s, int64_t *ms)
 {
-    return parse_with_units(s, duration_units, ARRAY_LEN(duration_units),
-                            ms);
+    return parse_with_units(s, duration_units, ARRAY_LEN(duration_units), ms);
 }
 
 int config_parse_size(const char *s, int64_t *bytes)
@@ -306,16 +325,15 @@ static int range_error(const struct setting *s, const char *label,
                ERR_VALUE_MAX, value, s->type == T_DURATION ? "short" : "small",
                lo);
     else
-        seterr(err, "%s: \"%.*s\" is too %s (at most %s)", label,
-               ERR_VALUE_MAX, value, s->type == T_DURATION ? "long" : "large",
-               hi);
+        seterr(err, "%s: \"%.*s\" is too %s (at most %s)", label, ERR_VALUE_MAX,
+               value, s->type == T_DURATION ? "long" : "large", hi);
     return -1;
 }
 
 /* Parses and validates value for s, then stores it. On error the config
  * is untouched and err names 'label' (the key, or the variable). */
-static int apply(struct config *c, const struct setting *s,
-                 const char *value, const char *label, char *err)
+static int apply(struct config *c, const struct setting *s, const char *value,
+                 const char *label, char *err)
 {
     char *field = (char *)c + s->offset;
     int64_t v = 0;
@@ -331,6 +349,15 @@ static int apply(struct config *c, const struct setting *s,
         if (len >= s->size) {
             seterr(err, "%s: value too long (%zu bytes, at most %zu)", label,
                    len, s->size - 1);
+            return -1;
+        }
+        if (strcmp(s->key, "db") == 0 &&
+            store_kind(value) == STORE_KIND_UNKNOWN) {
+            /* Not quoted back either: a URI may hold a password. */
+            seterr(err,
+                   "%s: unknown database scheme (use a SQLite file path "
+                   "or a postgresql:// URI)",
+                   label);
             return -1;
         }
         if (s->type == T_LISTEN && check_listen(value)) {
@@ -368,16 +395,15 @@ static int apply(struct config *c, const struct setting *s,
         break;
     case T_SIZE:
         if (config_parse_size(value, &v)) {
-            seterr(err, "%s: bad size \"%.*s\" (use 64k, 1m, or bytes)",
-                   label, ERR_VALUE_MAX, value);
+            seterr(err, "%s: bad size \"%.*s\" (use 64k, 1m, or bytes)", label,
+                   ERR_VALUE_MAX, value);
             return -1;
         }
         break;
     case T_INT: {
         const char *p = value;
         if (parse_digits(&p, &v) || *p) {
-            seterr(err, "%s: bad number \"%.*s\"", label, ERR_VALUE_MAX,
-                   value);
+            seterr(err, "%s: bad number \"%.*s\"", label, ERR_VALUE_MAX, value);
             return -1;
         }
         break;
@@ -416,13 +442,11 @@ void config_defaults(struct config *c)
     }
 }
 
-int config_set(struct config *c, const char *key, const char *value,
-               char *err)
+int config_set(struct config *c, const char *key, const char *value, char *err)
 {
     const struct setting *s = key ? find(key) : NULL;
     if (!s) {
-        seterr(err, "unknown setting \"%.*s\"", ERR_VALUE_MAX,
-               key ? key : "");
+        seterr(err, "unknown setting \"%.*s\"", ERR_VALUE_MAX, key ? key : "");
         return -1;
     }
     if (!value) {

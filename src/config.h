@@ -16,7 +16,8 @@
 
 struct config {
     char listen[128];          /* listen      HOST:PORT, 127.0.0.1:8080 */
-    char db[1024];             /* db          presenced.db */
+    char db[1024];             /* db          presenced.db, or a URI */
+    int64_t db_pool;           /* db_pool     4: PostgreSQL connections */
     char jwt_secret[512];      /* jwt_secret  "" = none (demo makes one) */
     char allowed_origins[1024];/* allowed_origins  "" = the server's own */
     char log_level[16];        /* log_level   info */

@@ -16,8 +16,8 @@
 #include <strings.h>
 
 #include "api/api_int.h"
-#include "auth/sessions.h"
 #include "auth/auth.h"
+#include "auth/sessions.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "util/log.h"
@@ -41,7 +41,7 @@ static void not_found(struct api_req *q)
  * first one's. A path no pattern matches is 404 "no such page": the API
  * and the WebSocket endpoints end with catch-alls of their own. */
 static const struct route {
-    int method;                 /* enum http_method, or API_ANY */
+    int method; /* enum http_method, or API_ANY */
     const char *pattern;
     enum api_need need;
     api_route_cb *handler;
@@ -82,7 +82,7 @@ static int add_param(struct api_req *q, const char *name, size_t name_len,
     if (!name_len)
         return 0;
     if (q->nparams == API_MAX_PARAMS)
-        return -1;  /* a pattern with too many: never matches */
+        return -1; /* a pattern with too many: never matches */
     struct api_param *p = &q->params[q->nparams++];
     p->name = name;
     p->name_len = name_len;
@@ -203,17 +203,17 @@ static int parse_target(struct api_req *q, const struct http_req *r)
  * needs nothing shared, and a connect storm should not queue behind it.
  * Returns the token (lent from r or buf) for a check again under the
  * lock, or NULL. */
-static void read_cred(struct api_req *q,
-                      enum api_need need, struct api_loop *lp, char *buf,
-                      size_t buflen, struct web_cred *wc)
+static void read_cred(struct api_req *q, enum api_need need,
+                      struct api_loop *lp, char *buf, size_t buflen,
+                      struct web_cred *wc)
 {
-    web_credential(&q->web, q->query, q->qlen, cred_sources(need), buf,
-                   buflen, wc);
+    web_credential(&q->web, q->query, q->qlen, cred_sources(need), buf, buflen,
+                   wc);
     q->cred.kind = wc->kind;
     if (wc->kind == WEB_CRED_TOKEN)
-        q->cred.jwt_rc = jwt_verify(wc->token, wc->len, lp->secret,
-                                    lp->secret_len, loop_now(lp->lp) / 1000,
-                                    &q->cred.claims);
+        q->cred.jwt_rc =
+            jwt_verify(wc->token, wc->len, lp->secret, lp->secret_len,
+                       loop_now(lp->lp) / 1000, &q->cred.claims);
     else if (wc->kind == WEB_CRED_SESSION)
         auth_token_hash(wc->token, wc->len, q->cred.session);
 }
@@ -417,8 +417,8 @@ json_t *api_body_json(struct api_req *q)
     return j;
 }
 
-void api_respond_pack(struct api_req *q, int status,
-                      const char *extra_headers, const char *fmt, ...)
+void api_respond_pack(struct api_req *q, int status, const char *extra_headers,
+                      const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -430,8 +430,7 @@ void api_respond_pack(struct api_req *q, int status,
         http_error(q->c, 500, "internal", "could not encode the answer");
         return;
     }
-    http_respond(q->c, status, extra_headers, "application/json", s,
-                 strlen(s));
+    http_respond(q->c, status, extra_headers, "application/json", s, strlen(s));
     free(s);
 }
 
@@ -499,8 +498,7 @@ void api_healthz(struct api_req *q)
      * connections over the loops' listeners). */
     json_t *loops = json_array();
     for (unsigned i = 0; i < hub_nloops(srv->hub); i++)
-        json_array_append_new(loops,
-                              json_integer(hub_nconns(srv->hub, i)));
+        json_array_append_new(loops, json_integer(hub_nconns(srv->hub, i)));
     api_respond_pack(q, 200, NULL, "{s:s, s:o}", "status", "ok", "loops",
                      loops);
 }
@@ -516,7 +514,8 @@ void api_cleanup(struct api_req *q)
         http_error(q->c, 400, "bad_request", "older_than_ms must be >= 0");
         return;
     }
-    api_respond_pack(q, 200, NULL, "{s:i}", "reset", hub_sweep(srv->hub, older));
+    api_respond_pack(q, 200, NULL, "{s:i}", "reset",
+                     hub_sweep(srv->hub, older));
 }
 
 void api_loop_init(struct api_loop *a, struct hub *hub, struct loop *lp,
@@ -527,4 +526,27 @@ void api_loop_init(struct api_loop *a, struct hub *hub, struct loop *lp,
     a->lp = lp;
     a->shared = shared;
     list_init(&a->logins);
+}
+
+void api_store_error(struct api_req *q, int rc, const char *what)
+{
+    char msg[128];
+    switch (rc) {
+    case STORE_EDOWN:
+        http_error_ex(q->c, 503, "Retry-After: 1\r\n", "unavailable",
+                      "the database is unavailable; try again");
+        break;
+    case STORE_EIO:
+    case STOREQ_EFULL:
+        http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",
+                      "the database is busy; try again");
+        break;
+    case STOREQ_ECLOSED:
+        http_error(q->c, 503, "unavailable", "the server is shutting down");
+        break;
+    default:
+        snprintf(msg, sizeof msg, "could not %s", what);
+        http_error(q->c, 500, "internal", msg);
+        break;
+    }
 }

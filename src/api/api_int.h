@@ -130,6 +130,11 @@ void api_respond_member(struct api_req *q, const char *user);
 
 /* ---- handlers ------------------------------------------------------- */
 
+/* The answer when the store could not do a job: 503 with Retry-After for
+ * a database that is down (STORE_EDOWN), busy (STORE_EIO) or a full or
+ * closing queue; 500 otherwise. what: "read the database", ... */
+void api_store_error(struct api_req *q, int rc, const char *what);
+
 void api_healthz(struct api_req *q);         /* api.c */
 void api_cleanup(struct api_req *q);
 void api_login(struct api_req *q);           /* login.c */

@@ -174,7 +174,7 @@ static void session_done(void *ud, int rc)
         log_error("login of %s/%s: could not store the session: %s",
                   j->u.org, j->u.id, store_strerror(rc));
         if (api_req_live(q))
-            http_error(q->c, 500, "internal", "could not create a session");
+            api_store_error(q, rc, "create a session");
         finish(j);
         hub_unlock(srv->hub);
         return;
@@ -324,8 +324,7 @@ static void lookup_done(void *ud, int rc)
                  j->emailkey + 6);
         finish(j);
     } else if (rc != 0) {
-        http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",
-                      "the database is busy; try again");
+        api_store_error(q, rc, "read the database");
         finish(j);
     } else {
         /* argon2id takes tens of milliseconds: off the loop thread. */
@@ -401,7 +400,7 @@ void api_login(struct api_req *q)
     snprintf(job->email, sizeof job->email, "%s", email);
     snprintf(job->password, sizeof job->password, "%s", pw);
     json_decref(j);
-    if (hub_submit(srv->hub, lookup_run, lookup_done, job, 0) != 0) {
+    if (hub_submit(srv->hub, lookup_run, lookup_done, job, STOREQ_READ) != 0) {
         sodium_memzero(job->password, sizeof job->password);
         free(job);
         http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",
@@ -450,7 +449,7 @@ void api_logout(struct api_req *q)
         *id = (int64_t)w->session;
         sessions_delete(srv->shared->sessions, *id);
         if (hub_submit(srv->hub, session_delete_run, session_delete_done, id,
-                       STOREQ_RETRY) != 0) {
+                       STOREQ_RETRY | STOREQ_DURABLE) != 0) {
             log_error("could not delete session %lld: the store queue is "
                       "full", (long long)*id);
             free(id);
@@ -489,7 +488,7 @@ int api_shared_init(struct api_shared *shared, struct storeq *q,
 {
     shared->sessions = sessions_new();
     struct load_ctx l = {shared->sessions, now_ms};
-    return storeq_call(q, load_run, &l, 0);
+    return storeq_call(q, load_run, &l, STOREQ_READ);
 }
 
 void api_shared_dispose(struct api_shared *shared)

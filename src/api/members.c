@@ -272,7 +272,7 @@ static void group_done(void *ud, int rc)
                    j->project ? "no such project" : "no such channel");
         group_job_free(j);
     } else if (rc != 0) {
-        http_error(q->c, 500, "internal", "could not read the database");
+        api_store_error(q, rc, "read the database");
         group_job_free(j);
     } else {
         /* Members the CLI added since we loaded: loaded first. */
@@ -299,7 +299,7 @@ static void groups_read(struct api_req *q, int project, const char *one)
         j->one = 1;
         group_new(j, one, NULL);
     }
-    if (hub_submit(q->srv->hub, group_run, group_done, j, 0) != 0) {
+    if (hub_submit(q->srv->hub, group_run, group_done, j, STOREQ_READ) != 0) {
         group_job_free(j);
         http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",
                       "the database is busy; try again");

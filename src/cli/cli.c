@@ -176,14 +176,32 @@ static int load_config(struct args *a, char **envp, struct config *c,
     return 0;
 }
 
+/* c->db as it may be printed: without a password. */
+static const char *db_shown(const struct config *c)
+{
+    static char shown[sizeof c->db];
+    return store_redact(c->db, shown, sizeof shown);
+}
+
 static int open_store(const struct config *c, struct store **s)
 {
     char err[STORE_ERRLEN] = "";
     if (store_open(s, c->db, err) != 0) {
-        fprintf(stderr, "presenced: cannot open %s: %s\n", c->db, err);
+        fprintf(stderr, "presenced: cannot open database %s: %s\n",
+                db_shown(c), err);
         return 1;
     }
     return 0;
+}
+
+/* Where the demo mode keeps its secret: beside a SQLite file (DB.secret);
+ * for PostgreSQL, in the working directory. */
+static void secret_path(const char *db, char *out, size_t cap)
+{
+    if (store_kind(db) == STORE_KIND_PG)
+        snprintf(out, cap, "presenced-demo.secret");
+    else
+        snprintf(out, cap, "%s.secret", db);
 }
 
 static int store_fail(const char *what, int rc)
@@ -196,7 +214,7 @@ static int store_fail(const char *what, int rc)
 static int demo_secret(const char *db, char *out, size_t outlen)
 {
     char path[1100];
-    snprintf(path, sizeof path, "%s.secret", db);
+    secret_path(db, path, sizeof path);
     FILE *f = fopen(path, "r");
     if (f) {
         int ok = fgets(out, (int)outlen, f) != NULL;
@@ -689,7 +707,7 @@ static int secret_for(const struct config *c, char *out, size_t outlen)
         return 0;
     }
     char path[1100];
-    snprintf(path, sizeof path, "%s.secret", c->db);
+    secret_path(c->db, path, sizeof path);
     if (access(path, R_OK) == 0)
         return demo_secret(c->db, out, outlen);
     fprintf(stderr, "presenced: no jwt_secret (PRESENCED_JWT_SECRET, 32 "
@@ -844,7 +862,8 @@ static int cmd_cleanup(struct args *a, char **envp)
         if (!reg || (pid > 0 && srv.pid != pid)) {
             store_close(s);
             fprintf(stderr, "presenced: %s serves %s but has not registered "
-                            "its address; nothing was changed\n", who, c.db);
+                            "its address; nothing was changed\n", who,
+                    db_shown(&c));
             return 1;
         }
         n = remote_cleanup(&srv, older_ms);
@@ -852,7 +871,21 @@ static int cmd_cleanup(struct args *a, char **envp)
             store_close(s);
             fprintf(stderr, "presenced: %s serves %s but could not be "
                             "reached at %s; nothing was changed\n",
-                    who, c.db, srv.listen);
+                    who, db_shown(&c), srv.listen);
+            return 1;
+        }
+    } else if (held < 0 && reg && store_kind(c.db) == STORE_KIND_PG) {
+        /* PostgreSQL has no lock to ask: the registered server is asked
+         * first. A registration it cannot answer is left over from a
+         * server killed on this host (its pid gone); any other means a
+         * server we cannot reach, and nothing is written behind it. */
+        n = remote_cleanup(&srv, older_ms);
+        if (n < 0 && !(srv.pid > 0 && kill((pid_t)srv.pid, 0) != 0 &&
+                       strncmp(srv.listen, "127.", 4) == 0)) {
+            store_close(s);
+            fprintf(stderr, "presenced: a server registered on %s at %s "
+                            "could not be reached; nothing was changed\n",
+                    db_shown(&c), srv.listen);
             return 1;
         }
     } else if (held < 0 && reg && srv.pid > 0 &&

@@ -569,7 +569,7 @@ int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
      * crash they go OFFLINE unless they reconnect (docs/protocol.md). */
     /* Before the loops run: the store thread fills the core while this
      * thread waits, so the two never touch it at once. */
-    if (storeq_call(q, load_run, hb, 0) != 0) {
+    if (storeq_call(q, load_run, hb, STOREQ_READ) != 0) {
         hub_free(hb);
         return -1;
     }
@@ -700,7 +700,7 @@ static void sync_start(struct hub *hb, struct hub_org *o, unsigned i)
     sy->waiters = NULL;
     sy->tail = &sy->waiters;
     sy->again = 0;
-    if (hub_submit(hb, sync_run, sync_done, j, 0) != 0) {
+    if (hub_submit(hb, sync_run, sync_done, j, STOREQ_READ) != 0) {
         /* The store is busy or closing: what memory has will do. */
         struct waiter *w = j->waiters;
         free(j->org);
@@ -767,7 +767,7 @@ void hub_poll_store(struct hub *hb)
         return;
     struct poll_job *p = xcalloc(1, sizeof *p);
     p->hb = hb;
-    if (hub_submit(hb, poll_run, poll_done, p, 0) != 0) {
+    if (hub_submit(hb, poll_run, poll_done, p, STOREQ_READ) != 0) {
         free(p);
         return;
     }
@@ -1205,7 +1205,8 @@ void hub_flush_store(struct hub *hb)
     j->n = hb->pw_len;
     /* A lock held by another process delays the job (and those behind
      * it), never a loop; it is retried until it is written. */
-    if (hub_submit(hb, flush_run, flush_done, j, STOREQ_RETRY) != 0) {
+    if (hub_submit(hb, flush_run, flush_done, j,
+                   STOREQ_RETRY | STOREQ_DURABLE) != 0) {
         free(j); /* the queue is full: kept for the next flush */
         log_warn("store: %zu presence rows wait for the next flush",
                  hb->pw_len);
@@ -1377,7 +1378,8 @@ int hub_ensure_user(struct hub *hb, const char *org, const char *user,
     snprintf(j->org, sizeof j->org, "%s", org);
     snprintf(j->user, sizeof j->user, "%s", user);
     snprintf(j->name, sizeof j->name, "%s", name ? name : "");
-    if (hub_submit(hb, ensure_run, ensure_done, j, STOREQ_RETRY) != 0) {
+    if (hub_submit(hb, ensure_run, ensure_done, j,
+                   STOREQ_RETRY | STOREQ_DURABLE) != 0) {
         log_error("could not store user %s/%s: the store queue is full",
                   org, user);
         free(j);

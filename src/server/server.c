@@ -31,8 +31,8 @@
 #include "ws/ws.h"
 
 #define TICK_MS 100
-#define STOP_DELAY_MS 200 /* close frames get this long to leave */
-#define TRIM_CHURN 1000   /* connects + closes that make a burst */
+#define STOP_DELAY_MS 200   /* close frames get this long to leave */
+#define TRIM_CHURN 1000     /* connects + closes that make a burst */
 #define STORE_MAX_JOBS 4096 /* store jobs queued: 503 past it */
 #define STORE_BUSY_MS 1000  /* a job waits this long per try for a lock */
 #define POLL_TICKS 3        /* ticks between looks at the store's version */
@@ -46,22 +46,25 @@ struct worker {
     unsigned id;
     struct loop *lp;
     uv_timer_t tick, heartbeat, stop_timer;
-    int timers;                 /* how many of them were initialised */
-    uv_thread_t thread;         /* loops 1..n-1 */
-    struct api_loop api;        /* its routes, its copy of the settings */
-    struct storeq_client sq;    /* its end of the store queue */
+    int timers;              /* how many of them were initialised */
+    uv_thread_t thread;      /* loops 1..n-1 */
+    struct api_loop api;     /* its routes, its copy of the settings */
+    struct storeq_client sq; /* its end of the store queue */
     int sq_open;
-    int reload;                 /* hub lock: take srv->cfg again */
-    int stopping;               /* 1 closing, 2 closed (hub lock) */
+    int reload;   /* hub lock: take srv->cfg again */
+    int stopping; /* 1 closing, 2 closed (hub lock) */
 };
 
 struct server {
     struct hub *hub;
-    struct store *store;        /* the store thread's while q runs */
+    struct store *store;                  /* stores[0], the main thread's once q
+                                             has stopped */
+    struct store *stores[STORE_POOL_MAX]; /* one per store thread */
+    size_t nstores;
     struct storeq *q;
     unsigned nloops;
     struct worker *w[MAX_LOOPS];
-    uv_timer_t flush, sweep;    /* on loop 0 */
+    uv_timer_t flush, sweep; /* on loop 0 */
     uv_signal_t sigterm, sigint, sighup;
     struct server_hooks hooks;
     struct api_shared shared;
@@ -70,11 +73,11 @@ struct server {
     unsigned char secret[512];
     size_t secret_len;
     int stopping;
-    int finishing;              /* the store queue is closed: loops end */
-    unsigned long last_churn;   /* hub_churn() as of the last check */
-    int64_t last_online;        /* when hub_send_online() last ran */
-    unsigned long ticks;        /* loop 0's ticks so far */
-    char listen_addr[128];      /* actual address, after bind */
+    int finishing;            /* the store queue is closed: loops end */
+    unsigned long last_churn; /* hub_churn() as of the last check */
+    int64_t last_online;      /* when hub_send_online() last ran */
+    unsigned long ticks;      /* loop 0's ticks so far */
+    char listen_addr[128];    /* actual address, after bind */
 };
 
 static int checked(int r, const char *what)
@@ -91,7 +94,10 @@ static int restart_timer(uv_timer_t *t, uv_timer_cb cb, int64_t ms,
     return checked(uv_timer_start(t, cb, (uint64_t)ms, (uint64_t)ms), what);
 }
 
-static void *of(uv_handle_t *h) { return h->data; }
+static void *of(uv_handle_t *h)
+{
+    return h->data;
+}
 
 /* ---- connections ------------------------------------------------------ */
 
@@ -203,8 +209,7 @@ static void reload(struct server *srv)
 {
     struct config c;
     char err[CONFIG_ERRLEN] = "no reload source";
-    if (!srv->hooks.reload ||
-        srv->hooks.reload(srv->hooks.ud, &c, err) != 0) {
+    if (!srv->hooks.reload || srv->hooks.reload(srv->hooks.ud, &c, err) != 0) {
         log_error("SIGHUP: configuration not reloaded: %s", err);
         return;
     }
@@ -301,8 +306,7 @@ static void worker_begin_stop(struct worker *w)
     uv_timer_stop(&w->heartbeat);
     hub_shutdown(w->srv->hub, w->id);
     api_stop(&w->api); /* queued logins are answered 503, not checked */
-    checked(uv_timer_start(&w->stop_timer, on_loop_stopped, STOP_DELAY_MS,
-                           0),
+    checked(uv_timer_start(&w->stop_timer, on_loop_stopped, STOP_DELAY_MS, 0),
             "stopping a loop: cannot start its stop timer");
 }
 
@@ -434,8 +438,7 @@ static int load_secret(struct server *srv)
         return -1;
     srv->secret_len = strlen(d);
     memcpy(srv->secret, d, srv->secret_len);
-    log_warn("demo mode: using the generated secret in %s.secret",
-             srv->cfg.db);
+    log_warn("demo mode: using the generated secret in %s.secret", srv->cfg.db);
     return 0;
 }
 
@@ -452,7 +455,10 @@ static int worker_new(struct server *srv, unsigned id, struct worker **out)
     w->srv = srv;
     w->id = id;
     struct loop_opts o = {
-        .id = id, .on_accept = on_accept, .on_wake = on_wake, .data = w,
+        .id = id,
+        .on_accept = on_accept,
+        .on_wake = on_wake,
+        .data = w,
         .max_out = (size_t)srv->cfg.max_out,
     };
     int r = loop_new(&w->lp, &o);
@@ -489,8 +495,7 @@ static int worker_start(struct worker *w)
         r = checked(uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS),
                     "cannot start a loop's tick timer");
     if (r == 0)
-        r = restart_timer(&w->heartbeat, on_heartbeat,
-                          w->srv->cfg.heartbeat_ms,
+        r = restart_timer(&w->heartbeat, on_heartbeat, w->srv->cfg.heartbeat_ms,
                           "cannot start a loop's heartbeat timer");
     return r;
 }
@@ -536,8 +541,8 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
     srv->cfg = *cfg;
     srv->hooks = *hooks;
     signal(SIGPIPE, SIG_IGN);
-    unsigned nloops = cfg->loops > 0 ? (unsigned)cfg->loops
-                                     : uv_available_parallelism();
+    unsigned nloops =
+        cfg->loops > 0 ? (unsigned)cfg->loops : uv_available_parallelism();
     if (nloops > MAX_LOOPS)
         nloops = MAX_LOOPS;
     if (nloops < 1)
@@ -549,26 +554,30 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
     memset(&ss, 0, sizeof ss);
     if (parse_listen(cfg->listen, &ss) != 0) {
         log_error("bad listen address %s (use an IP address and a port, "
-                  "e.g. 127.0.0.1:8080 or [::1]:8080)", cfg->listen);
+                  "e.g. 127.0.0.1:8080 or [::1]:8080)",
+                  cfg->listen);
         goto out_free;
     }
     /* One server per database: a second one would take over the
      * registration that CLI commands use to find the first, and two
      * presence states would write the same rows. */
     char err[STORE_ERRLEN] = "";
+    char dbname[sizeof cfg->db];
+    store_redact(cfg->db, dbname, sizeof dbname); /* for logs */
     int64_t holder = 0;
     int lr = store_lock(cfg->db, &lockfd, &holder, err);
     if (lr == STORE_EBUSY) {
         if (holder > 0)
             log_error("database %s is already served by another presenced "
-                      "(pid %lld)", cfg->db, (long long)holder);
+                      "(pid %lld)",
+                      dbname, (long long)holder);
         else
             log_error("database %s is already served by another presenced",
-                      cfg->db);
+                      dbname);
         goto out_free;
     }
     if (lr != 0) {
-        log_error("cannot open database %s: %s", cfg->db, err);
+        log_error("cannot open database %s: %s", dbname, err);
         goto out_free;
     }
     /* One loop binds without SO_REUSEPORT and finds out for itself. */
@@ -580,24 +589,35 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
     }
     if (load_secret(srv) != 0)
         goto out_free;
-    if (store_open(&srv->store, cfg->db, err) != 0) {
-        log_error("cannot open database %s: %s", cfg->db, err);
-        goto out_free;
+    /* SQLite allows one writer at a time: one connection. PostgreSQL gets
+     * a pool, each connection with a store thread of its own. */
+    size_t npool =
+        store_kind(cfg->db) == STORE_KIND_PG ? (size_t)cfg->db_pool : 1;
+    for (; srv->nstores < npool; srv->nstores++) {
+        if (store_open(&srv->stores[srv->nstores], cfg->db, err) != 0) {
+            log_error("cannot open database %s: %s", dbname, err);
+            goto out_store;
+        }
     }
-    /* The store runs on a thread of its own: a lock another process
-     * holds (a CLI command, a backup) delays its jobs, never a loop.
-     * Each try waits STORE_BUSY_MS for the lock; writes are retried. */
-    r = storeq_new(&srv->q, srv->store, STORE_MAX_JOBS, STORE_BUSY_MS);
+    srv->store = srv->stores[0];
+    log_info("store: %s, %zu connection%s", store_backend(srv->store),
+             srv->nstores, srv->nstores == 1 ? "" : "s");
+    /* The store runs on threads of its own: a lock another process
+     * holds (a CLI command, a backup) or a database restarting delays
+     * its jobs, never a loop. Each try waits STORE_BUSY_MS for the lock;
+     * writes are retried. */
+    r = storeq_new(&srv->q, srv->stores, srv->nstores, STORE_MAX_JOBS,
+                   STORE_BUSY_MS);
     if (r != 0) {
-        log_error("cannot start the store thread: %s", uv_strerror(r));
+        log_error("cannot start the store threads: %s", uv_strerror(r));
         goto out_store;
     }
     if (hub_new(&srv->hub, cfg, srv->q, nloops) != 0) {
-        log_error("cannot load users from %s", cfg->db);
+        log_error("cannot load users from %s", dbname);
         goto out_queue;
     }
     if (api_shared_init(&srv->shared, srv->q, hub_now(srv->hub)) != 0) {
-        log_error("cannot load login sessions from %s", cfg->db);
+        log_error("cannot load login sessions from %s", dbname);
         goto out_loops;
     }
 
@@ -697,7 +717,7 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
     }
     log_info("presenced listening on http://%s (db %s, %u loop%s, grace "
              "%lldms, heartbeat %lldms)",
-             srv->listen_addr, cfg->db, nloops, nloops == 1 ? "" : "s",
+             srv->listen_addr, dbname, nloops, nloops == 1 ? "" : "s",
              (long long)cfg->grace_ms, (long long)cfg->heartbeat_ms);
     worker_run(srv->w[0]);
     /* The store thread is gone (on_loop_stopped): the store is ours. */
@@ -716,7 +736,8 @@ out_queue:
     storeq_close(srv->q);
     storeq_free(srv->q);
 out_store:
-    store_close(srv->store);
+    for (size_t i = 0; i < srv->nstores; i++)
+        store_close(srv->stores[i]);
 out_free:
     /* Last: the next server may start once the database is closed. */
     if (lockfd >= 0)

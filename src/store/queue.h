@@ -1,4 +1,4 @@
-/* queue.h - the store, asynchronous: one thread runs every database job.
+/* queue.h - the store, asynchronous: store threads run every database job.
  *
  * The event loops never call SQLite. They submit a job - a run function
  * that gets the struct store * (store.h) on the store thread, and a done
@@ -9,9 +9,26 @@
  * in this interface is SQLite's, so another store (PostgreSQL) can sit
  * behind it unchanged: jobs only see the opaque struct store.
  *
- * Order. Jobs run one at a time, in the order they were submitted (across
- * all clients: the order of the storeq_submit calls). A client's done
- * callbacks run in the order of its submits.
+ * Threads. One store thread per struct store given to storeq_new (a
+ * connection each; SQLite gets one, PostgreSQL a pool of db_pool).
+ *
+ * Order. Jobs start in the order they were submitted (across all clients:
+ * the order of the storeq_submit calls). A job runs alone, after every job
+ * before it has finished, unless it is flagged STOREQ_READ: consecutive
+ * READ jobs run side by side on the pool's threads, and the next write
+ * waits for them. So every job sees the effects of every write submitted
+ * before it, as with one thread. A client's done callbacks run in the
+ * order its jobs finish (its submits' order, but for READ jobs that
+ * overtake one another).
+ *
+ * Down. A PostgreSQL that is down or restarting makes jobs fail with
+ * STORE_EDOWN (the backend reconnects with backoff, store_pg.c). A job
+ * flagged STOREQ_DURABLE (a write nobody waits on that must not be lost:
+ * presence flushes, provisioned users, logouts) is then run again with
+ * the backoff below until the database returns, the jobs behind it wait,
+ * and while it waits every other job, queued or submitted, is answered
+ * STORE_EDOWN at once without running (its caller answers 503, nothing
+ * hangs); DURABLE ones queue behind it, in order.
  *
  * Busy. The store thread's connection gets a busy timeout (busy_ms): a
  * held lock first delays a job inside SQLite. A job submitted with
@@ -63,7 +80,12 @@ typedef int storeq_run_cb(struct store *s, void *ud);
 /* Runs on the client's loop thread. */
 typedef void storeq_done_cb(void *ud, int rc);
 
-enum { STOREQ_RETRY = 1 << 0 }; /* flags of storeq_submit / storeq_call */
+/* Flags of storeq_submit / storeq_call. */
+enum {
+    STOREQ_RETRY = 1 << 0,   /* again while STORE_EIO (busy) */
+    STOREQ_DURABLE = 1 << 1, /* again while STORE_EDOWN (see Down) */
+    STOREQ_READ = 1 << 2,    /* may run beside other READ jobs */
+};
 
 /* Errors of the queue itself, apart from STORE_E* (-1..-5). */
 enum {
@@ -80,14 +102,15 @@ struct storeq_client {
     size_t _inflight;                 /* submitted, done not yet called */
 };
 
-/* Starts the store thread for s (opened by the caller). s belongs to the
- * store thread until storeq_close() returns. busy_ms is set as s's busy
- * timeout (store_set_busy_timeout): each attempt of a job waits that
- * long for another process's lock. Returns 0 or a negative UV_E* code. */
-int storeq_new(struct storeq **out, struct store *s, size_t max_jobs,
-               int busy_ms);
+/* Starts one store thread for each of the n stores (opened by the caller,
+ * n >= 1). Each store belongs to its thread until storeq_close() returns;
+ * the array itself is copied. busy_ms is set as each store's busy timeout
+ * (store_set_busy_timeout): each attempt of a job waits that long for
+ * another process's lock. Returns 0 or a negative UV_E* code. */
+int storeq_new(struct storeq **out, struct store *const *stores, size_t n,
+               size_t max_jobs, int busy_ms);
 
-/* Runs every job queued, then joins the store thread. A STOREQ_RETRY job
+/* Runs every job queued, then joins the store threads. A STOREQ_RETRY job
  * that still fails is tried STOREQ_CLOSE_TRIES more times once closing
  * has begun, then given up (logged; done gets STORE_EIO). Later submits
  * get STOREQ_ECLOSED. A second call does nothing. */

@@ -64,10 +64,10 @@ char *store_redact(const char *db, char *out, size_t cap)
 
     if (cap == 0)
         return out;
-#define PUT(ch)                                                             \
-    do {                                                                    \
-        if (o + 1 < cap)                                                    \
-            out[o++] = (ch);                                                \
+#define PUT(ch)                                                                \
+    do {                                                                       \
+        if (o + 1 < cap)                                                       \
+            out[o++] = (ch);                                                   \
     } while (0)
     if (auth) {
         auth += 3;

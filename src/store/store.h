@@ -41,6 +41,9 @@ enum {
                              down or restarting): try again later */
 };
 
+/* At most this many connections (store threads) per process: db_pool. */
+#define STORE_POOL_MAX 64
+
 /* store_kind(): which backend a database string selects. */
 enum { STORE_KIND_SQLITE, STORE_KIND_PG, STORE_KIND_UNKNOWN };
 

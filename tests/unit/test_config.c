@@ -460,11 +460,36 @@ static void each_cb(void *ud, const char *key, const char *env,
         fail_msg("%s: %s", env, err);
 }
 
+/* db picks the backend by scheme: a path, postgresql:// or postgres://;
+ * another scheme is a usage error that never echoes the value (a URI
+ * may hold a password). */
+static void test_db_scheme(void **state)
+{
+    struct config c;
+    char err[256];
+    (void)state;
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "db", "/var/lib/presenced.db", err), 0);
+    assert_int_equal(config_set(&c, "db", "postgresql://u:pw@h:5432/d", err),
+                     0);
+    assert_string_equal(c.db, "postgresql://u:pw@h:5432/d");
+    assert_int_equal(config_set(&c, "db", "POSTGRES://u@h/d", err), 0);
+    assert_int_equal(config_set(&c, "db", "mysql://u:hunter2@h/d", err), -1);
+    assert_non_null(strstr(err, "unknown database scheme"));
+    assert_null(strstr(err, "hunter2"));
+    assert_string_equal(c.db, "POSTGRES://u@h/d"); /* unchanged */
+    /* Not a scheme: a file name with "://" after a slash. */
+    assert_int_equal(config_set(&c, "db", "./a://b.db", err), 0);
+    assert_int_equal(config_set(&c, "db_pool", "0", err), -1);
+    assert_int_equal(config_set(&c, "db_pool", "8", err), 0);
+    assert_int_equal(c.db_pool, 8);
+}
+
 static void test_each(void **state)
 {
     struct each_acc a = {0};
     config_each(each_cb, &a);
-    assert_int_equal(a.n, 35);
+    assert_int_equal(a.n, 36);
     assert_true(a.saw_jwt && a.saw_grace);
 }
 
@@ -483,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_each),
+        cmocka_unit_test(test_db_scheme),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

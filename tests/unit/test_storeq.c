@@ -29,7 +29,9 @@
 struct fx {
     char dir[64];
     char path[128];
-    struct store *s;
+    struct store *s;        /* ss[0] */
+    struct store *ss[4];    /* one per store thread */
+    int nstores;
     struct storeq *q;
     uv_loop_t loop;
     struct storeq_client c;
@@ -54,22 +56,34 @@ struct job {
 
 static struct job jobs[NJOBS];
 
-static void fx_open(struct fx *f, size_t max_jobs, int busy_ms)
+/* A queue with nstores store threads, each with a connection of its own
+ * to the same file. */
+static void fx_open_n(struct fx *f, int nstores, size_t max_jobs,
+                      int busy_ms)
 {
     char err[STORE_ERRLEN];
     memset(f, 0, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/test_storeq.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/presenced.db", f->dir);
-    if (store_open(&f->s, f->path, err) != 0)
-        fail_msg("store_open: %s", err);
+    f->nstores = nstores;
+    for (int i = 0; i < nstores; i++)
+        if (store_open(&f->ss[i], f->path, err) != 0)
+            fail_msg("store_open: %s", err);
+    f->s = f->ss[0];
     f->main_thread = uv_thread_self();
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(storeq_new(&f->q, f->s, max_jobs, busy_ms), 0);
+    assert_int_equal(
+        storeq_new(&f->q, f->ss, (size_t)nstores, max_jobs, busy_ms), 0);
     assert_int_equal(storeq_client_init(f->q, &f->c, &f->loop), 0);
     assert_int_equal(uv_sem_init(&f->gate, 0), 0);
     for (int i = 0; i < NJOBS; i++)
         jobs[i] = (struct job){f, i};
+}
+
+static void fx_open(struct fx *f, size_t max_jobs, int busy_ms)
+{
+    fx_open_n(f, 1, max_jobs, busy_ms);
 }
 
 static void on_client_closed(uv_handle_t *h)
@@ -90,7 +104,8 @@ static void fx_close(struct fx *f)
     assert_true(f->closed);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     storeq_free(f->q);
-    store_close(f->s);
+    for (int i = 0; i < f->nstores; i++)
+        store_close(f->ss[i]);
     uv_sem_destroy(&f->gate);
     assert_int_equal(atomic_load(&f->on_loop_thread), 0);
     assert_int_equal(f->done_off_loop, 0);
@@ -484,6 +499,144 @@ static void test_close_runs_queued_jobs(void **state)
     (void)state;
 }
 
+/* ------------------------------------------------------------------------
+ * A pool of store threads
+ * ------------------------------------------------------------------------ */
+
+/* How many jobs run at once, and the most seen. */
+static atomic_int running_now, running_max, reads_finished;
+static atomic_int write_saw_reads_finished, write_saw_running;
+
+static void note_running(int delta)
+{
+    int now = atomic_fetch_add(&running_now, delta) + delta;
+    int max = atomic_load(&running_max);
+    while (now > max && !atomic_compare_exchange_weak(&running_max, &max, now))
+        ;
+}
+
+/* Waits (up to 10 s, far beyond any scheduling delay) until three reads
+ * run at once: with a pool of three that must happen; a queue that ran
+ * them one by one would time out here and the test would fail below. */
+static int run_read_together(struct store *s, void *ud)
+{
+    struct job *j = ud;
+    (void)s;
+    note_run(j->f, j->i);
+    note_running(1);
+    for (int waited = 0; atomic_load(&running_max) < 3 && waited < 10000;
+         waited++)
+        usleep(1000);
+    int together = atomic_load(&running_max) >= 3;
+    note_running(-1);
+    atomic_fetch_add(&reads_finished, 1);
+    return together ? 0 : -42;
+}
+
+static int run_write_alone(struct store *s, void *ud)
+{
+    struct job *j = ud;
+    note_run(j->f, j->i);
+    note_running(1);
+    atomic_store(&write_saw_reads_finished, atomic_load(&reads_finished));
+    atomic_store(&write_saw_running, atomic_load(&running_now));
+    int rc = store_org_add(s, "w", NULL);
+    note_running(-1);
+    return rc;
+}
+
+/* READ jobs side by side on three threads; the write after them waits for
+ * all three and runs alone; a READ after the write sees it. */
+static void test_pool_reads_overlap_writes_alone(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    atomic_store(&running_now, 0);
+    atomic_store(&running_max, 0);
+    atomic_store(&reads_finished, 0);
+    fx_open_n(f, 3, 100, 1000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(storeq_submit(&f->c, run_read_together, done_note,
+                                       &jobs[i], STOREQ_READ),
+                         0);
+    assert_int_equal(
+        storeq_submit(&f->c, run_write_alone, done_note, &jobs[3], 0), 0);
+    struct call_ud c = {"w", -9};
+    run_until_done(f, 4);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(f->done_rc[i], 0);
+    assert_int_equal(f->done_rc[3], 0);
+    assert_int_equal(atomic_load(&write_saw_reads_finished), 3);
+    assert_int_equal(atomic_load(&write_saw_running), 1);
+    assert_int_equal(storeq_call(f->q, run_org_exists, &c, STOREQ_READ), 0);
+    assert_int_equal(c.exists, 1);
+    fx_close(f);
+    free(f);
+    (void)state;
+}
+
+/* The database "down": a DURABLE write fails with STORE_EDOWN until the
+ * test brings it back. Meanwhile other jobs are answered STORE_EDOWN
+ * without running, and a second DURABLE job waits behind the first. */
+static atomic_int db_down, durable_runs;
+
+static int run_durable(struct store *s, void *ud)
+{
+    struct job *j = ud;
+    (void)s;
+    atomic_fetch_add(&durable_runs, 1);
+    if (atomic_load(&db_down))
+        return STORE_EDOWN;
+    note_run(j->f, j->i);
+    return 0;
+}
+
+static void test_down_fails_others_keeps_durable(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    atomic_store(&db_down, 1);
+    atomic_store(&durable_runs, 0);
+    fx_open_n(f, 2, 100, 1000);
+    unsigned durable = STOREQ_RETRY | STOREQ_DURABLE;
+    assert_int_equal(
+        storeq_submit(&f->c, run_durable, done_note, &jobs[0], durable), 0);
+    /* Queued behind it: a read and a plain write. */
+    assert_int_equal(storeq_submit(&f->c, run_nothing, done_note, &jobs[1],
+                                   STOREQ_READ),
+                     0);
+    assert_int_equal(
+        storeq_submit(&f->c, run_nothing, done_note, &jobs[2], 0), 0);
+    assert_int_equal(
+        storeq_submit(&f->c, run_durable, done_note, &jobs[3], durable), 0);
+    run_until_done(f, 2);
+    /* Neither ran: both answered STORE_EDOWN; the durable ones wait. */
+    assert_int_equal(f->done_rc[1], STORE_EDOWN);
+    assert_int_equal(f->done_rc[2], STORE_EDOWN);
+    assert_int_equal(atomic_load(&f->ran), 0);
+    /* Submitted while down: answered at once too. */
+    assert_int_equal(
+        storeq_submit(&f->c, run_nothing, done_note, &jobs[4], 0), 0);
+    run_until_done(f, 3);
+    assert_int_equal(f->done_order[2], 4);
+    assert_int_equal(f->done_rc[4], STORE_EDOWN);
+    assert_true(atomic_load(&durable_runs) >= 1);
+    /* Back: both durable writes land, in order; then jobs run again. */
+    atomic_store(&db_down, 0);
+    run_until_done(f, 5);
+    assert_int_equal(f->done_order[3], 0);
+    assert_int_equal(f->done_order[4], 3);
+    assert_int_equal(f->done_rc[0], 0);
+    assert_int_equal(f->done_rc[3], 0);
+    assert_int_equal(f->run_order[0], 0);
+    assert_int_equal(f->run_order[1], 3);
+    assert_int_equal(
+        storeq_submit(&f->c, run_nothing, done_note, &jobs[5], 0), 0);
+    run_until_done(f, 6);
+    assert_int_equal(f->done_rc[5], 7);
+    fx_close(f);
+    free(f);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +646,8 @@ int main(void)
         cmocka_unit_test(test_close_gives_up_a_blocked_write),
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_close_runs_queued_jobs),
+        cmocka_unit_test(test_pool_reads_overlap_writes_alone),
+        cmocka_unit_test(test_down_fails_others_keeps_durable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
