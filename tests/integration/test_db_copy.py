@@ -177,6 +177,10 @@ def test_copy_every_row_and_counts(cluster, source, target):
     assert [r[1] for r in rows] == [32, 32, 32]
     assert [r[0] for r in rows] == [
         r["id"] for r in s.sql("SELECT id FROM sessions ORDER BY id")]
+    # The next session id the target hands out is past the copied ones.
+    nxt = pg_exec(cluster, dbname, "SELECT nextval(pg_get_serial_sequence("
+                  "'sessions', 'id'))")[0][0]
+    assert nxt == rows[-1][0] + 1
 
 
 def test_second_copy_refuses_then_force_replaces(cluster, source, target):
