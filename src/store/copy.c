@@ -132,17 +132,20 @@ static int64_t target_rows(struct copy *c)
     return n;
 }
 
-/* Children before parents: deleting a parent first would cascade, and
- * the cascade would look for children that are about to go anyway. */
+/* One TRUNCATE of the seven tables together (their foreign keys point
+ * only at one another), inside the copy's transaction: a rollback brings
+ * the rows back. It is several times faster than DELETE, which checks
+ * every foreign key row by row. It fires no DELETE trigger, but each COPY
+ * that follows fires the backend's change-counter triggers (even with no
+ * rows), so servers on the target still learn of the change. */
 static int empty_target(struct copy *c)
 {
-    char sql[64];
-    for (int i = STORE_COPY_NTABLES - 1; i >= 0; i--) {
-        snprintf(sql, sizeof sql, "DELETE FROM \"%s\"", tables[i]);
-        if (pg_exec(c, sql, "empty the target"))
-            return STORE_EIO;
-    }
-    return 0;
+    char sql[256];
+    size_t o = (size_t)snprintf(sql, sizeof sql, "TRUNCATE");
+    for (int i = 0; i < STORE_COPY_NTABLES; i++)
+        o += (size_t)snprintf(sql + o, sizeof sql - o, "%s \"%s\"",
+                              i ? "," : "", tables[i]);
+    return pg_exec(c, sql, "empty the target");
 }
 
 static int flush(struct copy *c)
