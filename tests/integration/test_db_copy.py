@@ -10,6 +10,7 @@ psycopg2.
 
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, SANITIZER_MARKERS, Server, wait_until
+from conftest import BIN, SANITIZER_MARKERS, Server
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -369,8 +370,7 @@ def test_wrong_password(cluster, source, target):
 
 def test_unreachable_host(cluster, source):
     s, _ = source
-    # A port nobody listens on: the cluster's, once it is known free.
-    import socket
+    # A port nobody listens on (the kernel's choice, released).
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
