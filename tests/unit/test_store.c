@@ -1672,6 +1672,8 @@ static void test_pg_data_version(void **state)
  * failover): the op that finds out returns STORE_EDOWN, the next one
  * reconnects and works; a transaction open then is gone (commit
  * STORE_EDOWN, rollback fine). */
+/* (A test that failed before may have left a connection open: it is
+ * killed too, harmlessly.) */
 static void test_pg_reconnect_terminated(void **state)
 {
     struct fx *f = *state;
@@ -1682,13 +1684,13 @@ static void test_pg_reconnect_terminated(void **state)
 
     assert_int_equal(store_org_add(f->s, "o", NULL), 0);
     log_set_level(LOG_ERROR + 1);
-    assert_int_equal(db_int(f, kill), 1);
+    assert_true(db_int(f, kill) >= 1);
     assert_int_equal(store_org_exists(f->s, "o"), STORE_EDOWN);
     assert_int_equal(store_org_exists(f->s, "o"), 1);
 
     assert_int_equal(store_begin(f->s), 0);
     assert_int_equal(store_org_add(f->s, "lost", NULL), 0);
-    assert_int_equal(db_int(f, kill), 1);
+    assert_true(db_int(f, kill) >= 1);
     assert_int_equal(store_org_add(f->s, "more", NULL), STORE_EDOWN);
     assert_int_equal(store_org_add(f->s, "more", NULL), STORE_EDOWN);
     assert_int_equal(store_commit(f->s), STORE_EDOWN);
@@ -1696,7 +1698,7 @@ static void test_pg_reconnect_terminated(void **state)
 
     assert_int_equal(store_begin(f->s), 0);
     assert_int_equal(store_org_add(f->s, "lost2", NULL), 0);
-    assert_int_equal(db_int(f, kill), 1);
+    assert_true(db_int(f, kill) >= 1);
     assert_int_equal(store_rollback(f->s), 0);
     assert_int_equal(store_org_exists(f->s, "lost2"), 0);
     assert_int_equal(store_org_add(f->s, "after", NULL), 0);
