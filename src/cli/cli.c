@@ -1,5 +1,5 @@
 /* cli.c - subcommands: serve, org, user, channel, project, token,
- * cleanup-stale, demo.
+ * cleanup-stale, demo, db copy.
  *
  * Each command builds its configuration the same way (config.h: defaults,
  * file, environment, flags), opens the store, does one thing and reports
@@ -27,6 +27,7 @@
 #include "config.h"
 #include "api/api.h"
 #include "server/server.h"
+#include "store/copy.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -38,7 +39,7 @@ struct args {
     int nwords;
     const char *keys[MAX_FLAGS], *vals[MAX_FLAGS];
     int nflags;
-    int help, if_empty, demo, version;
+    int help, if_empty, demo, version, force;
 };
 
 static const char *usage_text =
@@ -55,6 +56,8 @@ static const char *usage_text =
     "  token --org ORG_ID --user USER_ID [--ttl 1h] [--name NAME]\n"
     "  cleanup-stale [--older-than 30m]\n"
     "  demo [--if-empty]              seed a demo organization\n"
+    "  db copy --from FILE.db --to postgresql://... [--force]\n"
+    "                                  copy a SQLite database to PostgreSQL\n"
     "  help, --help, --version\n"
     "\n"
     "every command takes --db PATH and --config FILE; settings come from\n"
@@ -81,6 +84,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->demo = 1;
         } else if (!strcmp(s, "--version")) {
             a->version = 1;
+        } else if (!strcmp(s, "--force")) {
+            a->force = 1;
         } else if (s[0] == '-' && s[1] == '-' && s[2]) {
             const char *eq = strchr(s, '=');
             if (a->nflags == MAX_FLAGS)
@@ -988,6 +993,44 @@ signin:
     return 0;
 }
 
+/* db copy: a SQLite file into an empty PostgreSQL database, every row. */
+static int cmd_db(struct args *a, char **envp)
+{
+    struct config c;
+    char shown[512], err[STORE_ERRLEN];
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *from = flag(a, "from"), *to = flag(a, "to");
+    if ((rc = leftover(a)))
+        return rc;
+    if (!a->sub || strcmp(a->sub, "copy") || a->nwords != 1 || !from ||
+        !to)
+        return usage("usage: db copy --from FILE.db --to postgresql://... "
+                     "[--force]%s", "");
+    if (store_kind(to) == STORE_KIND_UNKNOWN)
+        return usage("unknown database scheme in --to %s (use "
+                     "postgresql://)", store_redact(to, shown, sizeof shown));
+    if (store_kind(to) != STORE_KIND_PG)
+        return refuse("--to %s is not a postgresql:// URI: db copy only "
+                      "copies a SQLite file to PostgreSQL",
+                      store_redact(to, shown, sizeof shown));
+    if (store_kind(from) != STORE_KIND_SQLITE)
+        return refuse("--from %s is not a SQLite file: db copy only copies "
+                      "a SQLite file to PostgreSQL",
+                      store_redact(from, shown, sizeof shown));
+    struct store_copy_result res;
+    rc = store_copy(from, to, a->force, &res, err);
+    if (rc) {
+        fprintf(stderr, "presenced: %s\n", *err ? err : store_strerror(rc));
+        return 1;
+    }
+    for (int i = 0; i < STORE_COPY_NTABLES; i++)
+        printf("%s %lld\n", res.table[i], (long long)res.rows[i]);
+    printf("total %lld\n", (long long)res.total);
+    return 0;
+}
+
 static const struct {
     const char *cmd, *text;
 } command_help[] = {
@@ -1020,6 +1063,15 @@ static const struct {
     {"demo", "usage: presenced demo [--if-empty]\n"
              "Seeds the organization \"demo\" (12 people, channels, "
              "projects); --if-empty succeeds quietly if it exists.\n"},
+    {"db", "usage: presenced db copy --from FILE.db --to postgresql://... "
+           "[--force]\n"
+           "Copies every row of a SQLite database (organizations, users "
+           "with their password hashes and presence, login sessions, "
+           "channels, projects) to PostgreSQL, ids kept, in one "
+           "transaction, and prints the rows per table. The copy is a "
+           "snapshot: a server may keep running on the file, and what it "
+           "writes afterwards is not copied. A target whose tables hold "
+           "rows is refused unless --force, which deletes them first.\n"},
 };
 
 static void print_setting(void *ud, const char *key, const char *env,
@@ -1081,5 +1133,7 @@ int cli_main(int argc, char **argv, char **envp)
         return cmd_cleanup(&a, envp);
     if (!strcmp(a.cmd, "demo"))
         return cmd_demo(&a, envp);
+    if (!strcmp(a.cmd, "db"))
+        return cmd_db(&a, envp);
     return usage("unknown command %s", a.cmd);
 }
