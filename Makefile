@@ -33,9 +33,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WEB      := $(shell find web -type f 2>/dev/null)
 
-.PHONY: all run test unit integration integration-pg test-side browser fuzz \
-        fuzz-smoke bench bench-big bench-smoke soak asan tsan deps test-deps \
-        clean layers
+.PHONY: all run test unit unit-pg integration integration-pg test-side \
+        browser fuzz fuzz-smoke bench bench-big bench-smoke soak asan tsan deps \
+        test-deps clean layers
 all: $(B)/presenced
 
 deps:
@@ -73,6 +73,12 @@ layers: $(B)/presenced
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
+
+# The store's tests again on PostgreSQL, in a throwaway cluster of their
+# own (tests/pgcluster.py: initdb in a temp dir, removed afterwards).
+unit-pg: $(B)/tests/test_store
+	$(PY) tests/pgcluster.py run -- env PRESENCED_TEST_DB_ONLY_PG=1 \
+	    $(B)/tests/test_store
 
 # Three at a time (pytest-xdist): each test has its own server, port range,
 # temp directory and database, and most of a test's time is spent waiting

@@ -17,7 +17,8 @@ As a CLI:
 
 starts a cluster, creates database NAME (default presenced_test), runs CMD
 with PRESENCED_TEST_PG=<uri> in its environment, destroys the cluster (also
-on Ctrl-C or error) and exits with CMD's status.
+on Ctrl-C or error) and exits with CMD's status. PRESENCED_TEST_PG_CTL names
+a script: '$PRESENCED_TEST_PG_CTL stop' / 'start' restart the cluster.
 
 PostgreSQL refuses to run as root: as root the directory is given to the
 'postgres' user and initdb/pg_ctl run through 'runuser -u postgres --'.
@@ -158,6 +159,11 @@ class Cluster:
 
     @property
     def running(self):
+        # The server may have been restarted from outside (ctl_script()):
+        # postmaster.pid names the current postmaster.
+        pid = self._postmaster_pid() if self.datadir else None
+        if pid is not None and _alive(pid):
+            self._pgpid = pid
         return self._pgpid is not None and _alive(self._pgpid)
 
     # -- life cycle ---------------------------------------------------------
@@ -180,12 +186,16 @@ class Cluster:
                   *(["--no-sync"] if self.fast else []))
         os.unlink(pwfile)
 
-    def _pg_ctl_start(self):
+    def _start_opts(self):
         opts = ("-c listen_addresses=127.0.0.1 -p %d -k %s "
                 "-c max_connections=300" % (self.port, self.dir))
         if self.fast:
             opts += (" -c fsync=off -c synchronous_commit=off"
                      " -c full_page_writes=off")
+        return opts
+
+    def _pg_ctl_start(self):
+        opts = self._start_opts()
         return self._run("pg_ctl", "start", "-w", "-t", str(TIMEOUT),
                          "-D", self.datadir, "-l", self.logfile,
                          "-o", opts, check=False)
@@ -218,6 +228,29 @@ class Cluster:
         out = p.stdout.decode(errors="replace").strip()
         raise ClusterError("pg_ctl start failed (%d): %s\n--- log ---\n%s" %
                            (p.returncode, out, self._log_tail()))
+
+    def ctl_script(self):
+        """Writes DIR/pg_ctl.sh: 'pg_ctl.sh stop' and 'pg_ctl.sh start'
+        stop and start this cluster (same dir and port) from another
+        process, for restart tests; returns its path."""
+        import shlex
+        path = os.path.join(self.dir, "pg_ctl.sh")
+        pg_ctl = " ".join(shlex.quote(a) for a in self._cmd("pg_ctl"))
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "case \"$1\" in\n"
+                    "start) exec %s start -w -t %d -D %s -l %s -o %s"
+                    " >/dev/null ;;\n"
+                    "stop) exec %s stop -w -t %d -m fast -D %s"
+                    " >/dev/null ;;\n"
+                    "*) echo 'usage: pg_ctl.sh start|stop' >&2; exit 2 ;;\n"
+                    "esac\n" %
+                    (pg_ctl, TIMEOUT, shlex.quote(self.datadir),
+                     shlex.quote(self.logfile),
+                     shlex.quote(self._start_opts()), pg_ctl, TIMEOUT,
+                     shlex.quote(self.datadir)))
+        os.chmod(path, 0o755)
+        return path
 
     def stop(self, mode="fast"):
         if self.dir is None or not self.running:
@@ -350,7 +383,8 @@ def _main(argv):
     try:
         c.start()
         c.create_db(args.db)
-        env = dict(os.environ, PRESENCED_TEST_PG=c.uri(args.db))
+        env = dict(os.environ, PRESENCED_TEST_PG=c.uri(args.db),
+                   PRESENCED_TEST_PG_CTL=c.ctl_script())
         child = subprocess.Popen(cmd, env=env)
         return child.wait()
     except KeyboardInterrupt:

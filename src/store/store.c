@@ -2,10 +2,57 @@
  * dispatches every call to it (store_int.h). */
 #include "store/store.h"
 
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "store/store_int.h"
+
+#define ID_RANDOM_BYTES 6
+
+void store_set_err(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, STORE_ERRLEN, fmt, ap);
+    va_end(ap);
+}
+
+int64_t store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_id_ok(const char *id)
+{
+    return id && id[0] && strnlen(id, STORE_ID_MAX + 1) <= STORE_ID_MAX;
+}
+
+int store_len_ok(const char *s, size_t max)
+{
+    return s && strnlen(s, max + 1) <= max;
+}
+
+void store_gen_id(char *out, const char *prefix)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[ID_RANDOM_BYTES];
+    size_t n = strlen(prefix);
+    randombytes_buf(r, sizeof r);
+    memcpy(out, prefix, n);
+    for (size_t i = 0; i < sizeof r; i++) {
+        out[n++] = hex[r[i] >> 4];
+        out[n++] = hex[r[i] & 15];
+    }
+    out[n] = '\0';
+}
 
 int store_kind(const char *db)
 {

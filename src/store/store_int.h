@@ -73,6 +73,28 @@ struct store {
     const struct store_ops *ops;
 };
 
+/* ------------------------------------------------------------------------
+ * Helpers shared by the backends (store.c)
+ * ------------------------------------------------------------------------ */
+
+/* How often a generated id is retried when it collides with an existing
+ * one. 48 random bits make even one collision unlikely; eight in a row
+ * means the random source is broken, and we say so rather than spin. */
+#define STORE_ID_TRIES 8
+#define STORE_PW_HASH_MAX (sizeof(((struct store_user *)0)->pw_hash) - 1)
+
+/* printf into err (STORE_ERRLEN bytes); err NULL is a no-op. */
+void store_set_err(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int64_t store_now_ms(void); /* wall clock, for created_ms */
+/* store.h limits: ids are non-empty and at most STORE_ID_MAX bytes; the
+ * other strings are bounded so that they fit the out-structs unchanged. */
+int store_id_ok(const char *id);
+int store_len_ok(const char *s, size_t max);
+/* Writes prefix + 12 lowercase hex digits from libsodium's CSPRNG (out
+ * holds STORE_ID_MAX + 1 bytes; sodium_init() must have run). */
+void store_gen_id(char *out, const char *prefix);
+
 /* Backends: open the database at path/uri (store.h store_open contract). */
 int store_sqlite_open(struct store **out, const char *path, char *err);
 int store_pg_open(struct store **out, const char *uri, char *err);

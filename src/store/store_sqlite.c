@@ -26,12 +26,6 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-/* How often a generated id is retried when it collides with an existing
- * one. 48 random bits make even one collision unlikely; eight in a row
- * means the random source is broken, and we say so rather than spin. */
-#define ID_TRIES 8
-#define ID_RANDOM_BYTES 6
-
 /* ------------------------------------------------------------------------
  * Schema
  * ------------------------------------------------------------------------ */
@@ -287,40 +281,6 @@ static const struct group_kind project_kind = {
  * Helpers
  * ------------------------------------------------------------------------ */
 
-static void set_err(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_err(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, STORE_ERRLEN, fmt, ap);
-    va_end(ap);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* store.h limits: ids are non-empty and at most STORE_ID_MAX bytes; the
- * other strings are bounded so that they fit the out-structs unchanged. */
-static int id_ok(const char *id)
-{
-    return id && id[0] && strnlen(id, STORE_ID_MAX + 1) <= STORE_ID_MAX;
-}
-
-static int len_ok(const char *s, size_t max)
-{
-    return s && strnlen(s, max + 1) <= max;
-}
-
-#define PW_HASH_MAX (sizeof(((struct store_user *)0)->pw_hash) - 1)
-
 /* Maps a failed SQLite result to a STORE_E* code. Constraint failures are
  * the caller's expected outcomes and are not logged; anything else is a
  * real failure (I/O, NOMEM, FULL, BUSY past the timeout, corruption) and
@@ -483,21 +443,6 @@ static int read_user(struct sq *s, sqlite3_stmt *st, struct store_user *u)
     return 0;
 }
 
-/* Writes prefix + 12 lowercase hex digits from libsodium's CSPRNG. */
-static void gen_id(char *out, const char *prefix)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[ID_RANDOM_BYTES];
-    size_t n = strlen(prefix);
-    randombytes_buf(r, sizeof r);
-    memcpy(out, prefix, n);
-    for (size_t i = 0; i < sizeof r; i++) {
-        out[n++] = hex[r[i] >> 4];
-        out[n++] = hex[r[i] & 15];
-    }
-    out[n] = '\0';
-}
-
 /* Writes that must be all-or-nothing use these. Outside a transaction they
  * take the write lock up front (BEGIN IMMEDIATE, so the busy timeout
  * applies to getting it); inside the caller's store_begin() they use a
@@ -570,7 +515,7 @@ static int exec_text(sqlite3 *db, const char *q, const char *what, char *err)
     char *msg = NULL;
     int rc = sqlite3_exec(db, q, NULL, NULL, &msg);
     if (rc != SQLITE_OK)
-        set_err(err, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
+        store_set_err(err, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     return rc;
 }
@@ -584,14 +529,14 @@ static int migrate(sqlite3 *db, char *err)
         char q[64];
         int v, rc = user_version(db, &v);
         if (rc != SQLITE_OK) {
-            set_err(err, "read schema version: %s", sqlite3_errmsg(db));
+            store_set_err(err, "read schema version: %s", sqlite3_errmsg(db));
             return STORE_EIO;
         }
         if (v > SCHEMA_VERSION) {
-            set_err(err,
-                    "database schema version %d is newer than this "
-                    "presenced (%d)",
-                    v, SCHEMA_VERSION);
+            store_set_err(err,
+                          "database schema version %d is newer than this "
+                          "presenced (%d)",
+                          v, SCHEMA_VERSION);
             return STORE_EIO;
         }
         if (v == SCHEMA_VERSION)
@@ -600,7 +545,7 @@ static int migrate(sqlite3 *db, char *err)
             return STORE_EIO;
         rc = user_version(db, &v);
         if (rc != SQLITE_OK) {
-            set_err(err, "read schema version: %s", sqlite3_errmsg(db));
+            store_set_err(err, "read schema version: %s", sqlite3_errmsg(db));
             goto rollback;
         }
         if (v < 0 || v >= SCHEMA_VERSION) {
@@ -610,7 +555,7 @@ static int migrate(sqlite3 *db, char *err)
             if (v == SCHEMA_VERSION)
                 return 0;
             if (v < 0) {
-                set_err(err, "database schema version %d is invalid", v);
+                store_set_err(err, "database schema version %d is invalid", v);
                 return STORE_EIO;
             }
             continue;
@@ -642,13 +587,13 @@ int store_sqlite_open(struct store **out, const char *path, char *err)
     if (err)
         err[0] = '\0';
     if (!path) {
-        set_err(err, "no database path");
+        store_set_err(err, "no database path");
         return STORE_EINVAL;
     }
     /* Generated ids come from libsodium's CSPRNG; sodium_init() is
      * idempotent, so every store may call it. */
     if (sodium_init() < 0) {
-        set_err(err, "libsodium failed to initialize");
+        store_set_err(err, "libsodium failed to initialize");
         return STORE_EIO;
     }
     s = xcalloc(1, sizeof *s);
@@ -657,8 +602,8 @@ int store_sqlite_open(struct store **out, const char *path, char *err)
         path, &s->db,
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        set_err(err, "open %s: %s", path,
-                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        store_set_err(err, "open %s: %s", path,
+                      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
     /* Extended codes tell a duplicate key from a missing parent row. */
@@ -674,11 +619,13 @@ int store_sqlite_open(struct store **out, const char *path, char *err)
         sqlite3_db_filename(s->db, "main")[0]) {
         rc = pragma_text(s->db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
         if (rc != SQLITE_OK) {
-            set_err(err, "enable WAL on %s: %s", path, sqlite3_errmsg(s->db));
+            store_set_err(err, "enable WAL on %s: %s", path,
+                          sqlite3_errmsg(s->db));
             goto fail;
         }
         if (strcmp(mode, "wal") != 0) {
-            set_err(err, "enable WAL on %s: journal mode is %s", path, mode);
+            store_set_err(err, "enable WAL on %s: journal mode is %s", path,
+                          mode);
             goto fail;
         }
     }
@@ -690,7 +637,7 @@ int store_sqlite_open(struct store **out, const char *path, char *err)
      * and then users of unknown organizations would slip in. */
     rc = pragma_text(s->db, "PRAGMA foreign_keys", mode, sizeof mode);
     if (rc != SQLITE_OK || strcmp(mode, "1") != 0) {
-        set_err(err, "foreign keys are not available in this SQLite");
+        store_set_err(err, "foreign keys are not available in this SQLite");
         goto fail;
     }
     if (migrate(s->db, err))
@@ -699,7 +646,8 @@ int store_sqlite_open(struct store **out, const char *path, char *err)
         rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &s->st[i], NULL);
         if (rc != SQLITE_OK) {
-            set_err(err, "prepare \"%s\": %s", sql[i], sqlite3_errmsg(s->db));
+            store_set_err(err, "prepare \"%s\": %s", sql[i],
+                          sqlite3_errmsg(s->db));
             goto fail;
         }
     }
@@ -758,10 +706,10 @@ static int sq_rollback(struct store *base_)
 static int sq_org_add(struct store *base_, const char *id, const char *name)
 {
     struct sq *s = (struct sq *)base_;
-    if (!id_ok(id) || (name && !len_ok(name, STORE_NAME_MAX)))
+    if (!store_id_ok(id) || (name && !store_len_ok(name, STORE_NAME_MAX)))
         return STORE_EINVAL;
     return exec(s, ST_ORG_ADD, "add organization", "ttI", id, name ? name : id,
-                now_ms());
+                store_now_ms());
 }
 
 static int sq_org_exists(struct store *base_, const char *id)
@@ -769,7 +717,7 @@ static int sq_org_exists(struct store *base_, const char *id)
     struct sq *s = (struct sq *)base_;
     sqlite3_stmt *st = s->st[ST_ORG_EXISTS];
     int rc;
-    if (!id_ok(id))
+    if (!store_id_ok(id))
         return STORE_EINVAL;
     rc = bind(st, "t", id);
     if (rc == SQLITE_OK)
@@ -789,20 +737,20 @@ static int sq_user_add(struct store *base_, const char *org, const char *id,
     char gen[STORE_ID_MAX + 1];
     int rc;
 
-    if (!id_ok(org) || (id && !id_ok(id)) ||
-        (email && !len_ok(email, STORE_EMAIL_MAX)) ||
-        !len_ok(name, STORE_NAME_MAX) ||
-        (pw_hash && !len_ok(pw_hash, PW_HASH_MAX)))
+    if (!store_id_ok(org) || (id && !store_id_ok(id)) ||
+        (email && !store_len_ok(email, STORE_EMAIL_MAX)) ||
+        !store_len_ok(name, STORE_NAME_MAX) ||
+        (pw_hash && !store_len_ok(pw_hash, STORE_PW_HASH_MAX)))
         return STORE_EINVAL;
     for (int tries = 0;; tries++) {
         if (!id)
-            gen_id(gen, "u_");
+            store_gen_id(gen, "u_");
         rc = exec(s, ST_USER_ADD, "add user", "tteteI", org, id ? id : gen,
-                  email, name, pw_hash, now_ms());
+                  email, name, pw_hash, store_now_ms());
         /* A primary key clash on a generated id is bad luck, not the
          * caller's error; a clash on the email is theirs. */
         if (rc == STORE_EEXIST && !id &&
-            s->rc == SQLITE_CONSTRAINT_PRIMARYKEY && tries + 1 < ID_TRIES)
+            s->rc == SQLITE_CONSTRAINT_PRIMARYKEY && tries + 1 < STORE_ID_TRIES)
             continue;
         break;
     }
@@ -832,7 +780,7 @@ static int sq_user_get(struct store *base_, const char *org, const char *id,
     struct sq *s = (struct sq *)base_;
     sqlite3_stmt *st = s->st[ST_USER_GET];
     int rc;
-    if (!id_ok(org) || !id_ok(id))
+    if (!store_id_ok(org) || !store_id_ok(id))
         return STORE_EINVAL;
     rc = bind(st, "tt", org, id);
     if (rc != SQLITE_OK) {
@@ -849,7 +797,7 @@ static int sq_user_by_email(struct store *base_, const char *email,
     struct sq *s = (struct sq *)base_;
     sqlite3_stmt *st = s->st[ST_USER_BY_EMAIL];
     int rc;
-    if (!len_ok(email, STORE_EMAIL_MAX))
+    if (!store_len_ok(email, STORE_EMAIL_MAX))
         return STORE_EINVAL;
     /* "" is stored as NULL (no email), so it never matches anyone. */
     rc = bind(st, "e", email);
@@ -866,7 +814,8 @@ static int sq_user_set_name(struct store *base_, const char *org,
 {
     struct sq *s = (struct sq *)base_;
     int rc;
-    if (!id_ok(org) || !id_ok(id) || !len_ok(name, STORE_NAME_MAX))
+    if (!store_id_ok(org) || !store_id_ok(id) ||
+        !store_len_ok(name, STORE_NAME_MAX))
         return STORE_EINVAL;
     rc = exec(s, ST_USER_SET_NAME, "rename user", "ttt", org, id, name);
     if (rc == 0 && sqlite3_changes(s->db) == 0)
@@ -880,8 +829,8 @@ static int sq_user_set_presence(struct store *base_, const char *org,
 {
     struct sq *s = (struct sq *)base_;
     int rc;
-    if (!id_ok(org) || !id_ok(id) || status < 0 || status > 3 || manual < -1 ||
-        manual > 3)
+    if (!store_id_ok(org) || !store_id_ok(id) || status < 0 || status > 3 ||
+        manual < -1 || manual > 3)
         return STORE_EINVAL;
     rc = exec(s, ST_USER_SET_PRESENCE, "store presence", "ttimI", org, id,
               status, manual, last_seen_ms);
@@ -901,7 +850,7 @@ static int sq_user_each(struct store *base_, const char *org, store_user_cb *cb,
     sqlite3_stmt *st;
     int rc;
 
-    if (org && !id_ok(org))
+    if (org && !store_id_ok(org))
         return STORE_EINVAL;
     st = cursor(s, org ? ST_USER_EACH_ORG : ST_USER_EACH_ALL);
     if (!st)
@@ -932,7 +881,7 @@ static int sq_user_count(struct store *base_, const char *org)
     struct sq *s = (struct sq *)base_;
     sqlite3_stmt *st;
     int rc;
-    if (org && !id_ok(org))
+    if (org && !store_id_ok(org))
         return STORE_EINVAL;
     st = s->st[org ? ST_USER_COUNT_ORG : ST_USER_COUNT_ALL];
     rc = org ? bind(st, "t", org) : SQLITE_OK;
@@ -965,10 +914,10 @@ static int sq_session_add(struct store *base_, const unsigned char hash[32],
 {
     struct sq *s = (struct sq *)base_;
     int rc;
-    if (!hash || !id_ok(org) || !id_ok(user))
+    if (!hash || !store_id_ok(org) || !store_id_ok(user))
         return STORE_EINVAL;
     rc = exec(s, ST_SESSION_ADD, "add session", "httII", hash, org, user,
-              now_ms(), expires_ms);
+              store_now_ms(), expires_ms);
     if (rc == 0 && id_out)
         *id_out = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -1067,7 +1016,7 @@ static int sq_session_trim(struct store *base_, const char *org,
                            store_session_cb *cb, void *ud)
 {
     struct sq *s = (struct sq *)base_;
-    if (!id_ok(org) || !id_ok(user) || keep < 0)
+    if (!store_id_ok(org) || !store_id_ok(user) || keep < 0)
         return STORE_EINVAL;
     /* Ids first, deletes after: the statement is done before any write. */
     sqlite3_stmt *st = s->st[ST_SESSION_OLDEST];
@@ -1114,18 +1063,19 @@ static int group_add(struct sq *s, const struct group_kind *k, const char *org,
     char id[STORE_ID_MAX + 1];
     int rc, nested;
 
-    if (!id_ok(org) || !len_ok(name, STORE_NAME_MAX) || (n && !members))
+    if (!store_id_ok(org) || !store_len_ok(name, STORE_NAME_MAX) ||
+        (n && !members))
         return STORE_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (!id_ok(members[i]))
+        if (!store_id_ok(members[i]))
             return STORE_EINVAL;
 
     for (int tries = 0;; tries++) {
         int clash;
-        gen_id(id, k->prefix);
+        store_gen_id(id, k->prefix);
         if ((rc = tx_open(s, &nested)) != 0)
             return rc;
-        rc = exec(s, k->add, k->what, "tttI", org, id, name, now_ms());
+        rc = exec(s, k->add, k->what, "tttI", org, id, name, store_now_ms());
         /* Read now: the rollback below overwrites s->rc. */
         clash = rc == STORE_EEXIST && s->rc == SQLITE_CONSTRAINT_PRIMARYKEY;
         for (size_t i = 0; rc == 0 && i < n; i++)
@@ -1134,7 +1084,7 @@ static int group_add(struct sq *s, const struct group_kind *k, const char *org,
             rc = tx_close(s, nested);
         else
             tx_abort(s, nested);
-        if (clash && tries + 1 < ID_TRIES)
+        if (clash && tries + 1 < STORE_ID_TRIES)
             continue;
         break;
     }
@@ -1152,7 +1102,7 @@ static int group_each(struct sq *s, const struct group_kind *k, const char *org,
     sqlite3_stmt *st;
     int rc;
 
-    if (!id_ok(org))
+    if (!store_id_ok(org))
         return STORE_EINVAL;
     if (!(st = cursor(s, k->each)))
         return STORE_EIO;
@@ -1179,7 +1129,7 @@ static int group_members(struct sq *s, const struct group_kind *k,
     sqlite3_stmt *st = s->st[k->get];
     int rc;
 
-    if (!id_ok(org) || !id_ok(id))
+    if (!store_id_ok(org) || !store_id_ok(id))
         return STORE_EINVAL;
     /* The group itself first: an empty group and a missing one differ. */
     rc = bind(st, "tt", org, id);
@@ -1323,14 +1273,15 @@ static int sq_check(struct store *base_, char *err)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const unsigned char *line = sqlite3_column_text(st, 0);
         if (!line || strcmp((const char *)line, "ok") != 0) {
-            set_err(err, "%s", line ? (const char *)line : "out of memory");
+            store_set_err(err, "%s",
+                          line ? (const char *)line : "out of memory");
             done(st);
             return STORE_EIO;
         }
     }
     if (rc != SQLITE_DONE) {
         /* A file too damaged to walk fails here rather than with rows. */
-        set_err(err, "%s", sqlite3_errmsg(s->db));
+        store_set_err(err, "%s", sqlite3_errmsg(s->db));
         log_error("store: integrity check: %s (%d)", sqlite3_errmsg(s->db), rc);
         done(st);
         return STORE_EIO;
@@ -1366,12 +1317,12 @@ int store_sqlite_lock(const char *path, int *fd_out, int64_t *holder, char *err)
     if (has == 0)
         return 0;
     if (has < 0) {
-        set_err(err, "database path too long");
+        store_set_err(err, "database path too long");
         return STORE_EIO;
     }
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
-        set_err(err, "cannot open %s: %s", lp, strerror(errno));
+        store_set_err(err, "cannot open %s: %s", lp, strerror(errno));
         return STORE_EIO;
     }
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
@@ -1387,7 +1338,7 @@ int store_sqlite_lock(const char *path, int *fd_out, int64_t *holder, char *err)
         close(fd);
         return STORE_EBUSY;
     }
-    set_err(err, "cannot lock %s: %s", lp, strerror(e));
+    store_set_err(err, "cannot lock %s: %s", lp, strerror(e));
     close(fd);
     return STORE_EIO;
 }

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -57,9 +58,59 @@ void randombytes_buf(void *const buf, const size_t size)
  * Fixture and helpers
  * ------------------------------------------------------------------------ */
 
+/* The backend-independent tests run on SQLite, and again on PostgreSQL
+ * when PRESENCED_TEST_PG holds a URI (tests/pgcluster.py run sets it; make
+ * unit-pg). pg_uri is set while the PostgreSQL group runs; its tests start
+ * from an empty database (pg_reset). */
+static const char *pg_uri;
+
+/* Runs constant SQL on a connection of the test's own. */
+static PGconn *pg_raw(void)
+{
+    PGconn *c = PQconnectdb(pg_uri);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect: %s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SET client_min_messages = warning");
+    PQclear(r);
+    return c;
+}
+
+static void pg_sql(PGconn *c, const char *q)
+{
+    PGresult *r = PQexec(c, q);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+static int64_t pg_int(PGconn *c, const char *q)
+{
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static void pg_exec1(const char *q)
+{
+    PGconn *c = pg_raw();
+    pg_sql(c, q);
+    PQfinish(c);
+}
+
+/* An empty database: every table, function and trigger of the store goes
+ * with the schema. */
+static void pg_reset(void)
+{
+    pg_exec1("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+}
+
 struct fx {
     char dir[64];
-    char path[128];
+    char path[1024]; /* a file, or the PostgreSQL URI */
     struct store *s;
 };
 
@@ -75,6 +126,10 @@ static int setup(void **state)
         return -1;
     }
     snprintf(f->path, sizeof f->path, "%s/presenced.db", f->dir);
+    if (pg_uri) {
+        pg_reset();
+        snprintf(f->path, sizeof f->path, "%s", pg_uri);
+    }
     if (store_open(&f->s, f->path, err) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
         rmdir(f->dir);
@@ -89,15 +144,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char p[160];
+    char p[sizeof f->path + 8];
     store_close(f->s);
     /* The -wal and -shm files go away with the last connection, but a
      * test that failed midway may leave them (and an extra handle). */
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
+    if (!pg_uri) {
+        unlink(f->path);
+        snprintf(p, sizeof p, "%s-wal", f->path);
+        unlink(p);
+        snprintf(p, sizeof p, "%s-shm", f->path);
+        unlink(p);
+    }
     rmdir(f->dir);
     free(f);
     return 0;
@@ -107,7 +164,9 @@ static struct store *mem_open(void)
 {
     struct store *s = NULL;
     char err[STORE_ERRLEN];
-    int rc = store_open(&s, ":memory:", err);
+    if (pg_uri)
+        pg_reset();
+    int rc = store_open(&s, pg_uri ? pg_uri : ":memory:", err);
     if (rc != 0)
         fail_msg("store_open(:memory:): %s", err);
     assert_non_null(s);
@@ -137,6 +196,27 @@ static int raw_int(sqlite3 *db, const char *q)
     char buf[64];
     raw_text(db, q, buf, sizeof buf);
     return atoi(buf);
+}
+
+/* First column of the first row of q on the fixture's database. */
+static int64_t db_int(const struct fx *f, const char *q)
+{
+    if (pg_uri) {
+        PGconn *c = pg_raw();
+        int64_t v = pg_int(c, q);
+        PQfinish(c);
+        return v;
+    }
+    sqlite3 *db = raw_open(f->path);
+    int v = raw_int(db, q);
+    sqlite3_close(db);
+    return v;
+}
+
+static int schema_version(const struct fx *f)
+{
+    return (int)db_int(f, pg_uri ? "SELECT version FROM presenced_schema"
+                                 : "PRAGMA user_version");
 }
 
 static int64_t mono_ms(void)
@@ -288,7 +368,6 @@ static void test_reopen_keeps_data(void **state)
     struct fx *f = *state;
     struct store_user u;
     char err[STORE_ERRLEN];
-    sqlite3 *db;
     int v;
 
     assert_int_equal(store_org_add(f->s, "acme", "Acme Inc"), 0);
@@ -300,10 +379,8 @@ static void test_reopen_keeps_data(void **state)
     store_close(f->s);
     f->s = NULL;
 
-    db = raw_open(f->path);
-    v = raw_int(db, "PRAGMA user_version");
+    v = schema_version(f);
     assert_true(v >= 1);
-    sqlite3_close(db);
 
     assert_int_equal(store_open(&f->s, f->path, err), 0);
     assert_int_equal(store_org_exists(f->s, "acme"), 1);
@@ -315,9 +392,7 @@ static void test_reopen_keeps_data(void **state)
     assert_int_equal(u.manual, 3);
     assert_int_equal(u.last_seen_ms, 77);
 
-    db = raw_open(f->path);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), v);
-    sqlite3_close(db);
+    assert_int_equal(schema_version(f), v);
 }
 
 static void test_wal_mode(void **state)
@@ -334,6 +409,19 @@ static void test_wal_mode(void **state)
 static void test_no_history_table(void **state)
 {
     struct fx *f = *state;
+    if (pg_uri) {
+        /* The store's eight tables, and its own two (presenced_*). */
+        assert_int_equal(db_int(f, "SELECT count(*) FROM pg_tables"
+                                   " WHERE schemaname = 'public' AND"
+                                   " (tablename LIKE '%hist%' OR tablename"
+                                   " LIKE '%log%' OR tablename LIKE"
+                                   " '%event%')"),
+                         0);
+        assert_int_equal(db_int(f, "SELECT count(*) FROM pg_tables"
+                                   " WHERE schemaname = 'public'"),
+                         8 + 2);
+        return;
+    }
     sqlite3 *db = raw_open(f->path);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema"
                                  " WHERE type = 'table' AND (name LIKE"
@@ -714,9 +802,13 @@ static void test_tricky_strings(void **state)
     const char *inject = "'); DROP TABLE users;--";
     const char *quotes = "O'Brien \"Bob\" `x` \\ %s %n";
     const char *ctrl = "a\x01\x1f\t\r\nb\x7f";
-    const char *odd_org = "org with 'quotes', spaces and \xff\xfe bytes";
-    const char *odd_id = "id\n\"; DELETE FROM users; --\xc3";
-    sqlite3 *db;
+    /* SQLite keeps any bytes; PostgreSQL's text holds UTF-8 only, and
+     * refuses the rest (below). */
+    const char *odd_org = pg_uri ? "org with 'quotes', spaces and \xc3\xa9"
+                                 : "org with 'quotes', spaces and \xff\xfe"
+                                   " bytes";
+    const char *odd_id = pg_uri ? "id\n\"; DELETE FROM users; --\\"
+                                : "id\n\"; DELETE FROM users; --\xc3";
 
     emoji200[0] = '\0';
     for (int i = 0; i < 50; i++)
@@ -768,9 +860,19 @@ static void test_tricky_strings(void **state)
     assert_memory_equal(acc.text, emoji200, 200);
 
     /* The injection text was data: the table is still there. */
-    db = raw_open(f->path);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM users"), 4);
-    sqlite3_close(db);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM users"), 4);
+
+    if (pg_uri) {
+        /* Not UTF-8: refused on the way in, absent on the way out. */
+        assert_int_equal(store_org_add(f->s, "bad\xff", NULL), STORE_EINVAL);
+        assert_int_equal(store_user_add(f->s, odd_org, "x", NULL, "\xc3",
+                                        NULL, NULL),
+                         STORE_EINVAL);
+        assert_int_equal(store_org_exists(f->s, "bad\xff"), 0);
+        assert_int_equal(store_user_get(f->s, odd_org, "\xfe", &u),
+                         STORE_ENOENT);
+        assert_int_equal(store_user_count(f->s, NULL), 4);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -1027,7 +1129,6 @@ static void groups(struct fx *f, const struct group_api *g)
     char name[STORE_NAME_MAX + 1];
     char q[128];
     struct acc acc = {0};
-    sqlite3 *db;
 
     seed(f->s, "a", au, 3);
     seed(f->s, "b", bu, 2);
@@ -1040,9 +1141,8 @@ static void groups(struct fx *f, const struct group_api *g)
     assert_int_equal(g->add(f->s, "nope", "x", NULL, 0, gid), STORE_ENOENT);
     assert_int_equal(g->each(f->s, "a", group_cb, &acc), 0);
     assert_int_equal(acc.n, 0);
-    db = raw_open(f->path);
     snprintf(q, sizeof q, "SELECT count(*) FROM %s", g->members_table);
-    assert_int_equal(raw_int(db, q), 0);
+    assert_int_equal(db_int(f, q), 0);
 
     /* Duplicates in the member list count once. */
     assert_int_equal(g->add(f->s, "a", "general", general, 4, gid), 0);
@@ -1050,8 +1150,7 @@ static void groups(struct fx *f, const struct group_api *g)
     assert_int_equal(g->add(f->s, "a", "alpha", three, 1, a1), 0);
     assert_int_equal(g->add(f->s, "a", "alpha", NULL, 0, a2), 0);
     assert_int_equal(g->add(f->s, "b", "bee", bu, 2, NULL), 0);
-    assert_int_equal(raw_int(db, q), 2 + 1 + 2);
-    sqlite3_close(db);
+    assert_int_equal(db_int(f, q), 2 + 1 + 2);
 
     /* Ordered by name, then id. */
     memset(&acc, 0, sizeof acc);
@@ -1314,45 +1413,432 @@ static void test_no_statement_left_open(void **state)
     assert_int_equal(checkpoint_busy(f->path), 0);
 }
 
+/* ------------------------------------------------------------------------
+ * PostgreSQL only
+ * ------------------------------------------------------------------------ */
+
+struct opener {
+    struct store *s;
+    int rc;
+    char err[STORE_ERRLEN];
+};
+
+static void *open_thread(void *arg)
+{
+    struct opener *o = arg;
+    o->rc = store_open(&o->s, pg_uri, o->err);
+    return NULL;
+}
+
+/* The version lives in presenced_schema (one row); opening again changes
+ * nothing; two servers opening an empty database at once migrate it once
+ * (the advisory lock), and both work. */
+static void test_pg_schema_version(void **state)
+{
+    struct fx *f = *state;
+    struct opener a = {0}, b = {0};
+    pthread_t ta, tb;
+
+    assert_string_equal(store_backend(f->s), "postgresql");
+    assert_int_equal(db_int(f, "SELECT count(*) FROM presenced_schema"), 1);
+    int v = schema_version(f);
+    assert_true(v >= 1);
+    assert_int_equal(store_org_add(f->s, "o", NULL), 0);
+    store_close(f->s);
+    f->s = NULL;
+    for (int i = 0; i < 2; i++) {
+        char err[STORE_ERRLEN];
+        assert_int_equal(store_open(&f->s, pg_uri, err), 0);
+        assert_int_equal(store_org_exists(f->s, "o"), 1);
+        store_close(f->s);
+        f->s = NULL;
+    }
+    assert_int_equal(schema_version(f), v);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM presenced_schema"), 1);
+
+    pg_reset();
+    assert_int_equal(pthread_create(&ta, NULL, open_thread, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, open_thread, &b), 0);
+    assert_int_equal(pthread_join(ta, NULL), 0);
+    assert_int_equal(pthread_join(tb, NULL), 0);
+    if (a.rc || b.rc)
+        fail_msg("concurrent open: %s / %s", a.err, b.err);
+    assert_int_equal(store_org_add(a.s, "x", NULL), 0);
+    assert_int_equal(store_org_exists(b.s, "x"), 1);
+    assert_int_equal(schema_version(f), v);
+    store_close(a.s);
+    store_close(b.s);
+}
+
+static void test_pg_future_version_refused(void **state)
+{
+    struct fx *f = *state;
+    char err[STORE_ERRLEN], q[80], want[STORE_ERRLEN];
+    struct store *s2 = (struct store *)&err; /* must be reset to NULL */
+
+    store_close(f->s);
+    f->s = NULL;
+    int v = schema_version(f);
+    snprintf(q, sizeof q, "UPDATE presenced_schema SET version = %d", v + 1);
+    pg_exec1(q);
+    assert_int_equal(store_open(&s2, pg_uri, err), STORE_EIO);
+    assert_null(s2);
+    snprintf(want, sizeof want,
+             "database schema version %d is newer than this presenced (%d);"
+             " upgrade presenced",
+             v + 1, v);
+    assert_string_equal(err, want);
+    assert_int_equal(schema_version(f), v + 1);
+}
+
+/* pg_uri with its password replaced (user:PASSWORD@). */
+static void uri_with_password(char *out, size_t cap, const char *pw)
+{
+    const char *auth = strstr(pg_uri, "://") + 3;
+    const char *at = strchr(auth, '@');
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    assert_non_null(colon);
+    snprintf(out, cap, "%.*s:%s%s", (int)(colon - pg_uri), pg_uri, pw, at);
+}
+
+/* Reasons on one line, without the password; STORE_EDOWN only when no
+ * server answered. */
+static void test_pg_open_errors(void **state)
+{
+    char uri[1024], err[STORE_ERRLEN];
+    struct store *s = NULL;
+    const char *pw = strchr(strstr(pg_uri, "://") + 3, ':') + 1;
+    char secret[256];
+    snprintf(secret, sizeof secret, "%.*s", (int)(strchr(pw, '@') - pw), pw);
+
+    uri_with_password(uri, sizeof uri, "Wrong-Secret-123");
+    assert_int_equal(store_open(&s, uri, err), STORE_EIO);
+    assert_null(s);
+    assert_non_null(strstr(err, "password authentication failed"));
+    assert_null(strchr(err, '\n'));
+    assert_null(strstr(err, "Wrong-Secret-123"));
+    assert_null(strstr(err, secret));
+
+    /* A database that does not exist. */
+    snprintf(uri, sizeof uri, "%.*s/no_such_db",
+             (int)(strrchr(pg_uri, '/') - pg_uri), pg_uri);
+    assert_int_equal(store_open(&s, uri, err), STORE_EIO);
+    assert_non_null(strstr(err, "no_such_db"));
+    assert_null(strchr(err, '\n'));
+    assert_null(strstr(err, secret));
+
+    /* Nothing listens on port 1 (privileged, never ours). */
+    assert_int_equal(store_open(&s, "postgresql://u:Secret-9@127.0.0.1:1/x",
+                                err),
+                     STORE_EDOWN);
+    assert_null(s);
+    assert_true(strlen(err) > 0);
+    assert_null(strchr(err, '\n'));
+    assert_null(strstr(err, "Secret-9"));
+
+    assert_int_equal(store_open(&s, "postgresql://h/x?nonsense=1", err),
+                     STORE_EINVAL);
+    assert_null(s);
+    (void)state;
+}
+
+/* Rows that name a user: 1 + (i % 3) users "u<i>" of org o, all
+ * inserted by one statement (100,000 store_user_add calls would take
+ * minutes). */
+#define BULK 100000
+
+static void bulk_rows(struct store_presence *rows, char (*ids)[16], int base)
+{
+    for (int i = 0; i < BULK; i++) {
+        /* Every 1000th row names a user that does not exist. */
+        snprintf(ids[i], sizeof ids[i], i % 1000 == 7 ? "ghost%d" : "u%d", i);
+        rows[i].org = "o";
+        rows[i].user = ids[i];
+        rows[i].status = (i + base) % 4;
+        rows[i].manual = (i + base) % 5 - 1;
+        rows[i].last_seen_ms = (int64_t)i * 7 + base;
+    }
+}
+
+/* One call, 100,000 rows: the rows land, rows naming no user are skipped
+ * (none is created), quotes and backslashes in ids survive the array
+ * encoding, and a batch that fails leaves nothing written. */
+static void test_pg_presence_write_bulk(void **state)
+{
+    struct fx *f = *state;
+    struct store_presence *rows = calloc(BULK, sizeof *rows);
+    char(*ids)[16] = calloc(BULK, 16);
+    struct store_user u;
+    const char *odd[] = {"q\"uo\\te", "a,b{c} d", "NULL"};
+    assert_non_null(rows);
+    assert_non_null(ids);
+
+    assert_int_equal(store_org_add(f->s, "o", NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_user_add(f->s, "o", odd[i], NULL, "x", NULL,
+                                        NULL),
+                         0);
+    pg_exec1("INSERT INTO users(org, id, name, created_ms)"
+             " SELECT 'o', 'u' || g, 'n', 0 FROM generate_series(0, 99999) g"
+             " WHERE g % 1000 <> 7");
+    assert_int_equal(store_user_count(f->s, "o"), 3 + BULK - BULK / 1000);
+
+    bulk_rows(rows, ids, 0);
+    /* The odd ids take three of the ghost rows' places. */
+    for (int i = 0; i < 3; i++)
+        rows[7 + 1000 * i].user = odd[i];
+    int64_t t0 = mono_ms();
+    assert_int_equal(store_presence_write(f->s, rows, BULK), 0);
+    print_message("presence_write of %d rows: %lld ms\n", BULK,
+                  (long long)(mono_ms() - t0));
+
+    const char *match = "SELECT count(*) FROM users WHERE id ~ '^u[0-9]+$'"
+                        " AND status = (substr(id, 2)::int + %d) %% 4"
+                        " AND coalesce(manual, -1) ="
+                        " (substr(id, 2)::int + %d) %% 5 - 1"
+                        " AND last_seen_ms = substr(id, 2)::bigint * 7 + %d";
+    char q[512];
+    snprintf(q, sizeof q, match, 0, 0, 0);
+    assert_int_equal(db_int(f, q), BULK - BULK / 1000);
+    assert_int_equal(store_user_count(f->s, NULL), 3 + BULK - BULK / 1000);
+    for (int i = 0; i < 3; i++) {
+        int k = 7 + 1000 * i;
+        assert_int_equal(store_user_get(f->s, "o", odd[i], &u), 0);
+        assert_int_equal(u.status, k % 4);
+        assert_int_equal(u.manual, k % 5 - 1);
+        assert_int_equal(u.last_seen_ms, (int64_t)k * 7);
+    }
+
+    /* A batch that fails on one row (a trigger refuses it) writes none. */
+    pg_exec1("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+             " $$BEGIN IF NEW.id = 'u50000' THEN RAISE EXCEPTION 'refused';"
+             " END IF; RETURN NEW; END$$;"
+             "CREATE TRIGGER refuse BEFORE UPDATE ON users FOR EACH ROW"
+             " EXECUTE FUNCTION refuse()");
+    bulk_rows(rows, ids, 1);
+    log_set_level(LOG_ERROR + 1);
+    assert_int_equal(store_presence_write(f->s, rows, BULK), STORE_EIO);
+    log_set_level(LOG_WARN);
+    snprintf(q, sizeof q, match, 1, 1, 1);
+    assert_int_equal(db_int(f, q), 0);
+    snprintf(q, sizeof q, match, 0, 0, 0);
+    assert_int_equal(db_int(f, q), BULK - BULK / 1000);
+    /* The store is fine afterwards. */
+    pg_exec1("DROP TRIGGER refuse ON users");
+    assert_int_equal(store_presence_write(f->s, rows, BULK), 0);
+    snprintf(q, sizeof q, match, 1, 1, 1);
+    assert_int_equal(db_int(f, q), BULK - BULK / 1000);
+    free(rows);
+    free(ids);
+}
+
+/* data_version moves on writes to what a server caches (by anyone, this
+ * connection included), never on presence. */
+static void test_pg_data_version(void **state)
+{
+    struct fx *f = *state;
+    struct store *cli = NULL;
+    char err[STORE_ERRLEN];
+    struct store_presence p = {"o", "ann", 1, -1, 5};
+
+    assert_int_equal(store_open(&cli, f->path, err), 0);
+    int64_t v0 = store_data_version(f->s);
+    assert_true(v0 >= 0);
+    assert_int_equal(store_data_version(f->s), v0);
+    assert_int_equal(store_org_add(cli, "o", NULL), 0);
+    int64_t v1 = store_data_version(f->s);
+    assert_true(v1 != v0);
+    assert_int_equal(store_user_add(f->s, "o", "ann", NULL, "Ann", NULL,
+                                    NULL),
+                     0);
+    int64_t v2 = store_data_version(f->s);
+    assert_true(v2 != v1);
+
+    assert_int_equal(store_presence_write(f->s, &p, 1), 0);
+    assert_int_equal(store_user_set_presence(cli, "o", "ann", 2, 2, 9), 0);
+    assert_int_equal(store_reset_stale(f->s, 100), 1);
+    assert_int_equal(store_data_version(f->s), v2);
+
+    assert_int_equal(store_user_set_name(cli, "o", "ann", "Ann B"), 0);
+    int64_t v3 = store_data_version(f->s);
+    assert_true(v3 != v2);
+    const char *us[] = {"ann"};
+    assert_int_equal(store_channel_add(cli, "o", "c", us, 1, NULL), 0);
+    assert_true(store_data_version(f->s) != v3);
+    store_close(cli);
+}
+
+/* This connection's backend killed by the server (an administrator, a
+ * failover): the op that finds out returns STORE_EDOWN, the next one
+ * reconnects and works; a transaction open then is gone (commit
+ * STORE_EDOWN, rollback fine). */
+static void test_pg_reconnect_terminated(void **state)
+{
+    struct fx *f = *state;
+    const char *kill = "SELECT count(pg_terminate_backend(pid))"
+                       " FROM pg_stat_activity"
+                       " WHERE application_name = 'presenced'"
+                       " AND pid <> pg_backend_pid()";
+
+    assert_int_equal(store_org_add(f->s, "o", NULL), 0);
+    log_set_level(LOG_ERROR + 1);
+    assert_int_equal(db_int(f, kill), 1);
+    assert_int_equal(store_org_exists(f->s, "o"), STORE_EDOWN);
+    assert_int_equal(store_org_exists(f->s, "o"), 1);
+
+    assert_int_equal(store_begin(f->s), 0);
+    assert_int_equal(store_org_add(f->s, "lost", NULL), 0);
+    assert_int_equal(db_int(f, kill), 1);
+    assert_int_equal(store_org_add(f->s, "more", NULL), STORE_EDOWN);
+    assert_int_equal(store_org_add(f->s, "more", NULL), STORE_EDOWN);
+    assert_int_equal(store_commit(f->s), STORE_EDOWN);
+    assert_int_equal(store_org_exists(f->s, "lost"), 0);
+
+    assert_int_equal(store_begin(f->s), 0);
+    assert_int_equal(store_org_add(f->s, "lost2", NULL), 0);
+    assert_int_equal(db_int(f, kill), 1);
+    assert_int_equal(store_rollback(f->s), 0);
+    assert_int_equal(store_org_exists(f->s, "lost2"), 0);
+    assert_int_equal(store_org_add(f->s, "after", NULL), 0);
+    log_set_level(LOG_WARN);
+    assert_int_equal(store_org_exists(f->s, "after"), 1);
+}
+
+static void pg_ctl(const char *verb)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s %s", getenv("PRESENCED_TEST_PG_CTL"), verb);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The server stopped and started again (PRESENCED_TEST_PG_CTL, from
+ * tests/pgcluster.py): while it is down every op returns STORE_EDOWN
+ * without waiting out a connect timeout, and after it is back the same
+ * store works again. */
+static void test_pg_restart(void **state)
+{
+    struct fx *f = *state;
+    int64_t t0, slowest = 0;
+    int rc = -99;
+
+    if (!getenv("PRESENCED_TEST_PG_CTL")) {
+        print_message("no PRESENCED_TEST_PG_CTL: restart not tested\n");
+        skip();
+    }
+    assert_int_equal(store_org_add(f->s, "o", NULL), 0);
+    assert_int_equal(store_begin(f->s), 0);
+    assert_int_equal(store_org_add(f->s, "inflight", NULL), 0);
+    log_set_level(LOG_ERROR + 1);
+    pg_ctl("stop");
+    assert_int_equal(store_commit(f->s), STORE_EDOWN);
+    assert_int_equal(store_rollback(f->s), 0);
+    for (int i = 0; i < 50; i++) {
+        t0 = mono_ms();
+        assert_int_equal(store_org_exists(f->s, "o"), STORE_EDOWN);
+        if (mono_ms() - t0 > slowest)
+            slowest = mono_ms() - t0;
+    }
+    /* Far below connect_timeout (5 s): nothing waits for the server. */
+    assert_true(slowest < 2500);
+    struct store *s2 = NULL;
+    char err[STORE_ERRLEN];
+    assert_int_equal(store_open(&s2, pg_uri, err), STORE_EDOWN);
+
+    pg_ctl("start");
+    /* The backoff is at most 2 s: within a generous deadline it works. */
+    t0 = mono_ms();
+    while (mono_ms() - t0 < 30000) {
+        rc = store_org_exists(f->s, "o");
+        if (rc != STORE_EDOWN)
+            break;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    log_set_level(LOG_WARN);
+    assert_int_equal(rc, 1);
+    assert_int_equal(store_org_exists(f->s, "inflight"), 0);
+    assert_int_equal(store_org_add(f->s, "after", NULL), 0);
+}
+
+/* Tests of the store's contract, run on every backend. */
+#define COMMON_TESTS                                                           \
+    cmocka_unit_test(test_memory_open),                                        \
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,         \
+                                        teardown),                             \
+        cmocka_unit_test_setup_teardown(test_no_history_table, setup,          \
+                                        teardown),                             \
+        cmocka_unit_test_setup_teardown(test_check_ok, setup, teardown),       \
+        cmocka_unit_test(test_org_user_basic),                                 \
+        cmocka_unit_test(test_duplicates),                                     \
+        cmocka_unit_test(test_user_unknown_org),                               \
+        cmocka_unit_test(test_validation),                                     \
+        cmocka_unit_test(test_generated_ids),                                  \
+        cmocka_unit_test(test_generated_id_collision),                         \
+        cmocka_unit_test_setup_teardown(test_tricky_strings, setup,            \
+                                        teardown),                             \
+        cmocka_unit_test(test_presence_and_each),                              \
+        cmocka_unit_test(test_each_reentry),                                   \
+        cmocka_unit_test(test_reset_stale),                                    \
+        cmocka_unit_test(test_sessions),                                       \
+        cmocka_unit_test(test_session_each),                                   \
+        cmocka_unit_test_setup_teardown(test_channels, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_projects, setup, teardown),       \
+        cmocka_unit_test(test_transactions),                                   \
+        cmocka_unit_test_setup_teardown(test_server, setup, teardown)
+
+/* Without PRESENCED_TEST_PG: SQLite only, as always. With it: SQLite, then
+ * PostgreSQL; PRESENCED_TEST_DB_ONLY_PG=1 skips SQLite (make unit-pg). */
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_memory_open),
+    const struct CMUnitTest sqlite_tests[] = {
+        COMMON_TESTS,
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_lock),
-        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
-                                        teardown),
         cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_history_table, setup,
-                                        teardown),
         cmocka_unit_test_setup_teardown(test_future_version_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_check_ok, setup, teardown),
-        cmocka_unit_test(test_org_user_basic),
-        cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_user_unknown_org),
-        cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_generated_ids),
-        cmocka_unit_test(test_generated_id_collision),
-        cmocka_unit_test_setup_teardown(test_tricky_strings, setup,
-                                        teardown),
-        cmocka_unit_test(test_presence_and_each),
-        cmocka_unit_test(test_each_reentry),
-        cmocka_unit_test(test_reset_stale),
-        cmocka_unit_test(test_sessions),
-        cmocka_unit_test(test_session_each),
-        cmocka_unit_test_setup_teardown(test_channels, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
-        cmocka_unit_test(test_transactions),
-        cmocka_unit_test_setup_teardown(test_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_statement_left_open, setup,
                                         teardown),
     };
+    const struct CMUnitTest pg_tests[] = {
+        COMMON_TESTS,
+        cmocka_unit_test_setup_teardown(test_pg_schema_version, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pg_future_version_refused,
+                                        setup, teardown),
+        cmocka_unit_test(test_pg_open_errors),
+        cmocka_unit_test_setup_teardown(test_pg_presence_write_bulk, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pg_data_version, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnect_terminated, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pg_restart, setup, teardown),
+    };
+    const char *uri = getenv("PRESENCED_TEST_PG");
+    const char *only = getenv("PRESENCED_TEST_DB_ONLY_PG");
+    int fails = 0;
+
     /* Schema migrations log at INFO; the tests want only problems. */
     log_set_level(LOG_WARN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (only && only[0] && strcmp(only, "0") != 0) {
+        if (!uri || !uri[0]) {
+            fprintf(stderr, "test_store: PRESENCED_TEST_DB_ONLY_PG without "
+                            "PRESENCED_TEST_PG (use tests/pgcluster.py run)\n");
+            return 1;
+        }
+    } else {
+        fails += cmocka_run_group_tests_name("sqlite", sqlite_tests, NULL,
+                                             NULL);
+    }
+    if (uri && uri[0]) {
+        pg_uri = uri;
+        fails += cmocka_run_group_tests_name("postgresql", pg_tests, NULL,
+                                             NULL);
+    }
+    return fails ? 1 : 0;
 }
