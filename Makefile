@@ -2,9 +2,11 @@
 #   make            build build/presenced
 #   make run        install packages, build, seed demo data, serve
 #   make test       install packages, build, the layering check, unit +
-#                   integration tests,
-#                   then the same again under ASan + UBSan, and the
-#                   integration tests with four loops under TSan
+#                   integration tests, then the integration tests on
+#                   PostgreSQL (alongside the browser, bench and fuzz smoke
+#                   tests), then unit + integration again under ASan +
+#                   UBSan, and the integration tests with four loops under
+#                   TSan
 #   make asan       build build-asan/presenced with sanitizers
 #   make tsan       build build-tsan/presenced with ThreadSanitizer
 
@@ -31,8 +33,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WEB      := $(shell find web -type f 2>/dev/null)
 
-.PHONY: all run test unit unit-pg integration browser fuzz fuzz-smoke bench bench-big \
-        bench-smoke soak asan tsan deps test-deps clean layers
+.PHONY: all run test unit unit-pg integration integration-pg test-side \
+        browser fuzz fuzz-smoke bench bench-big bench-smoke soak asan tsan deps \
+        test-deps clean layers
 all: $(B)/presenced
 
 deps:
@@ -85,6 +88,37 @@ integration: $(B)/presenced
 	PRESENCED_BIN=$(abspath $(B)/presenced) $(PY) -m pytest -q -p no:cacheprovider \
 	    -n $(PYTEST_JOBS) tests/integration
 
+# The same tests on PostgreSQL: each pytest worker starts a throwaway
+# cluster of its own (tests/pgcluster.py: initdb in a temp directory, a
+# free loopback port, run as the postgres user), every server gets a fresh
+# database in it, and the cluster is removed at the end. Tests of SQLite
+# itself (its file, lock, WAL) are skipped there.
+integration-pg: $(B)/presenced
+	PRESENCED_TEST_BACKEND=postgresql PRESENCED_BIN=$(abspath $(B)/presenced) \
+	    $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_JOBS) tests/integration
+
+# integration-pg in the background while the browser, bench and fuzz smoke
+# tests run in the foreground (both spend most of their time waiting on
+# timers, and the fuzz runs take a fixed time), so that the second backend
+# adds little to make test. Its output goes to a log, printed whole if it
+# fails (its summary line if it passes); either failing fails the target.
+PG_LOG := $(B)/logs/integration-pg.log
+test-side: $(B)/presenced
+	@mkdir -p $(dir $(PG_LOG)); \
+	echo "integration-pg: in the background, log $(PG_LOG)"; \
+	$(MAKE) --no-print-directory integration-pg >$(PG_LOG) 2>&1 & pg=$$!; \
+	$(MAKE) browser bench-smoke fuzz-smoke; rest=$$?; \
+	wait $$pg; pgrc=$$?; \
+	if [ $$pgrc -ne 0 ]; then \
+	    echo "==== integration-pg FAILED (exit $$pgrc), its log $(PG_LOG):"; \
+	    cat $(PG_LOG); \
+	    echo "==== integration-pg FAILED (exit $$pgrc), log above"; \
+	else \
+	    echo "integration-pg: $$(tail -n 1 $(PG_LOG))"; \
+	fi; \
+	[ $$rest -eq 0 ] || echo "==== browser / bench-smoke / fuzz-smoke FAILED (exit $$rest)"; \
+	[ $$rest -eq 0 ] && [ $$pgrc -eq 0 ]
+
 # End-to-end tests in Debian's headless Chromium, driven by playwright-core.
 browser: $(B)/presenced
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && \
@@ -122,7 +156,8 @@ run: deps
 
 test: test-deps
 	$(MAKE) all
-	$(MAKE) layers unit integration browser bench-smoke fuzz-smoke
+	$(MAKE) layers unit integration
+	$(MAKE) test-side
 	$(MAKE) B=build-asan SAN=1 unit integration
 	TEST_LOOPS=4 $(MAKE) B=build-tsan SAN=thread integration
 

@@ -1,7 +1,12 @@
 """Integration harness: run the built presenced binary and speak HTTP/WS to it.
 
 Each test gets its own server on an ephemeral loopback port with a temp
-SQLite file (h2o t/Util.pm spawn_h2o, Redis start_server).  Helpers:
+SQLite file (h2o t/Util.pm spawn_h2o, Redis start_server), or, with
+PRESENCED_TEST_BACKEND=postgresql, a fresh database of its own in one
+throwaway PostgreSQL cluster per pytest process (tests/pgcluster.py);
+Server.db is then that database's URI, used wherever the path was.
+Tests that are about SQLite itself (its file, locks, WAL) are marked
+@pytest.mark.sqlite_only("why") and skipped on PostgreSQL.  Helpers:
 
   Server          CLI runner, serve/stop/kill9/restart, HTTP helpers, tokens
   WSClient        a synchronous wrapper over websockets (asyncio API, 10.4)
@@ -17,7 +22,9 @@ SQLite file (h2o t/Util.pm spawn_h2o, Redis start_server).  Helpers:
 Fixtures: srv (a Server, not started: seed data, then start()), server
 (started), shared_server (one started server per module, for cheap cases
 that each use their own organization id).  Server.seed_users() copies a
-session template DB instead of re-running the argon2id-hashing CLI.  A
+session template DB (on PostgreSQL: CREATE DATABASE ... TEMPLATE) instead
+of re-running the argon2id-hashing CLI.  Server.sql() queries the database
+on either backend (? placeholders, rows as dicts).  A
 passing test's server is stopped without waiting; the session reaper checks
 at the end that every server exited 0 within 5 s of SIGTERM with no
 sanitizer report.  Settings: DEFAULT_SETTINGS, overridden per test with
@@ -54,6 +61,14 @@ import websockets.exceptions
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.environ.get("PRESENCED_BIN") or os.path.join(REPO, "build", "presenced")
+
+# The database backend every Server of this run uses: "sqlite" (a file per
+# test, the default) or "postgresql" (a database per test in one cluster
+# per pytest process, see _pg_cluster).
+BACKEND = os.environ.get("PRESENCED_TEST_BACKEND", "sqlite").strip().lower() or "sqlite"
+if BACKEND in ("pg", "postgres"):
+    BACKEND = "postgresql"
+PG = BACKEND == "postgresql"
 
 JWT_SECRET = "integration-test-secret-0123456789abcdef"  # 40 bytes
 assert len(JWT_SECRET) == 40
@@ -109,7 +124,7 @@ def known_optional_settings():
     return _known_optional
 
 _REAPER = []        # (Server, signalled_at) waiting to exit, see reap()
-_TEMPLATES = {}     # seed key -> DB file
+_TEMPLATES = {}     # seed key -> DB file (PostgreSQL: template database name)
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "WARNING: ThreadSanitizer",
@@ -750,6 +765,104 @@ class RawWS:
             pass
 
 
+# --------------------------------------------------------- database ----
+
+# PostgreSQL: one cluster per pytest process (each xdist worker its own),
+# started by the session fixture _pg_cluster; every Server gets a fresh
+# database in it.  A database is dropped once its server has exited.
+_CLUSTER = None
+_DB_SEQ = 0
+_PG_DROP = []       # Servers whose database goes once their process exited
+
+
+def is_pg_uri(db):
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def pg_new_db(prefix="t", template=None):
+    """Creates a fresh database in the session's cluster; returns its name."""
+    global _DB_SEQ
+    assert _CLUSTER is not None, "no PostgreSQL cluster (session fixture)"
+    _DB_SEQ += 1
+    name = "%s%d" % (prefix, _DB_SEQ)
+    _CLUSTER.create_db(name, template=template)
+    return name
+
+
+def pg_drop_db(name):
+    if _CLUSTER is not None:
+        _CLUSTER.drop_db(name)
+
+
+def _pg_drop_finished():
+    """Drops the databases of servers that have exited (a passing test's
+    server is reaped only at the end: its database need not wait)."""
+    for s in list(_PG_DROP):
+        if s.proc is None or s.proc.poll() is not None:
+            _PG_DROP.remove(s)
+            s.drop_db()
+
+
+def new_db(tmpdir, name):
+    """A new, empty database for a CLI or server run of a test's own: a
+    file in tmpdir (SQLite) or a fresh database (PostgreSQL, its URI)."""
+    if PG:
+        return _CLUSTER.uri(pg_new_db("x"))
+    return os.path.join(str(tmpdir), name + ".db")
+
+
+def missing_db(tmpdir):
+    """A database that cannot be opened: a file in a directory that does
+    not exist (SQLite), a database the cluster does not have (PG)."""
+    if PG:
+        return _CLUSTER.uri("no_such_database")
+    return os.path.join(str(tmpdir), "missing", "presenced.db")
+
+
+def _pg_query(con, query, params, many=False):
+    # The tests write SQLite's ? placeholders; psycopg2 wants %s (and a
+    # literal % doubled once there are parameters).
+    if params or many:
+        query = query.replace("%", "%%").replace("?", "%s")
+    cur = con.cursor()
+    if many:
+        import psycopg2.extras      # executemany, 100 rows a round trip
+        psycopg2.extras.execute_batch(cur, query, params, page_size=500)
+    else:
+        cur.execute(query, tuple(params) if params else None)
+    if cur.description is None:
+        return []
+    names = [d[0] for d in cur.description]
+    return [{k: (bytes(v) if isinstance(v, memoryview) else v)
+             for k, v in zip(names, r)} for r in cur.fetchall()]
+
+
+def db_query(db, query, params=(), many=False):
+    """Runs one statement (many: executemany over params) on db, a SQLite
+    file or a PostgreSQL URI, commits, and returns the rows as dicts."""
+    if is_pg_uri(db):
+        import psycopg2
+        con = psycopg2.connect(db, connect_timeout=10)
+        try:
+            rows = _pg_query(con, query, params, many)
+            con.commit()
+            return rows
+        finally:
+            con.close()
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        con.row_factory = sqlite3.Row
+        if many:
+            cur = con.executemany(query, params)
+        else:
+            cur = con.execute(query, params)
+        rows = [dict(r) for r in cur.fetchall()]
+        con.commit()
+        return rows
+    finally:
+        con.close()
+
+
 # ----------------------------------------------------------- server ----
 
 class Server:
@@ -757,7 +870,13 @@ class Server:
 
     def __init__(self, tmpdir, settings=None):
         self.dir = str(tmpdir)
-        self.db = os.path.join(self.dir, "presenced.db")
+        self.pg_name = None
+        if PG:
+            _pg_drop_finished()
+            self.pg_name = pg_new_db()
+            self.db = _CLUSTER.uri(self.pg_name)
+        else:
+            self.db = os.path.join(self.dir, "presenced.db")
         self.port = free_port()
         self.settings = dict(DEFAULT_SETTINGS)
         self.settings.update(known_optional_settings())
@@ -939,6 +1058,8 @@ class Server:
         SIGTERM and must exit 0 within 5 s (ASan/LSan make it exit non-zero
         on a leak).  wait=False hands the wait to the session reaper (the
         server needs ~200 ms to stop), which checks the same at the end."""
+        if self.pg_name is not None:
+            _PG_DROP.append(self)
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -982,6 +1103,8 @@ class Server:
         """Fills the (not yet created) DB: build(self) runs CLI commands the
         first time a key is seen in this session; later calls copy that DB
         file (argon2id hashing makes `user add` cost ~0.3 s)."""
+        if PG:
+            return self._seed_pg(key, build)
         assert not os.path.exists(self.db)
         path = _TEMPLATES.get(key)
         if path is None:
@@ -996,6 +1119,31 @@ class Server:
             _TEMPLATES[key] = path
         else:
             shutil.copyfile(path, self.db)
+
+    def _seed_pg(self, key, build):
+        """seed() on PostgreSQL: the template is a database of its own,
+        made from this one once build() filled it (CREATE DATABASE ...
+        TEMPLATE copies it; nothing may be connected to either), and
+        later servers' databases are made from it."""
+        assert self.proc is None, "seed() after the server started"
+        tpl = _TEMPLATES.get(key)
+        if tpl is None:
+            build(self)
+            tpl = pg_new_db("tpl", template=self.pg_name)
+            _TEMPLATES[key] = tpl
+        else:
+            pg_drop_db(self.pg_name)
+            self.pg_name = pg_new_db(template=tpl)
+            self.db = _CLUSTER.uri(self.pg_name)
+
+    def drop_db(self):
+        """PostgreSQL: drops this server's database (its process has
+        exited)."""
+        if self.pg_name is not None:
+            try:
+                pg_drop_db(self.pg_name)
+            finally:
+                self.pg_name = None
 
     # -- HTTP ----------------------------------------------------------------
     def url(self, path):
@@ -1045,15 +1193,70 @@ class Server:
 
     # -- database --------------------------------------------------------------
     def sql(self, query, params=()):
-        con = sqlite3.connect(self.db, timeout=10)
-        try:
-            con.row_factory = sqlite3.Row
-            cur = con.execute(query, params)
-            rows = [dict(r) for r in cur.fetchall()]
-            con.commit()
-            return rows
-        finally:
-            con.close()
+        """One statement on the server's database, either backend: ?
+        placeholders; rows as dicts (BLOB/BYTEA as bytes).  Quote the
+        column "user" (a keyword in PostgreSQL; SQLite accepts it)."""
+        return db_query(self.db, query, params)
+
+    def sql_many(self, query, rows):
+        """executemany: the statement once per row of parameters."""
+        return db_query(self.db, query, rows, many=True)
+
+    def tables(self):
+        """The names of the database's tables."""
+        if PG:
+            q = ("SELECT table_name AS name FROM information_schema.tables "
+                 "WHERE table_schema = current_schema()")
+        else:
+            q = "SELECT name FROM sqlite_master WHERE type='table'"
+        return {r["name"] for r in self.sql(q)}
+
+    def columns(self, table):
+        """The names of a table's columns."""
+        if PG:
+            return {r["name"] for r in self.sql(
+                "SELECT column_name AS name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ?",
+                (table,))}
+        return {r["name"] for r in self.sql("PRAGMA table_info(%s)" % table)}
+
+    def stored_bytes(self):
+        """Everything the database keeps on disk, as one byte string: the
+        file with its WAL and journal (SQLite); the database's directory
+        and the cluster's WAL, after a checkpoint (PostgreSQL)."""
+        paths = []
+        if PG:
+            oid = self.sql("SELECT oid FROM pg_database "
+                           "WHERE datname = current_database()")[0]["oid"]
+            self.sql("CHECKPOINT")
+            for sub in (os.path.join("base", str(oid)), "pg_wal"):
+                top = os.path.join(_CLUSTER.datadir, sub)
+                for d, _, files in os.walk(top):
+                    paths += [os.path.join(d, f) for f in sorted(files)]
+        else:
+            paths = [self.db + suffix for suffix in ("", "-wal", "-journal")]
+        data = []
+        for p in paths:
+            if os.path.isfile(p):
+                with open(p, "rb") as f:
+                    data.append(f.read())
+        return b"".join(data)
+
+    def hold_write_lock(self):
+        """Takes the database's write lock from a connection of the test's
+        own and returns it (rollback() and close() release the lock): BEGIN
+        EXCLUSIVE (SQLite); every table locked IN EXCLUSIVE MODE
+        (PostgreSQL: reads go on, every write waits)."""
+        if PG:
+            import psycopg2
+            names = sorted(self.tables())
+            con = psycopg2.connect(self.db, connect_timeout=10)
+            con.cursor().execute("LOCK TABLE %s IN EXCLUSIVE MODE" % ", ".join(
+                '"%s"' % n for n in names))
+            return con
+        con = sqlite3.connect(self.db, timeout=1)
+        con.execute("BEGIN EXCLUSIVE")
+        return con
 
     def db_user(self, org, user):
         rows = self.sql("SELECT * FROM users WHERE org=? AND id=?", (org, user))
@@ -1083,6 +1286,23 @@ def _settings_of(request):
 def pytest_configure(config):
     config.addinivalue_line("markers",
                             "settings(**kw): server settings for this test")
+    if BACKEND not in ("sqlite", "postgresql"):
+        raise pytest.UsageError("PRESENCED_TEST_BACKEND=%r: want sqlite or "
+                                "postgresql" % BACKEND)
+
+
+def pytest_report_header(config):
+    if PG:
+        return "presenced backend: postgresql (a throwaway cluster per " \
+               "pytest process, a database per server)"
+    return "presenced backend: sqlite (a file per server)"
+
+
+def pytest_runtest_setup(item):
+    m = item.get_closest_marker("sqlite_only")
+    if m is not None and PG:
+        why = m.args[0] if m.args else m.kwargs.get("reason", "")
+        pytest.skip("SQLite only: %s" % why)
 
 
 @pytest.fixture
@@ -1114,10 +1334,32 @@ def srv(request, tmp_path):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _reaper():
+def _pg_cluster():
+    """PRESENCED_TEST_BACKEND=postgresql: one throwaway cluster for this
+    pytest process (each xdist worker has its own), in a temp directory,
+    on a free loopback port, fsync off; stopped and removed at the end."""
+    global _CLUSTER
+    if not PG:
+        yield None
+        return
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    import pgcluster
+    c = pgcluster.Cluster(fast=True)
+    try:
+        c.start()
+        _CLUSTER = c
+        yield c
+    finally:
+        _CLUSTER = None
+        c.destroy()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reaper(_pg_cluster):
     """Waits for every server stopped without waiting; fails the session
     (at the last test's teardown) naming each test whose server did not
-    exit 0 within 5 s of SIGTERM or wrote a sanitizer report."""
+    exit 0 within 5 s of SIGTERM or wrote a sanitizer report.  (Before
+    the cluster goes: a server must not see its database vanish.)"""
     yield
     errors = []
     for s, t in _REAPER:
@@ -1125,6 +1367,7 @@ def _reaper():
         if e:
             errors.append("%s: presenced %s" % (getattr(s, "test_name", "?"), e))
     _REAPER.clear()
+    _pg_drop_finished()
     if errors:
         pytest.fail("\n\n".join(errors), pytrace=False)
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from conftest import (BIN, JWT_SECRET, free_port, jwt_claims, jwt_verify_hs256,
-                      now_ms)
+from conftest import (BIN, JWT_SECRET, db_query, free_port, jwt_claims,
+                      jwt_verify_hs256, new_db, now_ms)
 
 
 def assert_usage_error(p, argv):
@@ -111,15 +111,15 @@ def test_channel_and_project_print_ids(srv):
 
 def test_db_flag_and_env_and_config_file(srv, tmp_path):
     env = srv.env(extra={"PRESENCED_DB": None})
-    flag_db = str(tmp_path / "flag.db")
+    flag_db = new_db(tmp_path, "flag")
     srv.cli_ok("org", "add", "viaflag", "--db", flag_db, env=env, db=False)
     assert srv_orgs(flag_db) == ["viaflag"]
 
-    env_db = str(tmp_path / "env.db")
+    env_db = new_db(tmp_path, "env")
     srv.cli_ok("org", "add", "viaenv", env=srv.env(extra={"PRESENCED_DB": env_db}), db=False)
     assert srv_orgs(env_db) == ["viaenv"]
 
-    cfg_db = str(tmp_path / "cfg.db")
+    cfg_db = new_db(tmp_path, "cfg")
     cfg = tmp_path / "presenced.conf"
     cfg.write_text("# test config\n\ndb = %s\n" % cfg_db)
     srv.cli_ok("org", "add", "viacfg", "--config", str(cfg), env=env, db=False)
@@ -135,15 +135,10 @@ def test_db_flag_and_env_and_config_file(srv, tmp_path):
 
 
 def srv_orgs(path):
-    import sqlite3
-    con = sqlite3.connect(path)
-    try:
-        rows = con.execute("SELECT * FROM organizations").fetchall()
-    finally:
-        con.close()
+    rows = db_query(path, "SELECT * FROM organizations")
     ids = []
     for r in rows:
-        for v in r:
+        for v in r.values():
             if isinstance(v, str) and v.startswith(("via", "flag", "env")):
                 ids.append(v)
                 break

@@ -3,7 +3,6 @@ cookies, sessions, the status rate, CLI-added users, and answers larger than
 max_out. Each test fails without the fix it names."""
 import json
 import socket
-import sqlite3
 import struct
 import time
 import uuid
@@ -347,7 +346,7 @@ def test_sessions_past_the_cap_are_revoked_oldest_first(ann):
     assert codes == [401, 401, 200, 200, 200], codes
     # The revoked session's socket is closed, as at a logout.
     assert oldest.wait_closed(timeout=10)[0] == 1008
-    assert ann.sql("SELECT count(*) AS n FROM sessions WHERE user='ann'")[0]["n"] == 3
+    assert ann.sql("""SELECT count(*) AS n FROM sessions WHERE "user"='ann'""")[0]["n"] == 3
 
 
 # ---- 5. login CSRF ----------------------------------------------------------------
@@ -406,15 +405,10 @@ def test_cli_added_user_is_visible_to_users_route_and_subscribe(ann):
 
 def bulk_users(server, org, ids):
     now = int(time.time() * 1000)
-    server.sql("INSERT OR IGNORE INTO organizations(id, name, created_ms) VALUES(?,?,?)",
-               (org, org, now))
+    server.sql("INSERT INTO organizations(id, name, created_ms) VALUES(?,?,?)"
+               " ON CONFLICT DO NOTHING", (org, org, now))
     rows = [(org, u, "Member %s" % u[:8], now) for u in ids]
-    con = sqlite3.connect(server.db, timeout=10)
-    try:
-        con.executemany("INSERT INTO users(org, id, name, created_ms) VALUES(?,?,?,?)", rows)
-        con.commit()
-    finally:
-        con.close()
+    server.sql_many("INSERT INTO users(org, id, name, created_ms) VALUES(?,?,?,?)", rows)
 
 
 def test_large_organization_snapshot_and_lists_exceed_max_out(srv):
@@ -443,16 +437,10 @@ def test_channels_of_a_large_organization_exceed_max_out(srv):
     ids = ["member-%04d-%s" % (i, "x" * 20) for i in range(1500)]
     bulk_users(srv, "org15", ids)
     now = int(time.time() * 1000)
-    con = sqlite3.connect(srv.db, timeout=10)
-    try:
-        for ch in range(8):
-            con.execute("INSERT INTO channels(org, id, name, created_ms) VALUES(?,?,?,?)",
-                        ("org15", "ch%d" % ch, "All hands %d" % ch, now))
-            con.executemany("INSERT INTO channel_members(org, channel, user) VALUES(?,?,?)",
-                            [("org15", "ch%d" % ch, u) for u in ids])
-        con.commit()
-    finally:
-        con.close()
+    srv.sql_many("INSERT INTO channels(org, id, name, created_ms) VALUES(?,?,?,?)",
+                 [("org15", "ch%d" % ch, "All hands %d" % ch, now) for ch in range(8)])
+    srv.sql_many('INSERT INTO channel_members(org, channel, "user") VALUES(?,?,?)',
+                 [("org15", "ch%d" % ch, u) for ch in range(8) for u in ids])
     srv.start()
     r = requests.get(srv.base + "/api/channels",
                      headers={"Authorization": "Bearer " + token_for("org15", ids[0])}, timeout=30)

@@ -1,11 +1,11 @@
-"""The stored model: what the CLI and the server keep in the SQLite file.
+"""The stored model: what the CLI and the server keep in the database
+(the SQLite file, or the PostgreSQL database: same tables and columns).
 
 Tables organizations, users(org, id, email, name, pw_hash, status 0..3,
 manual NULL|0..3, last_seen_ms), sessions(token_hash ...), channels,
 channel_members, projects, project_members; no status history."""
 
 import hashlib
-import os
 import re
 import time
 
@@ -13,8 +13,7 @@ from conftest import STATUS_CODES, now_ms, wait_until
 
 
 def tables(srv):
-    return {r["name"] for r in srv.sql(
-        "SELECT name FROM sqlite_master WHERE type='table'")}
+    return srv.tables()
 
 
 def rows_mentioning(srv, table, value):
@@ -23,13 +22,9 @@ def rows_mentioning(srv, table, value):
 
 
 def db_bytes(srv):
-    data = b""
-    for suffix in ("", "-wal", "-journal"):
-        p = srv.db + suffix
-        if os.path.exists(p):
-            with open(p, "rb") as f:
-                data += f.read()
-    return data
+    """The file with its WAL and journal; on PostgreSQL the database's
+    files and the cluster's WAL."""
+    return srv.stored_bytes()
 
 
 def test_schema_tables_and_no_status_history(srv):
@@ -40,11 +35,11 @@ def test_schema_tables_and_no_status_history(srv):
         assert want in t, "table %s missing; tables: %s" % (want, sorted(t))
     history = [n for n in t if re.search(r"hist|status_log|event|audit", n, re.I)]
     assert history == [], "a status-history table exists: %s" % history
-    cols = {r["name"] for r in srv.sql("PRAGMA table_info(users)")}
+    cols = srv.columns("users")
     for c in ("org", "id", "email", "name", "pw_hash", "status", "manual",
               "last_seen_ms"):
         assert c in cols, "users.%s missing; columns: %s" % (c, sorted(cols))
-    assert "token_hash" in {r["name"] for r in srv.sql("PRAGMA table_info(sessions)")}
+    assert "token_hash" in srv.columns("sessions")
 
 
 def test_org_add_is_stored(srv):

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BIN, SANITIZER_MARKERS, Server, free_port, now_ms,
-                      token_for)
+from conftest import (BIN, SANITIZER_MARKERS, Server, free_port, missing_db,
+                      new_db, now_ms, token_for)
 
 # A failed start must end at once; this only bounds a hang (a loaded CI
 # machine may take a few seconds to start the binary at all).
@@ -46,7 +46,7 @@ def test_second_serve_on_the_same_address_is_refused(srv, tmp_path, loops):
     """With several loops the listeners share their address (SO_REUSEPORT):
     a second server must not join them and take half of the clients."""
     srv.start(args=["--loops", str(loops)])
-    other = str(tmp_path / "other.db")
+    other = new_db(tmp_path, "other")
     line = serve_fails(srv, "--listen", "127.0.0.1:%d" % srv.port,
                        "--db", other, "--loops", loops)
     assert "127.0.0.1:%d" % srv.port in line and "in use" in line, line
@@ -111,27 +111,34 @@ def not_a_database(srv):
         f.write(b"this is not an SQLite database\n" * 200)
 
 
+SQLITE_FILE = pytest.mark.sqlite_only("writes the SQLite file itself")
+
 START_FAILURES = [
-    # (id, args past --db, setup, words of the reason)
+    # (id, args past --db, setup, words of the reason[, marks])
     ("bad address", ["--listen", "localhost:{port}"], None,
      ["bad listen address"]),
     ("address not on this host", ["--listen", "192.0.2.1:{port}"], None,
      ["cannot listen on 192.0.2.1", "not available"]),
-    ("database directory missing", ["--db", "{dir}/missing/presenced.db"],
+    # A file in a directory that does not exist; on PostgreSQL a database
+    # the cluster does not have.
+    ("database missing", ["--db", "{missing_db}"],
      None, ["cannot open database"]),
-    ("not a database", [], not_a_database, ["cannot open database"]),
-    ("users unreadable", [], corrupt_users_table, ["cannot load users"]),
+    ("not a database", [], not_a_database, ["cannot open database"],
+     SQLITE_FILE),
+    ("users unreadable", [], corrupt_users_table, ["cannot load users"],
+     SQLITE_FILE),
 ]
 
 
 @pytest.mark.parametrize("loops", [1, 4])
-@pytest.mark.parametrize("case", START_FAILURES,
-                         ids=[c[0] for c in START_FAILURES])
+@pytest.mark.parametrize("case", [pytest.param(c[:4], id=c[0], marks=c[4:])
+                                  for c in START_FAILURES])
 def test_start_failure_exits_1_at_once_with_the_reason(srv, case, loops):
     _, extra, setup, words = case
     if setup:
         setup(srv)
-    fill = {"port": free_port(), "dir": srv.dir}
+    fill = {"port": free_port(), "dir": srv.dir,
+            "missing_db": missing_db(srv.dir)}
     args = ["--listen", "127.0.0.1:%d" % srv.port, "--db", srv.db,
             "--loops", loops] + [a.format(**fill) for a in extra]
     line = serve_fails(srv, *args)
