@@ -59,7 +59,8 @@ START_FAILURES = [
     ("uv_timer_start", 6, 2, "cannot start a loop's heartbeat timer"),
     ("uv_prepare_start", 1, 1, "cannot start a loop's flusher"),
     ("uv_signal_init", 2, 1, "cannot watch signals"),
-    # The store's thread is the first, then the loops' threads.
+    # The store's thread is the first (one: --db-pool 1 below, which
+    # SQLite always has), then the loops' threads.
     ("uv_thread_create", 1, 4, "cannot start the store thread"),
     ("uv_thread_create", 2, 4, "cannot start the thread of loop 1"),
     # Two loop threads run by then: they are stopped and waited for.
@@ -74,7 +75,7 @@ def test_start_failure_of_a_libuv_call_exits_1_with_the_reason(srv, shim,
     call, nth, loops, words = case
     failing(srv, shim, call, nth)
     line = serve_fails(srv, "--listen", "127.0.0.1:%d" % srv.port,
-                       "--db", srv.db, "--loops", loops)
+                       "--db", srv.db, "--loops", loops, "--db-pool", 1)
     assert words in line, line
     # Nothing is left registered, and the next start works.
     assert srv.sql("SELECT pid FROM server") == []
