@@ -156,9 +156,9 @@ run: deps
 
 test: test-deps
 	$(MAKE) all
-	$(MAKE) layers unit integration
+	$(MAKE) layers unit unit-pg integration
 	$(MAKE) test-side
-	$(MAKE) B=build-asan SAN=1 unit integration
+	$(MAKE) B=build-asan SAN=1 unit unit-pg integration
 	TEST_LOOPS=4 $(MAKE) B=build-tsan SAN=thread integration
 
 clean:
