@@ -54,27 +54,6 @@ void store_gen_id(char *out, const char *prefix)
     out[n] = '\0';
 }
 
-int store_kind(const char *db)
-{
-    if (!db)
-        return STORE_KIND_SQLITE;
-    if (strncasecmp(db, "postgresql://", 13) == 0 ||
-        strncasecmp(db, "postgres://", 11) == 0)
-        return STORE_KIND_PG;
-    /* "scheme://..." of any other scheme is a mistake, not a file name:
-     * a file called "mysql:" would surprise whoever typed it. */
-    const char *colon = strstr(db, "://");
-    if (colon && colon > db) {
-        for (const char *p = db; p < colon; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                  (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
-                  *p == '.'))
-                return STORE_KIND_SQLITE;
-        return STORE_KIND_UNKNOWN;
-    }
-    return STORE_KIND_SQLITE;
-}
-
 int store_open(struct store **out, const char *db, char *err)
 {
     switch (store_kind(db)) {

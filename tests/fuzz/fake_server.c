@@ -769,9 +769,8 @@ int __real_jwt_verify(const char *token, size_t len, const void *secret,
 int __real_sessions_get_by_hash(const struct sessions *t,
                                 const unsigned char hash[32], int64_t now_ms,
                                 struct sessions_entry *out);
-int __real_store_user_set_presence(struct store *s, const char *org,
-                                   const char *id, int status, int manual,
-                                   int64_t last_seen_ms);
+int __real_store_presence_write(struct store *s,
+                                const struct store_presence *rows, size_t n);
 
 int __wrap_jwt_verify(const char *token, size_t len, const void *secret,
                       size_t secret_len, int64_t now_s,
@@ -793,14 +792,14 @@ int __wrap_sessions_get_by_hash(const struct sessions *t,
     return rc;
 }
 
-int __wrap_store_user_set_presence(struct store *s, const char *org,
-                                   const char *id, int status, int manual,
-                                   int64_t last_seen_ms)
+int __wrap_store_presence_write(struct store *s,
+                                const struct store_presence *rows, size_t n)
 {
-    CHECK(status >= 0 && status <= 3 && manual >= -1 && manual <= 3,
-          "stored status %d manual %d", status, manual);
-    return __real_store_user_set_presence(s, org, id, status, manual,
-                                          last_seen_ms);
+    for (size_t i = 0; i < n; i++)
+        CHECK(rows[i].status >= 0 && rows[i].status <= 3 &&
+                  rows[i].manual >= -1 && rows[i].manual <= 3,
+              "stored status %d manual %d", rows[i].status, rows[i].manual);
+    return __real_store_presence_write(s, rows, n);
 }
 
 /* ---- Embedded assets (tools/embed.sh makes the real table) ------------- */
