@@ -1,6 +1,7 @@
-/* storebench.c - one presence flush, timed, straight through the store.
+/* storebench.c - a store's work, timed, straight through store.h.
  *
  *   storebench flush --db DB --rows N --orgs O [--status S]
+ *   storebench login --db DB --rows N --logins M
  *
  * Users o<i % O>/u<i> (i < N) must exist in DB (a SQLite file or a
  * postgresql:// URI). The program opens the store as the server does
@@ -13,7 +14,15 @@
  * take to make them dirty (a process here holds at most 20,000
  * descriptors).
  *
+ * login: the database part of M logins, one after the other on one
+ * connection, as api/login.c does it (the password check, argon2id on the
+ * thread pool, is left out): the user read by email (u<i % N>@bench.
+ * example must exist), then in one transaction the new session and the
+ * trim of the user's sessions past max_sessions (50). Reports the time
+ * per login and what one store thread could sustain.
+ *
  * Prints a human line and one JSON line starting with {"scenario":. */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +39,76 @@ static void count_cb(void *ud, const struct store_user *u)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: storebench flush --db DB --rows N --orgs O "
-               "[--status S]\n");
+               "[--status S]\n"
+               "       storebench login --db DB --rows N --logins M\n");
+}
+
+static void trimmed_cb(void *ud, int64_t id)
+{
+    (void)id;
+    (*(long *)ud)++;
+}
+
+/* api/login.c lookup_run() and session_run(), M times. */
+static int bench_login(struct store *s, long users, long logins)
+{
+    struct hist h = {0};
+    long trimmed = 0;
+    int64_t t0 = now_ns();
+    for (long i = 0; i < logins; i++) {
+        char email[64];
+        struct store_user u;
+        unsigned char hash[32];
+        int64_t id, t = now_ns();
+        snprintf(email, sizeof email, "u%ld@bench.example", i % users);
+        int rc = store_user_by_email(s, email, &u);
+        if (rc != 0) {
+            fprintf(stderr, "storebench: %s: %s\n", email,
+                    store_strerror(rc));
+            return 1;
+        }
+        randombytes_buf(hash, sizeof hash);
+        rc = store_begin(s);
+        if (rc == 0)
+            rc = store_session_add(s, hash, u.org, u.id,
+                                   wall_ms() + 86400000, &id);
+        if (rc == 0 && store_session_trim(s, u.org, u.id, 50, wall_ms(),
+                                          trimmed_cb, &trimmed) < 0)
+            rc = STORE_EIO;
+        if (rc == 0)
+            rc = store_commit(s);
+        if (rc != 0) {
+            store_rollback(s);
+            fprintf(stderr, "storebench: session: %s\n", store_strerror(rc));
+            return 1;
+        }
+        hist_add(&h, now_ns() - t);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("login: %s, %ld logins' database work in %.3f s: %.0f/s on one "
+           "connection; p50 %.2f ms, p99 %.2f ms\n",
+           store_backend(s), logins, secs, logins / secs,
+           (double)hist_pct(&h, 0.5) / 1e6, (double)hist_pct(&h, 0.99) / 1e6);
+    int first = 1;
+    printf("{");
+    json_kv_s(stdout, "scenario", "login_db", &first);
+    json_kv_s(stdout, "backend", store_backend(s), &first);
+    json_kv_i(stdout, "logins", logins, &first);
+    json_kv_d(stdout, "logins_per_s", logins / secs, &first);
+    json_kv_d(stdout, "ms_per_login", secs * 1e3 / logins, &first);
+    json_kv_d(stdout, "p50_ms", (double)hist_pct(&h, 0.5) / 1e6, &first);
+    json_kv_d(stdout, "p99_ms", (double)hist_pct(&h, 0.99) / 1e6, &first);
+    json_kv_i(stdout, "trimmed", trimmed, &first);
+    printf("}\n");
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *db = NULL;
-    long rows = 0, orgs = 0, status = 1;
-    if (argc < 2 || strcmp(argv[1], "flush") != 0) {
+    long rows = 0, orgs = 0, status = 1, logins = 0;
+    int login = argc >= 2 && !strcmp(argv[1], "login");
+    if (argc < 2 || (strcmp(argv[1], "flush") && !login)) {
         usage(stderr);
         return 2;
     }
@@ -50,13 +121,17 @@ int main(int argc, char **argv)
             orgs = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--status"))
             status = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--logins"))
+            logins = atol(argv[i + 1]);
         else {
             usage(stderr);
             return 2;
         }
     }
+    if (login)
+        orgs = 1;
     if (!db || rows < 1 || orgs < 1 || orgs > rows || status < 0 ||
-        status > 3) {
+        status > 3 || (login && logins < 1) || sodium_init() < 0) {
         usage(stderr);
         return 2;
     }
@@ -79,6 +154,11 @@ int main(int argc, char **argv)
                         "(%s)\n", users, rows, store_strerror(rc));
         store_close(s);
         return 1;
+    }
+    if (login) {
+        rc = bench_login(s, rows, logins);
+        store_close(s);
+        return rc;
     }
 
     /* The rows are built before the clock starts: the server's flush has
