@@ -19,6 +19,11 @@
  *   provision  N connections in batches, then closed: creates the users
  *              (and their per-user state) before a measured run.
  *
+ * With --cookies FILE a connection authenticates as a browser does, with
+ * its login session's cookie (line i of FILE is connection i's token,
+ * sent as Cookie: presenced_session=...) and the Origin a page of the
+ * server would send, instead of a token in the query.
+ *
  * How fanout measures (see also bench/README.md):
  *   - Each sender has at most one change in flight. It sends at time t
  *     (CLOCK_MONOTONIC) and remembers t and the status it asked for.
@@ -105,7 +110,7 @@ struct org {
 
 static struct {
     /* options */
-    const char *scenario, *host, *secret, *path, *label, *flip;
+    const char *scenario, *host, *secret, *path, *label, *flip, *cookies;
     int port, nconns, norgs, nsenders, nsrc, server_pid, json_only;
     double rate, seconds, connect_rate, idle_seconds, idle_warmup, app_ping;
     double setup_timeout, event_timeout;
@@ -115,6 +120,7 @@ static struct {
     struct sockaddr_in dst;
     struct client *cl;
     struct org *orgs;
+    char **cookie; /* --cookies: connection i's session token, or NULL */
     uint8_t *rbuf;
     int conn_lo, conn_hi, next_conn; /* connecting [lo, hi) */
     int64_t connect_t0;
@@ -429,12 +435,14 @@ static void prepare(struct client *c)
 {
     if (c->hs)
         return;
-    struct jwt_claims cl = {.exp = wall_ms() / 1000 + 4 * 3600};
-    snprintf(cl.sub, sizeof cl.sub, "u%d", c->idx);
-    snprintf(cl.org, sizeof cl.org, "o%d", c->org);
-    char tok[JWT_MAX_LEN];
-    if (jwt_sign(&cl, G.secret, strlen(G.secret), tok, sizeof tok) < 0)
-        abort();
+    char tok[JWT_MAX_LEN] = "";
+    if (!G.cookie) {
+        struct jwt_claims cl = {.exp = wall_ms() / 1000 + 4 * 3600};
+        snprintf(cl.sub, sizeof cl.sub, "u%d", c->idx);
+        snprintf(cl.org, sizeof cl.org, "o%d", c->org);
+        if (jwt_sign(&cl, G.secret, strlen(G.secret), tok, sizeof tok) < 0)
+            abort();
+    }
     unsigned char raw[16], sha[EVP_MAX_MD_SIZE];
     unsigned shalen = 0;
     char key[32], in[96];
@@ -447,6 +455,25 @@ static void prepare(struct client *c)
     sodium_bin2base64(c->accept, sizeof c->accept, sha, shalen,
                       sodium_base64_VARIANT_ORIGINAL);
     c->hs = malloc(HS_CAP);
+    if (G.cookie) {
+        /* A browser's connect: the session cookie, and the page's
+         * Origin, which the server checks for cookie authentication. */
+        c->hs_len = (unsigned)snprintf(
+            c->hs, HS_CAP,
+            "GET %s HTTP/1.1\r\n"
+            "Host: %s:%d\r\n"
+            "Origin: http://%s:%d\r\n"
+            "Cookie: presenced_session=%s\r\n"
+            "Upgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            "Sec-WebSocket-Key: %s\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            "X-Bench-Id: %d %d\r\n\r\n",
+            G.path, G.host, G.port, G.host, G.port, G.cookie[c->idx], key,
+            c->org, c->idx);
+        c->hs_sent = 0;
+        return;
+    }
     /* X-Bench-Id names the connection for bench/floor, which checks no
      * token; presenced ignores the header. */
     int n = snprintf(c->hs, HS_CAP,
@@ -1239,8 +1266,38 @@ static const char *const usage_lines[] = {
     "  --server-pid PID   read the server's RSS and CPU from /proc",
     "  --setup-timeout T  connect phase limit in seconds (180)",
     "  --label L          copied into the JSON line",
+    "  --cookies FILE     authenticate with session cookies (line i:",
+    "                     connection i's token) and an Origin, no token",
     "  --json-only        print only the JSON line",
 };
+
+/* --cookies: one token per line, line i for connection i. */
+static int load_cookies(void)
+{
+    FILE *f = fopen(G.cookies, "r");
+    if (!f) {
+        perror(G.cookies);
+        return -1;
+    }
+    G.cookie = calloc((size_t)G.nconns, sizeof *G.cookie);
+    char line[256];
+    int n = 0;
+    while (n < G.nconns && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0] || strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
+                                     "klmnopqrstuvwxyz0123456789-_") !=
+                            strlen(line))
+            break;
+        G.cookie[n++] = strdup(line);
+    }
+    fclose(f);
+    if (n < G.nconns) {
+        fprintf(stderr, "loadgen: %s: %d good tokens, need %d\n", G.cookies,
+                n, G.nconns);
+        return -1;
+    }
+    return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -1288,6 +1345,7 @@ int main(int argc, char **argv)
                                          {"server-pid", 1, 0, 'x'},
                                          {"setup-timeout", 1, 0, 'T'},
                                          {"label", 1, 0, 'l'},
+                                         {"cookies", 1, 0, 'C'},
                                          {"json-only", 0, 0, 'j'},
                                          {"help", 0, 0, '?'},
                                          {0, 0, 0, 0}};
@@ -1358,6 +1416,9 @@ int main(int argc, char **argv)
         case 'l':
             G.label = optarg;
             break;
+        case 'C':
+            G.cookies = optarg;
+            break;
         case 'j':
             G.json_only = 1;
             break;
@@ -1376,7 +1437,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: unknown scenario %s\n", G.scenario);
         return 2;
     }
-    if (!G.port || !G.secret || G.nconns < 1 || G.norgs < 1 ||
+    if (!G.port || (!G.secret && !G.cookies) || G.nconns < 1 || G.norgs < 1 ||
         G.norgs > G.nconns || G.nsenders < 1 || G.nsenders > G.nconns ||
         G.nsrc < 0 || G.nsrc > 250 || G.batch < 1) {
         fprintf(stderr, "loadgen: need --port, --secret, 1 <= --orgs <= "
@@ -1393,6 +1454,8 @@ int main(int argc, char **argv)
     }
     if (sodium_init() < 0)
         return 1;
+    if (G.cookies && load_cookies() != 0)
+        return 2;
     signal(SIGPIPE, SIG_IGN);
     /* Bounded in time whatever happens: the alarm kills a stuck run. */
     alarm((unsigned)(G.setup_timeout * 2 + G.seconds + G.idle_seconds +
@@ -1432,6 +1495,10 @@ int main(int argc, char **argv)
     free(G.cl);
     free(G.rbuf);
     free(G.sendq);
+    if (G.cookie)
+        for (int i = 0; i < G.nconns; i++)
+            free(G.cookie[i]);
+    free(G.cookie);
     close(G.ep);
     return rc;
 }
