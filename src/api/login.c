@@ -39,6 +39,17 @@ static int64_t login_reserve(struct api_loop *srv, const char *ipkey,
     return 0;
 }
 
+/* Gives back what login_reserve() counted: for a check that succeeded,
+ * and for one that never ran because the database could not be asked
+ * (the user's fault neither way: a database outage must not lock
+ * everyone out for a login_window). */
+static void login_release(struct api_loop *srv, const char *ipkey,
+                          const char *emailkey, int64_t reserved_at)
+{
+    rate_sub(hub_rates(srv->hub), ipkey, reserved_at, hub_now(srv->hub));
+    rate_sub(hub_rates(srv->hub), emailkey, reserved_at, hub_now(srv->hub));
+}
+
 enum login_result {
     LOGIN_FAILED,
     LOGIN_OK,
@@ -244,10 +255,7 @@ static void session_done(void *ud, int rc)
 static void login_ok(struct login_job *j)
 {
     struct api_loop *srv = j->q->srv;
-    rate_sub(hub_rates(srv->hub), j->ipkey, j->reserved_at,
-             hub_now(srv->hub));
-    rate_sub(hub_rates(srv->hub), j->emailkey, j->reserved_at,
-             hub_now(srv->hub));
+    login_release(srv, j->ipkey, j->emailkey, j->reserved_at);
     /* A new random session id at every login: a token planted before the
      * login (session fixation) is never promoted. */
     auth_token_new(j->token);
@@ -324,6 +332,7 @@ static void lookup_done(void *ud, int rc)
                  j->emailkey + 6);
         finish(j);
     } else if (rc != 0) {
+        login_release(srv, j->ipkey, j->emailkey, j->reserved_at);
         api_store_error(q, rc, "read the database");
         finish(j);
     } else {
@@ -401,6 +410,7 @@ void api_login(struct api_req *q)
     snprintf(job->password, sizeof job->password, "%s", pw);
     json_decref(j);
     if (hub_submit(srv->hub, lookup_run, lookup_done, job, STOREQ_READ) != 0) {
+        login_release(srv, job->ipkey, job->emailkey, job->reserved_at);
         sodium_memzero(job->password, sizeof job->password);
         free(job);
         http_error_ex(q->c, 503, "Retry-After: 1\r\n", "busy",

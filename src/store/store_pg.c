@@ -23,6 +23,7 @@
 #include "store/store_int.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -580,6 +581,22 @@ static int apply_lock_timeout(struct pg *s)
     return exec_text(s, q, "set lock_timeout", NULL);
 }
 
+/* 1 if an idle connection is still open. A server restarted while it sat
+ * idle has sent its goodbye and closed it, which libpq learns only by
+ * reading: whatever is there is read now (never blocks; libpq takes the
+ * goodbye for a notice, the end of the stream for a broken connection),
+ * so that a restart is found, and the connection reset, before an op
+ * rather than by its statement, which would then fail for a server that
+ * is back. A live idle connection has nothing to read. */
+static int idle_conn_ok(PGconn *c)
+{
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    for (int i = 0; i < 4 && poll(&p, 1, 0) > 0; i++)
+        if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
+            return 0;
+    return PQstatus(c) == CONNECTION_OK;
+}
+
 /* At the start of every op: 0 if the connection can be used, else
  * STORE_EDOWN, at once. A broken connection is reset at most once per
  * backoff period; a transaction it held is lost (see lost_tx()). */
@@ -588,8 +605,11 @@ static int ready(struct pg *s)
     char msg[STORE_ERRLEN], err[STORE_ERRLEN];
     int64_t now;
 
-    if (s->prepared && PQstatus(s->conn) == CONNECTION_OK)
-        return 0;
+    if (s->prepared && PQstatus(s->conn) == CONNECTION_OK) {
+        if (idle_conn_ok(s->conn))
+            return 0;
+        conn_lost(s, "check the connection");
+    }
     if (s->in_tx)
         return STORE_EDOWN; /* the rollback comes first */
     now = mono_ms();
