@@ -34,6 +34,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
 import pgcluster  # noqa: E402
 
+# These start, stop and kill a PostgreSQL cluster of their own, whatever the
+# pass: the SQLite pass runs them, the PostgreSQL pass would only repeat them.
+pytestmark = pytest.mark.sqlite_only(
+    "starts its own PostgreSQL cluster; run once, in the SQLite pass")
+
 PASSWORD = "pw-secret-123"
 # store_pg.c BACKOFF_MAX_MS and queue.c's retry cap are 2 s at most: a
 # server has reconnected well within this once PostgreSQL accepts again.
