@@ -13,7 +13,7 @@
 B        ?= build
 SAN      ?=
 PY       := /usr/bin/python3
-PKGS     := libuv libsodium jansson sqlite3 libcrypto libpq
+PKGS     := libuv libsodium jansson sqlite3 libcrypto libpq hiredis
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \

@@ -4,9 +4,11 @@
 set -eu
 
 BUILD="gcc make pkg-config libuv1-dev libhttp-parser-dev libwslay-dev \
-libsqlite3-dev libsodium-dev libjansson-dev libssl-dev uthash-dev libpq-dev"
+libsqlite3-dev libsodium-dev libjansson-dev libssl-dev uthash-dev libpq-dev \
+libhiredis-dev"
 TEST="libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-websockets python3-requests \
-sqlite3 clang libclang-rt-14-dev chromium nginx-light openssl postgresql python3-psycopg2"
+sqlite3 clang libclang-rt-14-dev chromium nginx-light openssl postgresql python3-psycopg2 \
+redis-server"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
