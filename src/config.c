@@ -16,8 +16,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
+#include "cluster/uri.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -30,7 +32,10 @@ enum type {
     T_BOOL,
     T_LEVEL,
     T_LISTEN,
-    T_ADDRS
+    T_ADDRS,
+    T_REDIS,   /* "" or a URI of cluster/uri.h */
+    T_CLUSTER, /* a name: min..size-1 of [A-Za-z0-9_.-] */
+    T_NODE_ID  /* the same and ':' */
 };
 
 struct setting {
@@ -38,7 +43,8 @@ struct setting {
     enum type type;
     size_t offset;
     size_t size;      /* of the member: array size for strings */
-    int64_t min, max; /* numbers, after parsing (ms, bytes, count) */
+    int64_t min, max; /* numbers, after parsing (ms, bytes, count); names:
+                         the length */
     const char *def;
     const char *help;
 };
@@ -73,6 +79,17 @@ static const struct setting settings[] = {
         "SQLite database file, or a postgresql:// URI"),
     {"db_pool", T_INT, AT(db_pool), 1, STORE_POOL_MAX, "4",
      "PostgreSQL connections, each on a store thread (SQLite: always 1)"},
+    {"redis", T_REDIS, AT(redis), 0, 0, "",
+     "Redis of the cluster: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
+     "unix:///PATH[?db=N] (\"\": no cluster, a single server)"},
+    {"cluster", T_CLUSTER, AT(cluster), 1, 64, "presenced",
+     "cluster name, prefix of every Redis key and channel, so that "
+     "clusters can share a Redis (1 to 64 of A-Z a-z 0-9 _ . -)"},
+    {"node_id", T_NODE_ID, AT(node_id), 0, 128, "",
+     "this node's id in the cluster, stable across restarts (1 to 128 of "
+     "A-Z a-z 0-9 _ . : -; \"\": host name:listen port)"},
+    {"node_ttl", T_DURATION, AT(node_ttl_ms), SEC, HOUR, "5s",
+     "a cluster node silent this long is dead (its liveness key expires)"},
     STR("jwt_secret", jwt_secret, "",
         "HS256 secret for bearer JWTs (\"\": none; --demo makes one)"),
     STR("allowed_origins", allowed_origins, "",
@@ -282,6 +299,27 @@ static int check_listen(const char *v)
     return 0;
 }
 
+/* docs/cluster.md: cluster names and node ids go into Redis key names,
+ * where ':' separates the parts. A cluster name has no ':', so that no
+ * name can reach into the keys of another cluster; a node id may have
+ * one (host:port). */
+static int name_char(char ch, int colon)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-' ||
+           (colon && ch == ':');
+}
+
+static int check_name(const char *v, size_t min, int colon)
+{
+    if (strlen(v) < min)
+        return -1;
+    for (; *v; v++)
+        if (!name_char(*v, colon))
+            return -1;
+    return 0;
+}
+
 /* ---- Applying one setting --------------------------------------------- */
 
 static const struct setting *find(const char *key)
@@ -345,6 +383,9 @@ static int apply(struct config *c, const struct setting *s, const char *value,
     case T_LISTEN:
     case T_LEVEL:
     case T_ADDRS:
+    case T_REDIS:
+    case T_CLUSTER:
+    case T_NODE_ID:
         /* The value is not quoted back: jwt_secret is one of these. */
         if (len >= s->size) {
             seterr(err, "%s: value too long (%zu bytes, at most %zu)", label,
@@ -358,6 +399,29 @@ static int apply(struct config *c, const struct setting *s, const char *value,
                    "%s: unknown database scheme (use a SQLite file path "
                    "or a postgresql:// URI)",
                    label);
+            return -1;
+        }
+        if (s->type == T_REDIS && len > 0) {
+            struct cluster_uri u;
+            char why[CLUSTER_URI_ERRLEN];
+            int bad = cluster_uri_parse(value, &u, why);
+            explicit_bzero(&u, sizeof u);
+            /* Not quoted back: the URI may hold a password, and the
+             * parser's reason quotes nothing of it. */
+            if (bad) {
+                seterr(err, "%s: bad Redis URI: %s", label, why);
+                return -1;
+            }
+        }
+        if ((s->type == T_CLUSTER || s->type == T_NODE_ID) &&
+            check_name(value, (size_t)s->min, s->type == T_NODE_ID)) {
+            seterr(err, "%s: bad %s \"%.*s\" (%lld to %lld of A-Z a-z 0-9 "
+                        "_ . %s-%s)",
+                   label, s->type == T_CLUSTER ? "name" : "id",
+                   ERR_VALUE_MAX, value, (long long)(s->min ? s->min : 1),
+                   (long long)s->max, s->type == T_NODE_ID ? ": " : "",
+                   s->type == T_NODE_ID ? ", or \"\" for host name:port"
+                                        : "");
             return -1;
         }
         if (s->type == T_LISTEN && check_listen(value)) {
@@ -589,6 +653,39 @@ int config_load_env(struct config *c, char *const *envp, char *err)
         if (apply(c, s, eq + 1, name, err))
             return -1;
     }
+    return 0;
+}
+
+int config_node_id(const struct config *c, char *out, size_t n)
+{
+    enum { ID_MAX = sizeof c->node_id - 1 };
+    if (c->node_id[0]) {
+        size_t len = strlen(c->node_id);
+        if (len >= n)
+            return -1;
+        memcpy(out, c->node_id, len + 1);
+        return 0;
+    }
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        return -1;
+    host[sizeof host - 1] = '\0';
+    /* listen is HOST:PORT (check_listen), the port after the last ':'. */
+    const char *colon = strrchr(c->listen, ':');
+    const char *port = colon ? colon + 1 : "0";
+    size_t nport = strlen(port), nhost = strlen(host);
+    if (nhost == 0 || nport + 2 > ID_MAX)
+        return -1;
+    if (nhost + 1 + nport > ID_MAX)
+        nhost = ID_MAX - 1 - nport;
+    if (nhost + 1 + nport >= n)
+        return -1;
+    /* A host name is letters, digits, '-' and '.' (RFC 1123), but nothing
+     * enforces it: the id must stay a valid node_id whatever it is. */
+    for (size_t i = 0; i < nhost; i++)
+        out[i] = name_char(host[i], 0) ? host[i] : '_';
+    out[nhost] = ':';
+    memcpy(out + nhost + 1, port, nport + 1);
     return 0;
 }
 

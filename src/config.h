@@ -18,6 +18,12 @@ struct config {
     char listen[128];          /* listen      HOST:PORT, 127.0.0.1:8080 */
     char db[1024];             /* db          presenced.db, or a URI */
     int64_t db_pool;           /* db_pool     4: PostgreSQL connections */
+    char redis[1024];          /* redis       "" = no cluster; a URI
+                                  (cluster/uri.h) */
+    char cluster[65];          /* cluster     presenced: key prefix */
+    char node_id[129];         /* node_id     "" = host name:port, see
+                                  config_node_id() */
+    int64_t node_ttl_ms;       /* node_ttl    5s: liveness key lifetime */
     char jwt_secret[512];      /* jwt_secret  "" = none (demo makes one) */
     char allowed_origins[1024];/* allowed_origins  "" = the server's own */
     char log_level[16];        /* log_level   info */
@@ -65,6 +71,13 @@ int config_load_file(struct config *c, const char *path, char *err);
 /* Applies every PRESENCED_<KEY> variable of envp that names a setting
  * (PRESENCED_CONFIG is not a setting and is skipped). 0 or -1. */
 int config_load_env(struct config *c, char *const *envp, char *err);
+
+/* This node's id in a cluster (docs/cluster.md): node_id if set, else
+ * the host name (gethostname(), each byte outside [A-Za-z0-9_.-] made
+ * '_', cut to fit 128 bytes), ':' and the port of listen. 0 with the id
+ * in out (n bytes), or -1 if the host name cannot be had or out is too
+ * short (129 bytes always do). */
+int config_node_id(const struct config *c, char *out, size_t n);
 
 /* For --help and the README table: cb per setting, in a stable order. */
 typedef void config_setting_cb(void *ud, const char *key, const char *env,

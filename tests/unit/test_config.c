@@ -50,6 +50,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.login_window_ms, 5 * 60000);
     assert_int_equal(c.min_password, 8);
     assert_int_equal(c.demo, 0);
+    assert_string_equal(c.redis, "");
+    assert_string_equal(c.cluster, "presenced");
+    assert_string_equal(c.node_id, "");
+    assert_int_equal(c.node_ttl_ms, 5000);
 }
 
 static void test_durations(void **state)
@@ -485,11 +489,126 @@ static void test_db_scheme(void **state)
     assert_int_equal(c.db_pool, 8);
 }
 
+/* docs/cluster.md: redis is empty or a URI that cluster/uri.c takes, and
+ * a refused one is never quoted back (it may hold a password). */
+static void test_redis(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERRLEN];
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "redis", "redis://127.0.0.1:6379/0", err),
+                     0);
+    assert_int_equal(config_set(&c, "redis", "redis://:hunter2@h", err), 0);
+    assert_string_equal(c.redis, "redis://:hunter2@h");
+    assert_int_equal(config_set(&c, "redis", "unix:///run/r.sock", err), 0);
+    assert_int_equal(config_set(&c, "redis", "", err), 0);
+    assert_string_equal(c.redis, "");
+
+    static const char *bad[] = {
+        "mysql://:hunter2@h",   "redis://:hunter2@h:0",
+        "redis://:hunter2@",    "redis://:hunter2@h/x",
+        "redis://h:hunter2",    "unix://hunter2/r.sock",
+        "redis://hunter2@h",    "rediss://:hunter2@h",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (config_set(&c, "redis", bad[i], err) != -1)
+            fail_msg("accepted %s", bad[i]);
+        if (strncmp(err, "redis: bad Redis URI: ", 22) != 0 ||
+            strstr(err, "hunter2"))
+            fail_msg("%s: %s", bad[i], err);
+    }
+    assert_string_equal(c.redis, ""); /* unchanged */
+    char *envp[] = {"PRESENCED_REDIS=redis://:hunter2@h:99999", NULL};
+    assert_int_equal(config_load_env(&c, envp, err), -1);
+    assert_non_null(strstr(err, "PRESENCED_REDIS: bad Redis URI: "));
+    assert_null(strstr(err, "hunter2"));
+}
+
+static void test_cluster_names(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERRLEN], long_name[200];
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "cluster", "prod-eu_1.a", err), 0);
+    assert_string_equal(c.cluster, "prod-eu_1.a");
+    assert_int_equal(config_set(&c, "cluster", "", err), -1);
+    assert_string_equal(err, "cluster: bad name \"\" (1 to 64 of A-Z a-z "
+                             "0-9 _ . -)");
+    /* No ':': a name must not reach into another cluster's keys. */
+    assert_int_equal(config_set(&c, "cluster", "a:b", err), -1);
+    assert_int_equal(config_set(&c, "cluster", "a b", err), -1);
+    assert_int_equal(config_set(&c, "cluster", "caf\xc3\xa9", err), -1);
+    memset(long_name, 'x', 64);
+    long_name[64] = '\0';
+    assert_int_equal(config_set(&c, "cluster", long_name, err), 0);
+    long_name[64] = 'x';
+    long_name[65] = '\0';
+    assert_int_equal(config_set(&c, "cluster", long_name, err), -1);
+    assert_non_null(strstr(err, "at most 64"));
+    assert_string_equal(c.cluster, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                   "xxxxxxxxxxxxxxxxxxxxxxxx");
+
+    assert_int_equal(config_set(&c, "node_id", "web-1.example:8080", err), 0);
+    assert_string_equal(c.node_id, "web-1.example:8080");
+    assert_int_equal(config_set(&c, "node_id", "", err), 0);
+    assert_int_equal(config_set(&c, "node_id", "a/b", err), -1);
+    assert_string_equal(err, "node_id: bad id \"a/b\" (1 to 128 of A-Z a-z "
+                             "0-9 _ . : -, or \"\" for host name:port)");
+    memset(long_name, 'n', 128);
+    long_name[128] = '\0';
+    assert_int_equal(config_set(&c, "node_id", long_name, err), 0);
+    long_name[128] = 'n';
+    long_name[129] = '\0';
+    assert_int_equal(config_set(&c, "node_id", long_name, err), -1);
+
+    assert_int_equal(config_set(&c, "node_ttl", "1s", err), 0);
+    assert_int_equal(c.node_ttl_ms, 1000);
+    assert_int_equal(config_set(&c, "node_ttl", "1h", err), 0);
+    assert_int_equal(c.node_ttl_ms, 3600000);
+    assert_int_equal(config_set(&c, "node_ttl", "999ms", err), -1);
+    assert_string_equal(err, "node_ttl: \"999ms\" is too short (at least "
+                             "1s)");
+    assert_int_equal(config_set(&c, "node_ttl", "61m", err), -1);
+    assert_string_equal(err, "node_ttl: \"61m\" is too long (at most 1h)");
+}
+
+static void test_node_id(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERRLEN], id[129], host[256], want[300];
+    config_defaults(&c);
+
+    /* The default: host name and the port of listen. */
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    assert_int_equal(config_set(&c, "listen", "[::1]:9123", err), 0);
+    assert_int_equal(config_node_id(&c, id, sizeof id), 0);
+    snprintf(want, sizeof want, "%s:9123", host);
+    for (char *p = want; *p && p < want + strlen(host); p++)
+        if (!(*p == '-' || *p == '.' || *p == '_' ||
+              (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            *p = '_';
+    assert_string_equal(id, want);
+    /* Whatever the host name, what comes out is a valid node_id. */
+    assert_int_equal(config_set(&c, "node_id", id, err), 0);
+    assert_int_equal(config_set(&c, "node_id", "", err), 0);
+    /* Too short a buffer is refused, not cut. */
+    assert_int_equal(config_node_id(&c, id, strlen(want)), -1);
+    assert_int_equal(config_node_id(&c, id, strlen(want) + 1), 0);
+
+    /* An explicit id is returned as is. */
+    assert_int_equal(config_set(&c, "node_id", "n1", err), 0);
+    assert_int_equal(config_node_id(&c, id, sizeof id), 0);
+    assert_string_equal(id, "n1");
+    assert_int_equal(config_node_id(&c, id, 2), -1);
+    assert_int_equal(config_node_id(&c, id, 3), 0);
+}
+
 static void test_each(void **state)
 {
     struct each_acc a = {0};
     config_each(each_cb, &a);
-    assert_int_equal(a.n, 36);
+    assert_int_equal(a.n, 40);
     assert_true(a.saw_jwt && a.saw_grace);
 }
 
@@ -509,6 +628,9 @@ int main(void)
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_each),
         cmocka_unit_test(test_db_scheme),
+        cmocka_unit_test(test_redis),
+        cmocka_unit_test(test_cluster_names),
+        cmocka_unit_test(test_node_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
