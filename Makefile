@@ -28,7 +28,7 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 
 SRC      := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
-OBJ      := $(SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/assets.o
+OBJ      := $(SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/assets.o $(B)/obj/gen/cluster_lua.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WEB      := $(shell find web -type f 2>/dev/null)
@@ -46,6 +46,14 @@ test-deps:
 $(B)/gen/assets.c: tools/embed.sh $(WEB)
 	@mkdir -p $(dir $@)
 	sh tools/embed.sh web > $@.tmp && mv $@.tmp $@
+
+$(B)/gen/cluster_lua.c: tools/embed_lua.sh src/cluster/cluster.lua
+	@mkdir -p $(dir $@)
+	sh tools/embed_lua.sh src/cluster/cluster.lua > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/gen/cluster_lua.o: $(B)/gen/cluster_lua.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/obj/gen/assets.o: $(B)/gen/assets.c
 	@mkdir -p $(dir $@)

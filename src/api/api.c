@@ -454,8 +454,10 @@ static int answer_member(struct api_req *q, const char *user)
     const struct api_who *w = &q->who;
     struct buf b;
     buf_init(&b, 0);
-    presence_member_cb *cb = strcmp(user, w->user) ? public_cb : self_cb;
-    int rc = presence_get(hub_presence(q->srv->hub), w->org, user, cb, &b);
+    int rc = strcmp(user, w->user)
+                 ? presence_get(hub_view(q->srv->hub), w->org, user,
+                                public_cb, &b)
+                 : hub_get_self(q->srv->hub, w->org, user, self_cb, &b);
     if (rc == 0)
         http_respond_json(q->c, 200, NULL, &b);
     buf_dispose(&b);
@@ -499,8 +501,14 @@ void api_healthz(struct api_req *q)
     json_t *loops = json_array();
     for (unsigned i = 0; i < hub_nloops(srv->hub); i++)
         json_array_append_new(loops, json_integer(hub_nconns(srv->hub, i)));
-    api_respond_pack(q, 200, NULL, "{s:s, s:o}", "status", "ok", "loops",
-                     loops);
+    const char *cl = hub_cluster_state(srv->hub);
+    if (cl)
+        api_respond_pack(q, 200, NULL, "{s:s, s:o, s:{s:s, s:s}}", "status",
+                         "ok", "loops", loops, "cluster", "node",
+                         hub_node(srv->hub), "state", cl);
+    else
+        api_respond_pack(q, 200, NULL, "{s:s, s:o}", "status", "ok",
+                         "loops", loops);
 }
 
 void api_cleanup(struct api_req *q)

@@ -234,8 +234,7 @@ static void session_done(void *ud, int rc)
     buf_puts(&b, ",\"email\":");
     msg_append_string(&b, j->u.email);
     buf_puts(&b, ",");
-    if (presence_get(hub_presence(srv->hub), j->u.org, j->u.id, fields_cb,
-                     &b) != 0) {
+    if (hub_get_self(srv->hub, j->u.org, j->u.id, fields_cb, &b) != 0) {
         http_error(q->c, 500, "internal", "could not create a session");
     } else {
         buf_printf(&b, "},\"token\":\"%s\",\"expires\":%lld}", jwt,

@@ -31,8 +31,7 @@ void api_me(struct api_req *q)
 {
     struct buf b;
     buf_init(&b, 0);
-    if (presence_get(hub_presence(q->srv->hub), q->who.org, q->who.user, me_cb, &b) !=
-        0)
+    if (hub_get_self(q->srv->hub, q->who.org, q->who.user, me_cb, &b) != 0)
         http_error(q->c, 404, "not_found", "no such user");
     else
         http_respond_json(q->c, 200, NULL, &b);
@@ -77,9 +76,9 @@ static void presence_answer(void *arg)
         buf_puts(&b, "{\"org\":");
         msg_append_string(&b, q->who.org);
         buf_printf(&b, ",\"seq\":%llu,\"members\":[",
-                   (unsigned long long)presence_org_seq(
-                       hub_presence(srv->hub), q->who.org));
-        presence_each(hub_presence(srv->hub), q->who.org, list_cb, &l);
+                   (unsigned long long)presence_org_seq(hub_view(srv->hub),
+                                                        q->who.org));
+        presence_each(hub_view(srv->hub), q->who.org, list_cb, &l);
         buf_puts(&b, "]}");
         http_respond_json(q->c, 200, NULL, &b);
         buf_dispose(&b);
@@ -241,7 +240,7 @@ static void group_answer(void *arg)
     struct group_job *j = arg;
     struct api_req *q = j->q;
     if (api_req_live(q)) {
-        struct presence *p = hub_presence(q->srv->hub);
+        struct presence *p = hub_view(q->srv->hub);
         struct buf b;
         buf_init(&b, 0);
         if (!j->one)
@@ -276,7 +275,7 @@ static void group_done(void *ud, int rc)
         group_job_free(j);
     } else {
         /* Members the CLI added since we loaded: loaded first. */
-        struct presence *p = hub_presence(hub);
+        struct presence *p = hub_view(hub);
         int missing = 0;
         for (size_t i = 0; !missing && i < j->n; i++)
             for (size_t k = 0; !missing && k < j->v[i].n; k++)

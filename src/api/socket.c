@@ -56,7 +56,14 @@ void api_ws_presence(struct api_req *q)
     if (api_authenticate(q) != 0)
         return;
     unsigned n = 0;
+    /* Per user, cluster-wide: the view counts every node's connections
+     * (as of the last event), the core this node's at this moment. */
     presence_get(hub_presence(srv->hub), q->who.org, q->who.user, count_conns, &n);
+    unsigned all = 0;
+    presence_get(hub_view(srv->hub), q->who.org, q->who.user, count_conns,
+                 &all);
+    if (all > n)
+        n = all;
     if (n >= (unsigned)srv->cfg.max_conns_per_user) {
         http_error(c, 429, "too_many_connections",
                    "too many open connections for this user");

@@ -18,6 +18,7 @@
 #include <uthash.h>
 
 #include "hub/hub.h"
+#include "cluster/cluster.h"
 #include "http/http.h"
 #include "net/net.h"
 #include "presence/msg.h"
@@ -53,7 +54,23 @@ struct hub_org {
     unsigned snap_users;        /* ... and this many members */
     int64_t synced_version;     /* store_data_version() at the last sync */
     struct org_sync *sync;      /* per loop: hub_sync_org() */
+    /* Cluster (docs/cluster.md "Order and gaps"): the view of this
+     * organization is as of the last resync, and events that came while
+     * one was asked for wait in 'held' (seq order restored after it). */
+    int synced, resyncing;
+    struct held_event *held;
+    size_t nheld, capheld;
     UT_hash_handle hh;
+};
+
+/* An event kept while its organization resyncs. */
+struct held_event {
+    uint64_t seq;
+    int status, manual, self;
+    unsigned nconns;
+    int64_t last_seen;
+    char *user, *name, *frame;
+    size_t frame_len;
 };
 
 /* What waits for a sync of an organization (hub_sync_org()). */
@@ -146,12 +163,22 @@ struct hub {
      * does not, no organization needs a sync at connect. */
     int64_t loaded_version, seen_version;
     int polling;                /* a poll is in flight */
+    /* Cluster mode (cfg.redis set): the core above holds this node's own
+     * connections and windows, the view the cluster's records. */
+    struct cluster *cl;
+    struct presence *view;
+    int cl_up;                  /* Redis reachable and synced (lock) */
+    char node[160];
     unsigned nloops;
     struct hub_loop loops[HUB_MAX_LOOPS];
 };
 
 /* The lock's depth on this thread (re-entrant). */
 static _Thread_local unsigned tl_depth;
+
+/* What members see: the cluster's records on a cluster node, else the
+ * core itself. */
+#define VIEW(hb) ((hb)->view ? (hb)->view : (hb)->presence)
 
 /* The index of c's loop. */
 static unsigned lid(const struct hub_conn *c) { return loop_id(c->ws.c->lp); }
@@ -162,6 +189,8 @@ enum post_kind {
                          as hub_publish() says */
     POST_SUBSCRIBERS, /* f to the org's subscribers (online count) */
     POST_END_SESSION, /* close user's connections of session (logout) */
+    POST_SNAPSHOT,    /* f, a fresh snapshot, to the org-wide receivers;
+                         each subscriber its own partial one (resync) */
 };
 
 /* Presence rows drained from the core and not yet handed to the store
@@ -204,7 +233,7 @@ static struct hub_org *org_get(struct hub *hb, const char *id, int create)
 
 static int is_large(struct hub *hb, const char *org)
 {
-    return presence_org_size(hb->presence, org, NULL) >=
+    return presence_org_size(VIEW(hb), org, NULL) >=
            (unsigned)hb->cfg.large_org;
 }
 
@@ -258,6 +287,8 @@ static void session_conns(struct hub_org *o, unsigned i, const char *user,
     }
 }
 
+static void send_partial(struct hub *hb, struct hub_conn *c);
+
 /* Carries out a post on loop i's own connections (its thread, lock
  * held). */
 static void run_post(struct hub *hb, unsigned i, const struct post *p)
@@ -289,6 +320,16 @@ static void run_post(struct hub *hb, unsigned i, const struct post *p)
     case POST_END_SESSION:
         session_conns(o, i, p->user, p->session, 1);
         break;
+    case POST_SNAPSHOT: {
+        send_list(&o->conns[i], p->f);
+        struct list *pos, *tmp;
+        list_each_safe(pos, tmp, &o->subscribers[i]) {
+            struct hub_conn *c = list_entry(pos, struct hub_conn, org_link);
+            if (ws_is_open(&c->ws))
+                send_partial(hb, c);
+        }
+        break;
+    }
     }
 }
 
@@ -376,6 +417,7 @@ void hub_unlock(struct hub *hb)
 
 int64_t hub_now(const struct hub *hb) { return hb->now; }
 struct presence *hub_presence(struct hub *hb) { return hb->presence; }
+struct presence *hub_view(struct hub *hb) { return VIEW(hb); }
 struct rate_table *hub_rates(struct hub *hb) { return hb->rates; }
 unsigned hub_nconns(const struct hub *hb, unsigned i)
 {
@@ -434,6 +476,10 @@ static void hub_publish(struct hub *hb, const char *org,
 static void on_announce(void *ud, const struct presence_event *ev)
 {
     struct hub *hb = ud;
+    /* A cluster node's core decides only what the node contributes; what
+     * its members see comes back from Redis (on_touch()). */
+    if (hb->view)
+        return;
     buf_reset(&enc);
     msg_encode_presence(&enc, ev);
     struct frame *f = frame_new_text(enc.data, enc.len);
@@ -452,13 +498,12 @@ void hub_send_online(struct hub *hb)
         struct hub_org *o = list_entry(pos, struct hub_org, online_link);
         list_remove(pos);
         unsigned online;
-        presence_org_size(hb->presence, o->id, &online);
+        presence_org_size(VIEW(hb), o->id, &online);
         if (online == o->online_sent || !o->nsubscribers)
             continue;
         o->online_sent = online;
         buf_reset(&enc);
-        msg_encode_online(&enc, online,
-                          presence_org_seq(hb->presence, o->id));
+        msg_encode_online(&enc, online, presence_org_seq(VIEW(hb), o->id));
         struct frame *f = frame_new_text(enc.data, enc.len);
         struct post p = {.kind = POST_SUBSCRIBERS, .o = o, .f = f};
         post_all(hb, &p);
@@ -521,10 +566,26 @@ static void make_subscriber(struct hub_conn *c, struct hub_org *o)
     o->nsubscribers++;
 }
 
+static void on_touch(void *ud, const char *org, const char *user,
+                     enum presence_reason reason);
+static int cluster_set_manual(struct hub *hb, const char *org,
+                              const char *user, int status);
+static void drop_held(struct hub_org *o);
+
 static void on_load(void *ud, const struct store_user *u)
 {
     struct hub *hb = ud;
-    presence_add_user(hb->presence, u->org, u->id, u->name, u->status,
+    if (!hb->view) {
+        presence_add_user(hb->presence, u->org, u->id, u->name, u->status,
+                          u->manual, u->last_seen_ms, hb->now);
+        return;
+    }
+    /* Cluster: the node's own core starts with nothing of its own (a
+     * restart takes back its contributions from Redis, on_claim()); the
+     * view shows what the store has until the first resync replaces it. */
+    presence_add_user(hb->presence, u->org, u->id, u->name, PRESENCE_OFFLINE,
+                      PRESENCE_UNSET, u->last_seen_ms, hb->now);
+    presence_add_user(hb->view, u->org, u->id, u->name, PRESENCE_OFFLINE,
                       u->manual, u->last_seen_ms, hb->now);
 }
 
@@ -564,6 +625,10 @@ int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
         .restart_grace_ms = hb->cfg.restart_grace_ms,
     };
     hb->presence = presence_new(&o, on_announce, hb);
+    if (cfg->redis[0]) {
+        hb->view = presence_new(&o, NULL, NULL);
+        presence_set_watch(hb->presence, on_touch, hb);
+    }
     hb->ping = frame_new(0x9, "", 0) /* ping */;
     /* Users stored as not OFFLINE start in a restore window: after a
      * crash they go OFFLINE unless they reconnect (docs/protocol.md). */
@@ -807,7 +872,7 @@ static void on_open(struct ws_conn *w)
     };
     if (x.h.heartbeat_s < 1)
         x.h.heartbeat_s = 1;
-    presence_get(hb->presence, c->org, c->user, on_self, &x);
+    hub_get_self(hb, c->org, c->user, on_self, &x);
     send_text(c, x.out);
 
     struct hub_org *o = org_get(hb, c->org, 1);
@@ -817,9 +882,14 @@ static void on_open(struct ws_conn *w)
      * commit. */
     if (hb->seen_version != o->synced_version)
         hub_sync_org(hb, c->org, NULL, NULL);
-    uint64_t seq = presence_org_seq(hb->presence, c->org);
-    unsigned online, nusers = presence_org_size(hb->presence, c->org,
-                                                &online);
+    /* A cluster node that has not yet read this organization from Redis
+     * asks now; the connection gets a fresh snapshot when it is in. */
+    if (hb->view && !o->synced && !o->resyncing && hb->cl_up) {
+        o->resyncing = 1;
+        cluster_resync(hb->cl, c->org);
+    }
+    uint64_t seq = presence_org_seq(VIEW(hb), c->org);
+    unsigned online, nusers = presence_org_size(VIEW(hb), c->org, &online);
     if (c->subscriber) {
         /* docs/protocol.md: a subscriber starts with no members, only the
          * count, and adds the people it shows with "subscribe". */
@@ -834,7 +904,7 @@ static void on_open(struct ws_conn *w)
             frame_unref(o->snap);
             buf_reset(&enc);
             msg_snapshot_begin(&enc, seq);
-            presence_each(hb->presence, c->org, on_member, &enc);
+            presence_each(VIEW(hb), c->org, on_member, &enc);
             msg_snapshot_end(&enc);
             o->snap = frame_new_text(enc.data, enc.len);
             o->snap_seq = seq;
@@ -919,6 +989,8 @@ int hub_accept(struct hub *hb, struct http_conn *h, const struct http_req *r,
 int hub_set_manual(struct hub *hb, const char *org, const char *user,
                    int status)
 {
+    if (hb->view)
+        return cluster_set_manual(hb, org, user, status);
     int rc = presence_set_manual(hb->presence, org, user, status, hb->now);
     if (rc != 0)
         return rc;
@@ -974,12 +1046,12 @@ static void do_subscribe(struct hub_conn *c, const char *const *users,
     struct sub_ctx x = {c, o, 0, &enc};
     make_subscriber(c, o);
     unsigned online;
-    presence_org_size(hb->presence, c->org, &online);
+    presence_org_size(VIEW(hb), c->org, &online);
     buf_reset(&enc);
-    msg_snapshot_begin_partial(&enc, presence_org_seq(hb->presence, c->org),
+    msg_snapshot_begin_partial(&enc, presence_org_seq(VIEW(hb), c->org),
                                online);
     for (size_t i = 0; i < n; i++)
-        presence_get(hb->presence, c->org, users[i], subscribe_member, &x);
+        presence_get(VIEW(hb), c->org, users[i], subscribe_member, &x);
     msg_snapshot_end(&enc);
     send_text(c, &enc);
     if (x.over)
@@ -1013,7 +1085,7 @@ static void subscribe(struct hub_conn *c, const struct msg_in *m)
     struct hub *hb = c->hb;
     size_t unknown = 0;
     for (size_t i = 0; i < m->nusers; i++)
-        unknown += presence_get(hb->presence, c->org, m->users[i], NULL,
+        unknown += presence_get(VIEW(hb), c->org, m->users[i], NULL,
                                 NULL) != 0;
     if (!unknown) {
         do_subscribe(c, m->users, m->nusers);
@@ -1195,9 +1267,23 @@ static void flush_done(void *ud, int rc)
     free(j);
 }
 
+static void drop_member(void *ud, const struct presence_member *m)
+{
+    (void)ud;
+    (void)m;
+}
+
 void hub_flush_store(struct hub *hb)
 {
-    presence_drain_dirty(hb->presence, collect_dirty, hb);
+    if (hb->view) {
+        /* The rows are the cluster's records, written by the node whose
+         * change they were (so once, cluster-wide); the node's own core
+         * has nothing to store. */
+        presence_drain_dirty(hb->presence, drop_member, NULL);
+        presence_drain_dirty(hb->view, collect_dirty, hb);
+    } else {
+        presence_drain_dirty(hb->presence, collect_dirty, hb);
+    }
     if (!hb->pw_len)
         return;
     struct flush_job *j = xmalloc(sizeof *j);
@@ -1240,6 +1326,9 @@ void hub_end_session(struct hub *hb, const char *org, const char *user,
                          .user = (char *)user, .session = session_id};
         post_all(hb, &p);
     }
+    /* The session's sockets on other nodes close too. */
+    if (hb->cl && session_id)
+        cluster_kick(hb->cl, org, user, session_id);
 }
 
 void hub_revoke_session(struct hub *hb, const char *org,
@@ -1339,8 +1428,13 @@ static void ensure_done(void *ud, int rc)
                 0 &&
             !nc.same) {
             presence_add_user(hb->presence, j->org, j->user, j->u.name,
-                              j->u.status, j->u.manual, j->u.last_seen_ms,
-                              hb->now);
+                              hb->view ? PRESENCE_OFFLINE : j->u.status,
+                              hb->view ? PRESENCE_UNSET : j->u.manual,
+                              j->u.last_seen_ms, hb->now);
+            if (hb->view)
+                presence_add_user(hb->view, j->org, j->user, j->u.name,
+                                  PRESENCE_OFFLINE, j->u.manual,
+                                  j->u.last_seen_ms, hb->now);
             drop_snapshot(hb, j->org);
         }
     }
@@ -1371,6 +1465,9 @@ int hub_ensure_user(struct hub *hb, const char *org, const char *user,
                                -1, 0, hb->now);
     if (rc != 0)
         return rc;
+    if (hb->view)
+        presence_add_user(hb->view, org, user, name && *name ? name : user,
+                          PRESENCE_OFFLINE, -1, 0, hb->now);
     if (known)
         drop_snapshot(hb, org);
     struct ensure_job *j = xcalloc(1, sizeof *j);
@@ -1425,6 +1522,7 @@ void hub_free(struct hub *hb)
             watch_release(o, w);
         }
         HASH_DEL(hb->orgs, o);
+        drop_held(o);
         frame_unref(o->snap);
         free(o->conns);
         free(o->subscribers);
@@ -1439,6 +1537,8 @@ void hub_free(struct hub *hb)
     hb->pw_cap = 0;
     presence_free(hb->presence);
     hb->presence = NULL;
+    presence_free(hb->view);
+    hb->view = NULL;
     frame_unref(hb->ping);
     for (unsigned i = 0; i < hb->nloops; i++) {
         struct hub_loop *hl = &hb->loops[i];
@@ -1458,3 +1558,498 @@ void hub_thread_done(void)
 {
     buf_dispose(&enc);
 }
+
+/* ---- cluster (docs/cluster.md) ---------------------------------------
+ * The node's core decides what this node contributes; on_touch() hands
+ * each change to Redis. What members see is the view, set only from what
+ * Redis sends back (events in seq order, record updates, resyncs), so
+ * every node shows the same thing in the same order. While Redis is
+ * unreachable the node shows its own clients' changes itself (degraded),
+ * numbered on from the view's seq; the push and resync after the
+ * reconnect replace that with the merged truth. */
+
+static void drop_held(struct hub_org *o)
+{
+    for (size_t i = 0; i < o->nheld; i++) {
+        free(o->held[i].user);
+        free(o->held[i].name);
+        free(o->held[i].frame);
+    }
+    free(o->held);
+    o->held = NULL;
+    o->nheld = o->capheld = 0;
+}
+
+static void part_member(void *ud, const struct presence_member *m)
+{
+    msg_snapshot_member(ud, m);
+}
+
+/* A subscriber's fresh partial snapshot: the users it follows. */
+static void send_partial(struct hub *hb, struct hub_conn *c)
+{
+    unsigned online;
+    presence_org_size(VIEW(hb), c->org, &online);
+    buf_reset(&enc);
+    msg_snapshot_begin_partial(&enc, presence_org_seq(VIEW(hb), c->org),
+                               online);
+    struct list *pos;
+    list_each(pos, &c->subs) {
+        struct sub *s = list_entry(pos, struct sub, conn_link);
+        presence_get(VIEW(hb), c->org, s->w->user, part_member, &enc);
+    }
+    msg_snapshot_end(&enc);
+    send_text(c, &enc);
+}
+
+struct self_ctx {
+    struct hub *hb;
+    presence_member_cb *cb;
+    void *ud;
+};
+
+/* The user's own view: the cluster's record, with what this node already
+ * knows of its own connections (their change is on its way to Redis). */
+static void self_cb(void *ud, const struct presence_member *m0)
+{
+    struct self_ctx *x = ud;
+    struct presence_member m = *m0;
+    struct presence_contrib c;
+    if (presence_contribution(x->hb->presence, m.org, m.user, &c, 0) == 0 &&
+        c.present) {
+        if (m.manual != PRESENCE_UNSET)
+            m.status = m.manual;
+        else if (m.status == PRESENCE_OFFLINE || m.status == PRESENCE_BUSY ||
+                 c.auto_status > m.status)
+            m.status = c.auto_status;
+        if (m.nconns < c.nconns)
+            m.nconns = c.nconns;
+    }
+    x->cb(x->ud, &m);
+}
+
+int hub_get_self(struct hub *hb, const char *org, const char *user,
+                 presence_member_cb *cb, void *ud)
+{
+    if (!hb->view)
+        return presence_get(hb->presence, org, user, cb, ud);
+    struct self_ctx x = {hb, cb, ud};
+    return presence_get(hb->view, org, user, cb ? self_cb : NULL, &x);
+}
+
+/* A member of the view, copied (ids and name lent by the caller). */
+struct rec_copy {
+    int found;
+    struct presence_member m;
+};
+
+static void copy_member(void *ud, const struct presence_member *m)
+{
+    struct rec_copy *r = ud;
+    r->found = 1;
+    r->m = *m;
+}
+
+/* Degraded: this node's own change, shown to its clients at once. */
+static void local_event(struct hub *hb, const char *org, const char *user,
+                        const struct presence_contrib *c,
+                        enum presence_reason reason)
+{
+    struct rec_copy cur = {0};
+    presence_get(hb->view, org, user, copy_member, &cur);
+    if (!cur.found)
+        return;
+    int manual = cur.m.manual;
+    int st = !c->present ? PRESENCE_OFFLINE
+             : manual != PRESENCE_UNSET ? manual
+                                        : (int)c->auto_status;
+    struct presence_member nm = cur.m;
+    nm.name = c->name;
+    nm.status = (enum presence_status)st;
+    nm.nconns = c->nconns;
+    if (manual != PRESENCE_OFFLINE && c->last_seen_ms > nm.last_seen_ms)
+        nm.last_seen_ms = c->last_seen_ms;
+    if (st == (int)cur.m.status) {
+        presence_mirror_set(hb->view, &nm, 0, 1);
+        return;
+    }
+    struct presence_event ev = {.m = nm, .reason = reason};
+    ev.seq = presence_org_seq(hb->view, org) + 1;
+    presence_mirror_set(hb->view, &nm, ev.seq, 1);
+    buf_reset(&enc);
+    msg_encode_presence(&enc, &ev);
+    struct frame *f = frame_new_text(enc.data, enc.len);
+    hub_publish(hb, org, user, f);
+    frame_unref(f);
+}
+
+static void on_touch(void *ud, const char *org, const char *user,
+                     enum presence_reason reason)
+{
+    struct hub *hb = ud;
+    struct presence_contrib c;
+    if (presence_contribution(hb->presence, org, user, &c, 1) != 0 ||
+        !c.changed)
+        return;
+    struct rec_copy cur = {0};
+    presence_get(hb->view, org, user, copy_member, &cur);
+    cluster_contribute(hb->cl, org, user, c.present, c.auto_status,
+                       c.nconns, c.last_seen_ms, presence_reason_name(reason),
+                       c.name, cur.found ? (int)cur.m.manual : -1);
+    if (!hb->cl_up)
+        local_event(hb, org, user, &c, reason);
+}
+
+static int cluster_set_manual(struct hub *hb, const char *org,
+                              const char *user, int status)
+{
+    if (status != PRESENCE_ONLINE && status != PRESENCE_AWAY &&
+        status != PRESENCE_BUSY && status != PRESENCE_OFFLINE)
+        return PRESENCE_EINVAL;
+    struct rec_copy cur = {0};
+    presence_get(hb->view, org, user, copy_member, &cur);
+    if (!cur.found)
+        return PRESENCE_ENOENT;
+    int m = status == PRESENCE_ONLINE ? PRESENCE_UNSET : status;
+    cluster_manual(hb->cl, org, user, m, cur.m.name, hb->now);
+    /* Known here at once (the user's own answers, the store); the status
+     * it leads to comes back as the event. */
+    struct presence_member nm = cur.m;
+    nm.manual = (enum presence_status)m;
+    if (!hb->cl_up) {
+        struct presence_contrib c;
+        presence_mirror_set(hb->view, &nm, 0, 1);
+        presence_contribution(hb->presence, org, user, &c, 0);
+        local_event(hb, org, user, &c, PRESENCE_R_MANUAL);
+    } else {
+        presence_mirror_set(hb->view, &nm, 0, 1);
+    }
+    hub_flush_store(hb);
+    return 0;
+}
+
+static int valid_manual(int m)
+{
+    return m == PRESENCE_UNSET || m == PRESENCE_AWAY || m == PRESENCE_BUSY ||
+           m == PRESENCE_OFFLINE;
+}
+
+static void apply_rec(struct hub *hb, const char *org,
+                      const struct cluster_rec *r, uint64_t seq, int dirty)
+{
+    struct presence_member m = {
+        .org = org, .user = r->user, .name = r->name,
+        .status = (enum presence_status)r->status,
+        .manual = (enum presence_status)(valid_manual(r->manual)
+                                             ? r->manual
+                                             : PRESENCE_UNSET),
+        .last_seen_ms = r->last_seen_ms, .nconns = r->nconns,
+    };
+    presence_mirror_set(hb->view, &m, seq, dirty);
+}
+
+static void hold(struct hub_org *o, const struct cluster_event *ev, int self)
+{
+    if (o->nheld >= 10000)
+        return; /* past that the next resync says it all */
+    if (o->nheld == o->capheld) {
+        o->capheld = o->capheld ? 2 * o->capheld : 16;
+        o->held = xrealloc(o->held, o->capheld * sizeof *o->held);
+    }
+    struct held_event *h = &o->held[o->nheld++];
+    h->seq = ev->seq;
+    h->status = ev->r.status;
+    h->manual = ev->r.manual;
+    h->nconns = ev->r.nconns;
+    h->last_seen = ev->r.last_seen_ms;
+    h->self = self;
+    h->user = xstrdup(ev->r.user);
+    h->name = xstrdup(ev->r.name);
+    h->frame = xmalloc(ev->frame_len + 1);
+    memcpy(h->frame, ev->frame, ev->frame_len);
+    h->frame[ev->frame_len] = '\0';
+    h->frame_len = ev->frame_len;
+}
+
+static void ask_resync(struct hub *hb, struct hub_org *o)
+{
+    if (o->resyncing)
+        return;
+    o->resyncing = 1;
+    cluster_resync(hb->cl, o->id);
+}
+
+/* Event seq of o, in order: applied to the view and sent to o's
+ * connections; a gap asks for a resync and keeps the event. */
+static void apply_event(struct hub *hb, struct hub_org *o,
+                        const struct cluster_event *ev, int self)
+{
+    uint64_t cur = presence_org_seq(hb->view, o->id);
+    if (ev->seq <= cur)
+        return; /* already in the view */
+    if (ev->seq != cur + 1) {
+        log_info("cluster: %s: event %llu after %llu, resyncing", o->id,
+                 (unsigned long long)ev->seq, (unsigned long long)cur);
+        hold(o, ev, self);
+        ask_resync(hb, o);
+        return;
+    }
+    apply_rec(hb, o->id, &ev->r, ev->seq, self);
+    struct frame *f = frame_new_text(ev->frame, ev->frame_len);
+    hub_publish(hb, o->id, ev->r.user, f);
+    frame_unref(f);
+    /* A manual status this node set is written at once, as on one node. */
+    if (self && memmem(ev->frame, ev->frame_len, "\"reason\":\"manual\"", 17))
+        hub_flush_store(hb);
+}
+
+static void cb_event(void *ud, const struct cluster_event *ev)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    struct hub_org *o = org_get(hb, ev->org, 1);
+    int self = strcmp(ev->origin, hb->node) == 0;
+    if (ev->seq == 0) {
+        apply_rec(hb, ev->org, &ev->r, 0, self);
+        if (self)
+            hub_flush_store(hb);
+    } else if (o->resyncing) {
+        hold(o, ev, self);
+    } else {
+        apply_event(hb, o, ev, self);
+    }
+    hub_unlock(hb);
+}
+
+static void cb_kick(void *ud, const char *org, const char *user,
+                    uint64_t session)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    struct hub_org *o = org_get(hb, org, 0);
+    if (o)
+        for (unsigned i = 0; i < hb->nloops; i++)
+            session_conns(o, i, user, session, 0);
+    presence_logout(hb->presence, org, user, session, hb->now);
+    if (o) {
+        struct post p = {.kind = POST_END_SESSION, .o = o,
+                         .user = (char *)user, .session = session};
+        post_all(hb, &p);
+    }
+    hub_unlock(hb);
+}
+
+/* The users a resync did not name: OFFLINE (Redis holds every user it
+ * has heard of; one it has not is nowhere). */
+struct seen {
+    const char *id;
+    UT_hash_handle hh;
+};
+
+struct unnamed_ctx {
+    struct seen *seen;
+    char **users;
+    size_t n, cap;
+};
+
+static void collect_unnamed(void *ud, const struct presence_member *m)
+{
+    struct unnamed_ctx *x = ud;
+    struct seen *s;
+    HASH_FIND_STR(x->seen, m->user, s);
+    if (s || (m->status == PRESENCE_OFFLINE && m->nconns == 0))
+        return;
+    if (x->n == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 16;
+        x->users = xrealloc(x->users, x->cap * sizeof *x->users);
+    }
+    x->users[x->n++] = xstrdup(m->user);
+}
+
+static int held_cmp(const void *a, const void *b)
+{
+    const struct held_event *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void cb_resync(void *ud, const char *org, uint64_t seq,
+                      const struct cluster_rec *recs, size_t n)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    struct hub_org *o = org_get(hb, org, 1);
+    struct seen *seen = NULL, *sv = xcalloc(n ? n : 1, sizeof *sv);
+    for (size_t i = 0; i < n; i++) {
+        sv[i].id = recs[i].user;
+        HASH_ADD_KEYPTR(hh, seen, sv[i].id, strlen(sv[i].id), &sv[i]);
+        apply_rec(hb, org, &recs[i], 0, 0);
+    }
+    struct unnamed_ctx x = {.seen = seen};
+    presence_each(hb->view, org, collect_unnamed, &x);
+    for (size_t i = 0; i < x.n; i++) {
+        struct rec_copy cur = {0};
+        presence_get(hb->view, org, x.users[i], copy_member, &cur);
+        cur.m.status = PRESENCE_OFFLINE;
+        cur.m.nconns = 0;
+        presence_mirror_set(hb->view, &cur.m, 0, 0);
+        free(x.users[i]);
+    }
+    free(x.users);
+    HASH_CLEAR(hh, seen);
+    free(sv);
+    presence_mirror_org(hb->view, org, seq);
+    o->synced = 1;
+    o->resyncing = 0;
+    /* docs/protocol.md: a snapshot may come at any time; this one is the
+     * truth as of seq, and what follows it continues from there. */
+    frame_unref(o->snap);
+    o->snap = NULL;
+    int any = 0;
+    for (unsigned i = 0; i < hb->nloops; i++)
+        any |= o->nconns[i] != 0;
+    if (any) {
+        buf_reset(&enc);
+        msg_snapshot_begin(&enc, seq);
+        presence_each(hb->view, org, on_member, &enc);
+        msg_snapshot_end(&enc);
+        struct frame *f = frame_new_text(enc.data, enc.len);
+        struct post p = {.kind = POST_SNAPSHOT, .o = o, .f = f};
+        post_all(hb, &p);
+        frame_unref(f);
+    }
+    /* What came meanwhile, in order (a new gap asks again). */
+    struct held_event *h = o->held;
+    size_t nh = o->nheld;
+    o->held = NULL;
+    o->nheld = o->capheld = 0;
+    qsort(h, nh, sizeof *h, held_cmp);
+    for (size_t i = 0; i < nh; i++) {
+        struct cluster_event ev = {
+            .org = org, .seq = h[i].seq, .frame = h[i].frame,
+            .frame_len = h[i].frame_len,
+            .r = {.user = h[i].user, .name = h[i].name,
+                  .status = h[i].status, .manual = h[i].manual,
+                  .nconns = h[i].nconns, .last_seen_ms = h[i].last_seen},
+        };
+        if (o->resyncing)
+            hold(o, &ev, h[i].self);
+        else
+            apply_event(hb, o, &ev, h[i].self);
+        free(h[i].user);
+        free(h[i].name);
+        free(h[i].frame);
+    }
+    free(h);
+    hub_unlock(hb);
+}
+
+static void cb_claim(void *ud, const char *org, const char *user,
+                     int auto_status)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    if (auto_status < PRESENCE_OFFLINE || auto_status > PRESENCE_ONLINE)
+        auto_status = PRESENCE_ONLINE;
+    presence_restore(hb->presence, org, user,
+                     (enum presence_status)auto_status, hb->now);
+    hub_unlock(hb);
+}
+
+static void sync_member(void *ud, const struct presence_member *m)
+{
+    struct hub *hb = ud;
+    struct presence_contrib c;
+    if (presence_contribution(hb->presence, m->org, m->user, &c, 1) != 0 ||
+        !c.present)
+        return;
+    struct rec_copy cur = {0};
+    presence_get(hb->view, m->org, m->user, copy_member, &cur);
+    cluster_sync_add(hb->cl, m->org, m->user, c.auto_status, c.nconns,
+                     c.last_seen_ms, c.name,
+                     cur.found ? (int)cur.m.manual : -1);
+}
+
+static void note_org(void *ud, const struct presence_member *m)
+{
+    struct hub *hb = ud;
+    org_get(hb, m->org, 1);
+}
+
+static void cb_up(void *ud, int first, const char *const *orgs, size_t n)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    hb->cl_up = 1;
+    /* Every organization the view or Redis knows. */
+    presence_each_all(hb->view, note_org, hb);
+    for (size_t i = 0; i < n; i++)
+        org_get(hb, orgs[i], 1);
+    struct hub_org *o, *t;
+    if (!first) {
+        /* docs/cluster.md "Failures": everything this node holds, and
+         * its clients' seq of each organization as a floor. */
+        cluster_sync_begin(hb->cl);
+        presence_each_all(hb->presence, sync_member, hb);
+        HASH_ITER(hh, hb->orgs, o, t) {
+            uint64_t seq = presence_org_seq(hb->view, o->id);
+            if (seq)
+                cluster_sync_floor(hb->cl, o->id, seq);
+        }
+        cluster_sync_end(hb->cl);
+    }
+    HASH_ITER(hh, hb->orgs, o, t) {
+        o->resyncing = 0;
+        ask_resync(hb, o);
+    }
+    hub_unlock(hb);
+}
+
+static void cb_down(void *ud)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    hb->cl_up = 0;
+    /* Events held for a resync that will not come: the one after the
+     * reconnect covers them. */
+    struct hub_org *o, *t;
+    HASH_ITER(hh, hb->orgs, o, t) {
+        drop_held(o);
+        o->resyncing = 0;
+    }
+    hub_unlock(hb);
+}
+
+static unsigned cb_nconns(void *ud)
+{
+    struct hub *hb = ud;
+    unsigned n = 0;
+    hub_lock(hb);
+    for (unsigned i = 0; i < hb->nloops; i++)
+        n += hb->loops[i].nconns;
+    hub_unlock(hb);
+    return n;
+}
+
+void hub_cluster_callbacks(struct cluster_callbacks *cb)
+{
+    *cb = (struct cluster_callbacks){
+        .on_event = cb_event, .on_kick = cb_kick, .on_resync = cb_resync,
+        .on_claim = cb_claim, .on_up = cb_up, .on_down = cb_down,
+        .nconns = cb_nconns,
+    };
+}
+
+void hub_set_cluster(struct hub *hb, struct cluster *cl)
+{
+    hb->cl = cl;
+    snprintf(hb->node, sizeof hb->node, "%s", cluster_node(cl));
+}
+
+const char *hub_cluster_state(const struct hub *hb)
+{
+    if (!hb->cl)
+        return NULL;
+    return hb->cl_up ? "ok" : "degraded";
+}
+
+const char *hub_node(const struct hub *hb) { return hb->node; }

@@ -141,6 +141,28 @@ void hub_sync_org(struct hub *hb, const char *org, hub_done_cb *then,
  * one at a time): connects then sync their organization first. Called
  * a few times a second. */
 void hub_poll_store(struct hub *hb);
+/* ---- cluster (docs/cluster.md) ----
+ * With cfg.redis set (at hub_new()), the hub keeps a view of the
+ * cluster's records beside its core. Before the loops run: */
+struct cluster;
+struct cluster_callbacks;
+struct presence_member;
+/* The callbacks a struct cluster must be made with (ud: the hub). */
+void hub_cluster_callbacks(struct cluster_callbacks *cb);
+void hub_set_cluster(struct hub *hb, struct cluster *cl);
+/* Lock held: "ok" or "degraded", or NULL when not in a cluster; the node
+ * id ("" alike). */
+const char *hub_cluster_state(const struct hub *hb);
+const char *hub_node(const struct hub *hb);
+/* Lock held: what members see (the cluster's view, or the core). */
+struct presence *hub_view(struct hub *hb);
+/* Lock held: org/user as the user itself is to be told (presence_get()'s
+ * contract): on a cluster node, the record with this node's own
+ * connections already counted. */
+typedef void presence_member_cb(void *ud, const struct presence_member *m);
+int hub_get_self(struct hub *hb, const char *org, const char *user,
+                 presence_member_cb *cb, void *ud);
+
 /* At thread exit: frees this thread's buffers. */
 void hub_thread_done(void);
 #endif

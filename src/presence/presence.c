@@ -67,6 +67,11 @@ struct user {
     signed char manual;      /* PRESENCE_UNSET if none */
     signed char base;        /* status a window keeps without connection */
     unsigned char window;    /* enum window */
+    /* The contribution last handed out (presence_contribution()). */
+    unsigned char c_present;
+    signed char c_auto;
+    unsigned c_nconns;
+    unsigned mirror_nconns;  /* presence_mirror_set(): the cluster's count */
     char id[];
 };
 
@@ -85,6 +90,8 @@ struct presence {
     struct list windows[W_COUNT];     /* [W_NONE] unused */
     struct list dirty;
     int in_cb;                        /* inside 'announce' */
+    presence_touch_cb *watch;         /* presence_set_watch() */
+    void *watch_ud;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -96,7 +103,7 @@ static int64_t clamp0(int64_t v) { return v < 0 ? 0 : v; }
 static unsigned nconns(const struct user *u)
 {
     return u->n_auto[PRESENCE_OFFLINE] + u->n_auto[PRESENCE_AWAY] +
-           u->n_auto[PRESENCE_ONLINE];
+           u->n_auto[PRESENCE_ONLINE] + u->mirror_nconns;
 }
 
 /* The most present auto status over the connections (ONLINE > AWAY >
@@ -182,6 +189,13 @@ static void update(struct presence *p, struct user *u,
     enum presence_status s = effective(u);
     struct presence_event ev;
 
+    /* Every entry point that changes a user ends here: a cluster node
+     * hears of each change of what it contributes (presence.h). */
+    if (p->watch) {
+        p->in_cb = 1;
+        p->watch(p->watch_ud, u->org->id, u->id, reason);
+        p->in_cb = 0;
+    }
     /* docs/protocol.md: only a change of the effective status is announced,
      * and setting the same status twice announces nothing. */
     if (s == u->status)
@@ -675,6 +689,117 @@ void presence_drain_dirty(struct presence *p, presence_member_cb *cb,
         fill_member(u, &m);
         cb(ud, &m);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cluster nodes                                                            */
+/* ------------------------------------------------------------------------ */
+
+void presence_set_watch(struct presence *p, presence_touch_cb *cb, void *ud)
+{
+    p->watch = cb;
+    p->watch_ud = ud;
+}
+
+int presence_contribution(struct presence *p, const char *org,
+                          const char *user, struct presence_contrib *out,
+                          int remember)
+{
+    struct user *u = find_user(p, org, user);
+    unsigned n;
+
+    if (!u)
+        return PRESENCE_ENOENT;
+    n = nconns(u);
+    out->present = n > 0 || u->window != W_NONE;
+    if (n)
+        out->auto_status = aggregate(u);
+    else if (out->present)
+        /* A window keeps what the user showed; a manual status kept by a
+         * window (BUSY) counts as active: the cluster applies the manual
+         * status itself. */
+        out->auto_status = u->base == PRESENCE_BUSY
+                               ? PRESENCE_ONLINE
+                               : (enum presence_status)u->base;
+    else
+        out->auto_status = PRESENCE_OFFLINE;
+    out->nconns = n;
+    out->last_seen_ms = u->last_seen;
+    out->name = u->name;
+    out->changed = out->present != u->c_present ||
+                   (signed char)out->auto_status != u->c_auto ||
+                   n != u->c_nconns;
+    if (!remember)
+        return 0;
+    u->c_present = (unsigned char)out->present;
+    u->c_auto = (signed char)out->auto_status;
+    u->c_nconns = n;
+    return 0;
+}
+
+int presence_restore(struct presence *p, const char *org, const char *user,
+                     enum presence_status auto_status, int64_t now)
+{
+    struct user *u;
+
+    assert(!p->in_cb);
+    u = find_user(p, org, user);
+    if (!u)
+        return PRESENCE_ENOENT;
+    if (!valid_auto(auto_status))
+        return PRESENCE_EINVAL;
+    if (nconns(u) || u->window != W_NONE)
+        return 0;
+    window_open(p, u, W_RESTORE, now + p->o.restart_grace_ms, auto_status);
+    /* What the cluster already holds for us: no change to hand out. */
+    u->c_present = 1;
+    u->c_auto = (signed char)auto_status;
+    u->c_nconns = 0;
+    u->org->nonline += auto_status != PRESENCE_OFFLINE &&
+                       u->status == PRESENCE_OFFLINE;
+    if (auto_status != PRESENCE_OFFLINE && u->status == PRESENCE_OFFLINE)
+        u->status = (signed char)auto_status;
+    return 0;
+}
+
+int presence_mirror_set(struct presence *p, const struct presence_member *m,
+                        uint64_t seq, int dirty)
+{
+    struct user *u;
+
+    assert(!p->in_cb);
+    if (presence_add_user(p, m->org, m->user, m->name, PRESENCE_OFFLINE,
+                          PRESENCE_UNSET, m->last_seen_ms, 0) != 0)
+        return PRESENCE_EINVAL;
+    if (!valid_stored(m->status))
+        return PRESENCE_EINVAL;
+    u = find_user(p, m->org, m->user);
+    if (u->window != W_NONE)
+        window_close(u); /* a mirror keeps no windows of its own */
+    u->org->nonline += (m->status != PRESENCE_OFFLINE) -
+                       (u->status != PRESENCE_OFFLINE);
+    u->status = (signed char)m->status;
+    u->manual = (signed char)m->manual;
+    if (m->last_seen_ms > u->last_seen)
+        u->last_seen = m->last_seen_ms;
+    u->mirror_nconns = m->nconns;
+    if (seq > u->org->seq)
+        u->org->seq = seq;
+    if (dirty)
+        mark_dirty(p, u);
+    return 0;
+}
+
+void presence_mirror_org(struct presence *p, const char *org, uint64_t seq)
+{
+    struct org *o = find_org(p, org);
+    if (!o) {
+        size_t n = strlen(org);
+        o = xcalloc(1, sizeof(*o) + n + 1);
+        memcpy(o->id, org, n + 1);
+        HASH_ADD_KEYPTR(hh, p->orgs, o->id, n, o);
+    }
+    o->seq = seq;
 }
 
 /* ------------------------------------------------------------------------ */

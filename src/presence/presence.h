@@ -225,6 +225,50 @@ void presence_each_all(struct presence *p, presence_member_cb *cb, void *ud);
 void presence_drain_dirty(struct presence *p, presence_member_cb *cb,
                           void *ud);
 
+/* ---- cluster nodes (docs/cluster.md) ---------------------------------
+ * A node of a cluster runs one core for its own connections and hands
+ * Redis its contribution to each user; a second core, the mirror, holds
+ * the cluster's effective records as events bring them. */
+
+/* What this core contributes to a user's cluster-wide status: present (a
+ * connection or a window), the most present auto status it sees, its
+ * connection count. Strings lent. */
+struct presence_contrib {
+    int present;
+    enum presence_status auto_status;  /* OFFLINE, AWAY or ONLINE */
+    unsigned nconns;
+    int64_t last_seen_ms;
+    const char *name;
+    int changed;        /* differs from what the previous call returned */
+};
+/* Called at the end of every change to a user (connect, close, idle
+ * report, login, logout, window closed, manual status), before any
+ * announcement, with the core consistent. Strings lent. */
+typedef void presence_touch_cb(void *ud, const char *org, const char *user,
+                               enum presence_reason reason);
+void presence_set_watch(struct presence *p, presence_touch_cb *cb, void *ud);
+/* Fills out with the user's contribution and, if remember, remembers it
+ * (so 'changed' says whether the next one differs). Allowed inside the
+ * watch callback. 0 or PRESENCE_ENOENT. */
+int presence_contribution(struct presence *p, const char *org,
+                          const char *user, struct presence_contrib *out,
+                          int remember);
+/* Opens a restore window showing auto_status for a known user without a
+ * connection or window (a node restarted with its old id takes back what
+ * the cluster held for it), and counts it as already contributed.
+ * 0, PRESENCE_ENOENT or PRESENCE_EINVAL. Announces nothing. */
+int presence_restore(struct presence *p, const char *org, const char *user,
+                     enum presence_status auto_status, int64_t now);
+/* Mirror cores only: sets m's record as given (adding the user, and its
+ * organization, if new): status, manual, last_seen (never backwards),
+ * connection count; the organization's seq becomes seq if that is higher;
+ * dirty: to be drained by presence_drain_dirty(). Announces nothing.
+ * 0 or PRESENCE_EINVAL. */
+int presence_mirror_set(struct presence *p, const struct presence_member *m,
+                        uint64_t seq, int dirty);
+/* Mirror cores only: the organization's seq is seq (made if new). */
+void presence_mirror_org(struct presence *p, const char *org, uint64_t seq);
+
 /* Names for the wire: "ONLINE", "AWAY", "BUSY", "OFFLINE"; "connect", ... */
 const char *presence_status_name(enum presence_status s);
 int presence_status_parse(const char *s, enum presence_status *out);

@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "http/http.h"
+#include "cluster/cluster.h"
 #include "hub/hub.h"
 #include "net/net.h"
 #include "server/server.h"
@@ -65,6 +66,7 @@ struct server {
     unsigned nloops;
     struct worker *w[MAX_LOOPS];
     uv_timer_t flush, sweep; /* on loop 0 */
+    struct cluster *cl;      /* on loop 0; NULL without redis */
     uv_signal_t sigterm, sigint, sighup;
     struct server_hooks hooks;
     struct api_shared shared;
@@ -340,6 +342,9 @@ static void begin_stop(struct server *srv, const char *why)
     hub_stopping(srv->hub);
     uv_timer_stop(&srv->sweep);
     uv_timer_stop(&srv->flush);
+    /* The node's contributions stay in Redis: a restart with the same id
+     * takes them back, and if none comes the others reap them. */
+    cluster_close(srv->cl);
     for (unsigned i = 1; i < srv->nloops; i++)
         if (srv->w[i]->stopping < 2)
             loop_wake(srv->w[i]->lp);
@@ -690,6 +695,22 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
                     "cannot watch signals") != 0)
             goto out_loops;
     }
+    if (cfg->redis[0]) {
+        struct cluster_callbacks cb;
+        hub_cluster_callbacks(&cb);
+        char node[160], cerr[256] = "";
+        config_node_id(cfg, node, sizeof node);
+        struct cluster_opts co = {
+            .uri = cfg->redis, .name = cfg->cluster, .node = node,
+            .listen = srv->listen_addr, .node_ttl_ms = cfg->node_ttl_ms,
+            .grace_ms = cfg->grace_ms, .started_ms = hub_now(srv->hub),
+        };
+        if (cluster_new(&srv->cl, &co, main_loop, &cb, srv->hub, cerr) != 0) {
+            log_error("cluster: %s", cerr);
+            goto out_loops;
+        }
+        hub_set_cluster(srv->hub, srv->cl);
+    }
     for (unsigned i = 0; i < nloops; i++)
         if (worker_start(srv->w[i]) != 0)
             goto out_loops;
@@ -727,8 +748,10 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
 
 out_loops:
     storeq_close(srv->q); /* no-op if done */
+    cluster_close(srv->cl);
     for (unsigned i = 0; i < srv->nloops; i++)
         worker_free(srv->w[i]);
+    cluster_free(srv->cl); /* its handles closed with loop 0 */
     hub_free(srv->hub);
     api_shared_dispose(&srv->shared);
     ws_pool_free();
