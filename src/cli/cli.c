@@ -1,9 +1,9 @@
 /* cli.c - subcommands: serve, org, user, channel, project, token,
- * cleanup-stale, demo, db copy.
+ * cleanup-stale, demo, db copy, cluster status.
  *
  * Each command builds its configuration the same way (config.h: defaults,
- * file, environment, flags), opens the store, does one thing and reports
- * it on stdout. */
+ * file, environment, flags), opens the store (cluster status: the
+ * cluster's Redis), does one thing and reports it on stdout. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -21,15 +21,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
 #include "api/api.h"
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "cluster/uri.h"
 #include "config.h"
-#include "api/api.h"
 #include "server/server.h"
 #include "store/copy.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 #define MAX_FLAGS 64
 
@@ -39,7 +43,7 @@ struct args {
     int nwords;
     const char *keys[MAX_FLAGS], *vals[MAX_FLAGS];
     int nflags;
-    int help, if_empty, demo, version, force;
+    int help, if_empty, demo, version, force, json;
 };
 
 static const char *usage_text =
@@ -58,6 +62,8 @@ static const char *usage_text =
     "  demo [--if-empty]              seed a demo organization\n"
     "  db copy --from FILE.db --to postgresql://... [--force]\n"
     "                                  copy a SQLite database to PostgreSQL\n"
+    "  cluster status [--redis URI] [--cluster NAME] [--json]\n"
+    "                                  the nodes of a cluster, from its Redis\n"
     "  help, --help, --version\n"
     "\n"
     "every command takes --db PATH and --config FILE; settings come from\n"
@@ -86,6 +92,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->version = 1;
         } else if (!strcmp(s, "--force")) {
             a->force = 1;
+        } else if (!strcmp(s, "--json")) {
+            a->json = 1;
         } else if (s[0] == '-' && s[1] == '-' && s[2]) {
             const char *eq = strchr(s, '=');
             if (a->nflags == MAX_FLAGS)
@@ -1031,6 +1039,387 @@ static int cmd_db(struct args *a, char **envp)
     return 0;
 }
 
+/* ---- cluster status: the nodes, as the cluster's Redis holds them ------- */
+
+#define REDIS_TIMEOUT_S 2
+
+/* One field of K nodes (docs/cluster.md): node id ->
+ * last_beat_ms|connections|started_ms|listen. */
+struct node_row {
+    char *id; /* as stored, NUL added */
+    size_t idlen;
+    int alive;  /* K alive:<node> exists */
+    int parsed; /* the value has the four fields */
+    long long beat_ms, conns, started_ms;
+    char *listen; /* "" unless parsed */
+};
+
+static int node_cmp(const void *x, const void *y)
+{
+    const struct node_row *a = x, *b = y;
+    size_t n = a->idlen < b->idlen ? a->idlen : b->idlen;
+    int d = memcmp(a->id, b->id, n);
+    return d ? d : (a->idlen > b->idlen) - (a->idlen < b->idlen);
+}
+
+/* A decimal field of a node's value, ended by '|'. */
+static int node_field(const char **p, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(*p, &end, 10);
+    if (end == *p || *end != '|' || errno)
+        return -1;
+    *out = v;
+    *p = end + 1;
+    return 0;
+}
+
+static void node_parse(struct node_row *n, const char *v)
+{
+    n->parsed = node_field(&v, &n->beat_ms) == 0 &&
+                node_field(&v, &n->conns) == 0 &&
+                node_field(&v, &n->started_ms) == 0;
+    n->listen = xstrdup(n->parsed ? v : "");
+}
+
+static void free_nodes(struct node_row *nodes, size_t n)
+{
+    for (size_t i = 0; nodes && i < n; i++) {
+        free(nodes[i].id);
+        free(nodes[i].listen);
+    }
+    free(nodes);
+}
+
+/* What Redis holds is printed, not obeyed: a control character in it
+ * could drive the terminal, so it is shown as '?'. Returns a new string. */
+static char *shown_text(const char *s, size_t n)
+{
+    char *out = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    out[n] = '\0';
+    return out;
+}
+
+/* Says on one line what failed: Redis as shown (without its password),
+ * and a reason from hiredis or from Redis, neither of which repeats a
+ * password. Returns the exit status. */
+static int redis_fail(const char *shown, const char *what, const char *why)
+{
+    char line[512];
+    snprintf(line, sizeof line, "%s", why && *why ? why : "no reply");
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    fprintf(stderr, "presenced: Redis at %s: %s: %s\n", shown, what, line);
+    return 1;
+}
+
+/* rep if it is a reply of the given type (-1: any but an error), else
+ * NULL after redis_fail(), rep freed. */
+static redisReply *redis_expect(redisContext *r, redisReply *rep, int type,
+                                const char *shown, const char *what)
+{
+    if (!rep) {
+        redis_fail(shown, what, r->errstr);
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR || (type >= 0 && rep->type != type)) {
+        redis_fail(shown, what, rep->type == REDIS_REPLY_ERROR
+                                    ? rep->str
+                                    : "unexpected reply");
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+/* Connects, authenticates and selects the database of u, each step
+ * within REDIS_TIMEOUT_S. NULL after saying why. */
+static redisContext *redis_open(const struct cluster_uri *u,
+                                const char *shown)
+{
+    struct timeval tv = {REDIS_TIMEOUT_S, 0};
+    redisContext *r = u->path[0] ? redisConnectUnixWithTimeout(u->path, tv)
+                                 : redisConnectWithTimeout(u->host, u->port,
+                                                           tv);
+    redisReply *rep = NULL;
+
+    if (!r || r->err) {
+        redis_fail(shown, "cannot connect", r ? r->errstr : "out of memory");
+        goto fail;
+    }
+    if (redisSetTimeout(r, tv) != REDIS_OK) {
+        redis_fail(shown, "cannot set a timeout", r->errstr);
+        goto fail;
+    }
+    if (u->password[0]) {
+        rep = u->user[0]
+                  ? redisCommand(r, "AUTH %s %s", u->user, u->password)
+                  : redisCommand(r, "AUTH %s", u->password);
+        if (!(rep = redis_expect(r, rep, -1, shown, "AUTH refused")))
+            goto fail;
+        freeReplyObject(rep);
+    }
+    if (u->db) {
+        rep = redisCommand(r, "SELECT %d", u->db);
+        if (!(rep = redis_expect(r, rep, -1, shown, "SELECT")))
+            goto fail;
+        freeReplyObject(rep);
+    }
+    return r;
+fail:
+    redisFree(r);
+    return NULL;
+}
+
+/* Reads the nodes of 'cluster' (sorted by id) and Redis's time. 0 with
+ * them in *out (free_nodes()), or an exit status after saying why. */
+static int cluster_nodes(redisContext *r, const char *shown,
+                         const char *cluster, struct node_row **out,
+                         size_t *nout, long long *now_ms)
+{
+    redisReply *rep;
+    char key[128];
+
+    *out = NULL;
+    *nout = 0;
+    rep = redis_expect(r, redisCommand(r, "TIME"), REDIS_REPLY_ARRAY, shown,
+                       "TIME");
+    if (!rep)
+        return 1;
+    if (rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(rep);
+        return redis_fail(shown, "TIME", "unexpected reply");
+    }
+    *now_ms = atoll(rep->element[0]->str) * 1000 +
+              atoll(rep->element[1]->str) / 1000;
+    freeReplyObject(rep);
+
+    /* docs/cluster.md: every key starts with K, presenced:<cluster>: */
+    snprintf(key, sizeof key, "presenced:%s:nodes", cluster);
+    rep = redis_expect(r, redisCommand(r, "HGETALL %s", key),
+                       REDIS_REPLY_ARRAY, shown, "HGETALL");
+    if (!rep)
+        return 1;
+    size_t n = rep->elements / 2;
+    struct node_row *nodes = xcalloc(n ? n : 1, sizeof *nodes);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *f = rep->element[2 * i], *v = rep->element[2 * i + 1];
+        nodes[i].idlen = f->len;
+        nodes[i].id = xmalloc(f->len + 1);
+        memcpy(nodes[i].id, f->str, f->len);
+        nodes[i].id[f->len] = '\0';
+        node_parse(&nodes[i], v->type == REDIS_REPLY_STRING ? v->str : "");
+    }
+    freeReplyObject(rep);
+    *out = nodes;
+    *nout = n;
+
+    /* Liveness: K alive:<node>, one PTTL each, all in one round trip. */
+    snprintf(key, sizeof key, "presenced:%s:alive:", cluster);
+    size_t nkey = strlen(key);
+    for (size_t i = 0; i < n; i++) {
+        char *k = xmalloc(nkey + nodes[i].idlen);
+        memcpy(k, key, nkey);
+        memcpy(k + nkey, nodes[i].id, nodes[i].idlen);
+        int bad = redisAppendCommand(r, "PTTL %b", k, nkey + nodes[i].idlen);
+        free(k);
+        if (bad != REDIS_OK)
+            return redis_fail(shown, "PTTL", r->errstr);
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *got = NULL;
+        if (redisGetReply(r, &got) != REDIS_OK)
+            got = NULL;
+        if (!(rep = redis_expect(r, got, REDIS_REPLY_INTEGER, shown, "PTTL")))
+            return 1;
+        /* -2: no such key; -1: a key without an expiry, there all the
+         * same. */
+        nodes[i].alive = rep->integer != -2;
+        freeReplyObject(rep);
+    }
+    qsort(nodes, n, sizeof *nodes, node_cmp);
+    return 0;
+}
+
+/* One line of the table, as printed. */
+struct node_cells {
+    char *id, *listen; /* shown_text() */
+    char conns[24], beat[48], started[32];
+    const char *state;
+};
+
+static void node_cells(const struct node_row *x, long long now_ms,
+                       struct node_cells *c)
+{
+    c->state = x->alive ? "alive" : "dead";
+    c->id = shown_text(x->id, x->idlen);
+    c->listen = x->parsed ? shown_text(x->listen, strlen(x->listen))
+                          : xstrdup("-");
+    strcpy(c->conns, "-");
+    strcpy(c->beat, "-");
+    strcpy(c->started, "-");
+    if (!x->parsed)
+        return;
+    snprintf(c->conns, sizeof c->conns, "%lld", x->conns);
+    /* Redis's clock, not ours: the nodes beat by it. */
+    long long age = now_ms - x->beat_ms;
+    long long tenths = (age < 0 ? 0 : age + 50) / 100;
+    snprintf(c->beat, sizeof c->beat, "%lld.%llds ago", tenths / 10,
+             tenths % 10);
+    time_t t = (time_t)(x->started_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(c->started, sizeof c->started, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The table: a header, then a line per node, each column as wide as its
+ * widest cell, two spaces apart. */
+static void print_table(const char *cluster, const struct node_row *nodes,
+                        size_t n, long long now_ms)
+{
+    enum { NCOL = 6 };
+    static const char *head[NCOL] = {"NODE",      "STATE",   "CONNECTIONS",
+                                     "LAST_BEAT", "STARTED", "LISTEN"};
+    const char **cell = xcalloc((n + 1) * NCOL, sizeof *cell);
+    struct node_cells *rows = xcalloc(n ? n : 1, sizeof *rows);
+    size_t width[NCOL] = {0};
+
+    if (n == 0)
+        printf("no nodes in cluster %s\n", cluster);
+    memcpy(cell, head, sizeof head);
+    for (size_t i = 0; i < n; i++) {
+        struct node_cells *c = &rows[i];
+        const char **line = cell + (i + 1) * NCOL;
+        node_cells(&nodes[i], now_ms, c);
+        line[0] = c->id;
+        line[1] = c->state;
+        line[2] = c->conns;
+        line[3] = c->beat;
+        line[4] = c->started;
+        line[5] = c->listen;
+    }
+    for (size_t i = 0; i <= n; i++)
+        for (int k = 0; k < NCOL; k++)
+            if (strlen(cell[i * NCOL + k]) > width[k])
+                width[k] = strlen(cell[i * NCOL + k]);
+    for (size_t i = 0; n && i <= n; i++) {
+        for (int k = 0; k < NCOL - 1; k++)
+            printf("%-*s  ", (int)width[k], cell[i * NCOL + k]);
+        printf("%s\n", cell[i * NCOL + NCOL - 1]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].id);
+        free(rows[i].listen);
+    }
+    free(rows);
+    free(cell);
+}
+
+/* A JSON string of what Redis holds: as is when it is UTF-8, else with
+ * each byte that is not ASCII shown as '?'. */
+static json_t *json_text(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+    if (j)
+        return j;
+    char *t = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (unsigned char)s[i] >= 0x80 || !s[i] ? '?' : s[i];
+    j = json_stringn(t, n);
+    free(t);
+    return j;
+}
+
+/* {"cluster":NAME,"nodes":[{"id":..,"state":..,"connections":N,
+ * "last_beat_ms":..,"started_ms":..,"listen":..}]}, a value not of the
+ * documented form giving null fields. 0, or 1 after saying why. */
+static int print_json(const char *cluster, const struct node_row *nodes,
+                      size_t n)
+{
+    json_t *root = json_object(), *arr = json_array();
+    json_object_set_new(root, "cluster", json_string(cluster));
+    json_object_set_new(root, "nodes", arr);
+    for (size_t i = 0; i < n; i++) {
+        const struct node_row *x = &nodes[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_text(x->id, x->idlen));
+        json_object_set_new(o, "state",
+                            json_string(x->alive ? "alive" : "dead"));
+        json_object_set_new(o, "connections",
+                            x->parsed ? json_integer(x->conns) : json_null());
+        json_object_set_new(o, "last_beat_ms",
+                            x->parsed ? json_integer(x->beat_ms)
+                                      : json_null());
+        json_object_set_new(o, "started_ms",
+                            x->parsed ? json_integer(x->started_ms)
+                                      : json_null());
+        json_object_set_new(o, "listen",
+                            x->parsed
+                                ? json_text(x->listen, strlen(x->listen))
+                                : json_null());
+        json_array_append_new(arr, o);
+    }
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text) {
+        fprintf(stderr, "presenced: cannot encode the nodes as JSON\n");
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+static int cmd_cluster(struct args *a, char **envp)
+{
+    struct config c;
+    char err[CONFIG_ERRLEN], shown[1200];
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *redis = flag(a, "redis"), *name = flag(a, "cluster");
+    if ((redis && config_set(&c, "redis", redis, err) != 0) ||
+        (name && config_set(&c, "cluster", name, err) != 0)) {
+        fprintf(stderr, "presenced: %s\n", err);
+        return 2;
+    }
+    if ((rc = leftover(a)))
+        return rc;
+    if (!a->sub || strcmp(a->sub, "status") || a->nwords != 1)
+        return usage("usage: cluster status [--redis URI] [--cluster NAME] "
+                     "[--json]%s", "");
+    if (!c.redis[0])
+        return usage("cluster status needs the cluster's Redis: --redis URI "
+                     "or the redis setting (PRESENCED_REDIS)%s", "");
+    struct cluster_uri u;
+    if (cluster_uri_parse(c.redis, &u, err) != 0) { /* config checked it */
+        fprintf(stderr, "presenced: redis: %s\n", err);
+        return 2;
+    }
+    cluster_uri_redacted(&u, shown, sizeof shown);
+    redisContext *r = redis_open(&u, shown);
+    explicit_bzero(&u, sizeof u);
+    explicit_bzero(c.redis, sizeof c.redis);
+    if (!r)
+        return 1;
+    struct node_row *nodes;
+    size_t n;
+    long long now_ms = 0;
+    rc = cluster_nodes(r, shown, c.cluster, &nodes, &n, &now_ms);
+    redisFree(r);
+    if (rc == 0 && a->json)
+        rc = print_json(c.cluster, nodes, n);
+    else if (rc == 0)
+        print_table(c.cluster, nodes, n, now_ms);
+    free_nodes(nodes, n);
+    return rc;
+}
+
 static const struct {
     const char *cmd, *text;
 } command_help[] = {
@@ -1072,6 +1461,13 @@ static const struct {
            "snapshot: a server may keep running on the file, and what it "
            "writes afterwards is not copied. A target whose tables hold "
            "rows is refused unless --force, which deletes them first.\n"},
+    {"cluster", "usage: presenced cluster status [--redis URI] "
+                "[--cluster NAME] [--json]\n"
+                "Lists the nodes of the cluster, as its Redis holds them, "
+                "sorted by id: alive (its liveness key is there) or dead, "
+                "connections, its last beat (by Redis's clock), when it "
+                "started, its address. --redis and --cluster default to "
+                "the redis and cluster settings.\n"},
 };
 
 static void print_setting(void *ud, const char *key, const char *env,
@@ -1135,5 +1531,7 @@ int cli_main(int argc, char **argv, char **envp)
         return cmd_demo(&a, envp);
     if (!strcmp(a.cmd, "db"))
         return cmd_db(&a, envp);
+    if (!strcmp(a.cmd, "cluster"))
+        return cmd_cluster(&a, envp);
     return usage("unknown command %s", a.cmd);
 }
