@@ -125,7 +125,8 @@ struct cluster {
 };
 
 static void connect_both(struct cluster *cl);
-static void go_down(struct cluster *cl, const char *why);
+static void go_down(struct cluster *cl, const char *why,
+                    const redisAsyncContext *dying);
 
 /* ---- the queue -------------------------------------------------------- */
 
@@ -503,25 +504,30 @@ static void auth_select(struct cluster *cl, redisAsyncContext *ac)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct cluster *cl = ac->data;
+    if (ac != cl->cmd && ac != cl->sub)
+        return;
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
         if (ac == cl->cmd)
             cl->cmd = NULL;
         if (ac == cl->sub)
             cl->sub = NULL;
-        go_down(cl, ac->errstr);
+        go_down(cl, ac->errstr, ac);
     }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct cluster *cl = ac->data;
+    if (ac != cl->cmd && ac != cl->sub)
+        return; /* one we dropped ourselves */
     if (ac == cl->cmd)
         cl->cmd = NULL;
     if (ac == cl->sub)
         cl->sub = NULL;
     if (!cl->closing)
-        go_down(cl, status == REDIS_OK ? "connection closed" : ac->errstr);
+        go_down(cl, status == REDIS_OK ? "connection closed" : ac->errstr,
+                ac);
 }
 
 static void retry_cb(uv_timer_t *t)
@@ -531,8 +537,10 @@ static void retry_cb(uv_timer_t *t)
         connect_both(cl);
 }
 
-/* Drops both connections and tries again after the backoff. */
-static void go_down(struct cluster *cl, const char *why)
+/* Drops both connections and tries again after the backoff. dying: a
+ * context whose own callback this is (hiredis frees it after). */
+static void go_down(struct cluster *cl, const char *why,
+                    const redisAsyncContext *dying)
 {
     if (cl->closing)
         return;
@@ -550,11 +558,15 @@ static void go_down(struct cluster *cl, const char *why)
     }
     cl->cmd_ready = cl->sub_ready = 0;
     cl->outstanding = 0;
-    /* Disconnecting calls on_disconnect, which clears the pointers. */
-    if (cl->cmd)
-        redisAsyncDisconnect(cl->cmd);
-    if (cl->sub)
-        redisAsyncDisconnect(cl->sub);
+    /* Freed at once: a subscribed context would wait forever for its
+     * replies to end before a graceful disconnect. Its callbacks see the
+     * pointers cleared, and its pending replies come back NULL. */
+    redisAsyncContext *c = cl->cmd, *s = cl->sub;
+    cl->cmd = cl->sub = NULL;
+    if (c && c != dying)
+        redisAsyncFree(c);
+    if (s && s != dying)
+        redisAsyncFree(s);
     if (!uv_is_active((uv_handle_t *)&cl->retry)) {
         uv_timer_start(&cl->retry, retry_cb, (uint64_t)cl->backoff_ms, 0);
         cl->backoff_ms *= 2;
@@ -568,7 +580,7 @@ static void connect_both(struct cluster *cl)
     cl->cmd = open_one(cl);
     cl->sub = cl->cmd ? open_one(cl) : NULL;
     if (!cl->cmd || !cl->sub) {
-        go_down(cl, "cannot connect");
+        go_down(cl, "cannot connect", NULL);
         return;
     }
     cl->outstanding = 0;
@@ -646,7 +658,7 @@ static void beat_cb(uv_timer_t *t)
     struct cluster *cl = t->data;
     if (cl->cmd && cl->outstanding &&
         uv_now(cl->loop) - cl->progress_at > (uint64_t)cl->ttl_ms) {
-        go_down(cl, "redis does not answer");
+        go_down(cl, "redis does not answer", NULL);
         return;
     }
     if (cl->state != CLUSTER_UP || !cl->cmd)

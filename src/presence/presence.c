@@ -235,6 +235,8 @@ static struct user *find_user(struct presence *p, const char *org,
 
 static void set_name(struct user *u, const char *name)
 {
+    if (name == u->name)
+        return; /* the caller handed back our own (a mirror's copy) */
     if (u->name != u->id)
         free(u->name);
     /* docs/protocol.md: a member without a display name shows its id. */
