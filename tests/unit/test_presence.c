@@ -1399,6 +1399,176 @@ static void test_org_size_and_online(void **state)
                   "acme/carol OFFLINE restart 3;");
 }
 
+
+/* ---- cluster nodes ---------------------------------------------------- */
+
+/* The watch log: "org/user reason;" per change, and each contribution. */
+struct watch_acc {
+    struct presence *p;
+    char s[2048];
+};
+
+static void on_watch(void *ud, const char *org, const char *user,
+                     enum presence_reason reason)
+{
+    struct watch_acc *a = ud;
+    struct presence_contrib c;
+    size_t len = strlen(a->s);
+
+    /* Allowed inside the callback, and remembered. */
+    assert_int_equal(presence_contribution(a->p, org, user, &c, 1), 0);
+    snprintf(a->s + len, sizeof(a->s) - len, "%s/%s %s %d %s %u%s;", org,
+             user, presence_reason_name(reason), c.present,
+             presence_status_name(c.auto_status), c.nconns,
+             c.changed ? "" : " same");
+}
+
+static void test_watch_every_change(void **state)
+{
+    struct fx *f = *state;
+    struct watch_acc a = {.p = f->p};
+    struct presence_conn *c1, *c2;
+
+    presence_set_watch(f->p, on_watch, &a);
+    add(f, "acme", "alice");
+    c1 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_ONLINE, 1000);
+    /* A second tab changes no status (no event) but the contribution. */
+    c2 = presence_connect(f->p, "acme", "alice", 0, PRESENCE_AWAY, 1100);
+    assert_int_equal(presence_conn_auto(f->p, c1, PRESENCE_AWAY, 1200), 0);
+    presence_disconnect(f->p, c1, 1300, 0);
+    presence_disconnect(f->p, c2, 1400, 0);
+    presence_tick(f->p, 1400 + GRACE);
+    assert_string_equal(a.s,
+        "acme/alice connect 1 ONLINE 1;"
+        "acme/alice connect 1 ONLINE 2;"
+        "acme/alice idle 1 AWAY 2;"
+        "acme/alice disconnect 1 AWAY 1;"
+        "acme/alice disconnect 1 AWAY 0;"      /* grace keeps it */
+        "acme/alice grace_expired 0 OFFLINE 0;");
+    expect_log(f, "acme/alice ONLINE connect 1;acme/alice AWAY idle 2;"
+                  "acme/alice OFFLINE grace_expired 3;");
+}
+
+static void test_contribution_ignores_manual(void **state)
+{
+    struct fx *f = *state;
+    struct presence_contrib c;
+    struct presence_conn *k;
+
+    add(f, "acme", "bob");
+    assert_int_equal(presence_contribution(f->p, "acme", "bob", &c, 1), 0);
+    assert_int_equal(c.present, 0);
+    assert_int_equal(c.changed, 0);
+    k = presence_connect(f->p, "acme", "bob", 0, PRESENCE_ONLINE, 10);
+    assert_int_equal(presence_set_manual(f->p, "acme", "bob", PRESENCE_BUSY,
+                                         20), 0);
+    /* What the node sees of its connections; the cluster applies BUSY. */
+    assert_int_equal(presence_contribution(f->p, "acme", "bob", &c, 0), 0);
+    assert_int_equal(c.present, 1);
+    assert_int_equal(c.auto_status, PRESENCE_ONLINE);
+    assert_int_equal(c.nconns, 1);
+    assert_int_equal(c.changed, 1);
+    /* Not remembered: still a change. */
+    assert_int_equal(presence_contribution(f->p, "acme", "bob", &c, 1), 0);
+    assert_int_equal(c.changed, 1);
+    assert_int_equal(presence_contribution(f->p, "acme", "bob", &c, 1), 0);
+    assert_int_equal(c.changed, 0);
+    /* A window that keeps BUSY contributes ONLINE. */
+    presence_disconnect(f->p, k, 30, 0);
+    assert_int_equal(presence_contribution(f->p, "acme", "bob", &c, 1), 0);
+    assert_int_equal(c.present, 1);
+    assert_int_equal(c.auto_status, PRESENCE_ONLINE);
+    assert_int_equal(c.nconns, 0);
+    assert_int_equal(presence_contribution(f->p, "acme", "nobody", &c, 1),
+                     PRESENCE_ENOENT);
+    presence_tick(f->p, 30 + GRACE);
+    expect_log(f, "acme/bob ONLINE connect 1;acme/bob BUSY manual 2;"
+                  "acme/bob OFFLINE grace_expired 3;");
+}
+
+static void test_restore_from_cluster(void **state)
+{
+    struct fx *f = *state;
+    struct presence_contrib c;
+    struct presence_conn *k;
+
+    add(f, "acme", "carol");
+    add(f, "acme", "dave");
+    assert_int_equal(presence_restore(f->p, "acme", "carol", PRESENCE_AWAY,
+                                      100), 0);
+    assert_int_equal(presence_restore(f->p, "acme", "dave", PRESENCE_ONLINE,
+                                      100), 0);
+    assert_int_equal(presence_restore(f->p, "acme", "nobody",
+                                      PRESENCE_ONLINE, 100), PRESENCE_ENOENT);
+    assert_int_equal(presence_restore(f->p, "acme", "dave", PRESENCE_BUSY,
+                                      100), PRESENCE_EINVAL);
+    /* Counted as contributed already: nothing to hand out. */
+    assert_int_equal(presence_contribution(f->p, "acme", "carol", &c, 1), 0);
+    assert_int_equal(c.present, 1);
+    assert_int_equal(c.auto_status, PRESENCE_AWAY);
+    assert_int_equal(c.changed, 0);
+    /* dave comes back inside the window: no flap; carol does not. */
+    k = presence_connect(f->p, "acme", "dave", 0, PRESENCE_ONLINE, 200);
+    presence_tick(f->p, 100 + RESTART);
+    assert_int_equal(presence_contribution(f->p, "acme", "carol", &c, 1), 0);
+    assert_int_equal(c.present, 0);
+    assert_int_equal(c.changed, 1);
+    presence_disconnect(f->p, k, 100 + RESTART, PRESENCE_NOW);
+    expect_log(f, "acme/carol OFFLINE restart 1;"
+                  "acme/dave OFFLINE disconnect 2;");
+}
+
+static void test_mirror_set(void **state)
+{
+    struct fx *f = *state;
+    struct presence *m = presence_new(&opts, NULL, NULL);
+    struct presence_member in = {
+        .org = "acme", .user = "erin", .name = "Erin",
+        .status = PRESENCE_BUSY, .manual = PRESENCE_BUSY,
+        .last_seen_ms = 500, .nconns = 3,
+    };
+    struct rec r;
+    unsigned online;
+
+    (void)f;
+    assert_int_equal(presence_mirror_set(m, &in, 7, 1), 0);
+    assert_int_equal(presence_org_seq(m, "acme"), 7);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(presence_get(m, "acme", "erin", get_cb, &r), 0);
+    assert_string_equal(r.name, "Erin");
+    assert_int_equal(r.status, PRESENCE_BUSY);
+    assert_int_equal(r.manual, PRESENCE_BUSY);
+    assert_int_equal(r.last_seen, 500);
+    assert_int_equal(r.nconns, 3);
+    presence_org_size(m, "acme", &online);
+    assert_int_equal(online, 1);
+    /* A lower seq leaves the organization's; last_seen never goes back. */
+    in.status = PRESENCE_OFFLINE;
+    in.manual = PRESENCE_UNSET;
+    in.last_seen_ms = 100;
+    in.nconns = 0;
+    assert_int_equal(presence_mirror_set(m, &in, 3, 0), 0);
+    assert_int_equal(presence_org_seq(m, "acme"), 7);
+    assert_int_equal(presence_get(m, "acme", "erin", get_cb, &r), 0);
+    assert_int_equal(r.status, PRESENCE_OFFLINE);
+    assert_int_equal(r.last_seen, 500);
+    assert_int_equal(r.nconns, 0);
+    presence_org_size(m, "acme", &online);
+    assert_int_equal(online, 0);
+    /* A resync sets the seq exactly, even lower (Redis came back empty). */
+    presence_mirror_org(m, "acme", 2);
+    assert_int_equal(presence_org_seq(m, "acme"), 2);
+    presence_mirror_org(m, "new", 5);
+    assert_int_equal(presence_org_seq(m, "new"), 5);
+    in.status = (enum presence_status)9;
+    assert_int_equal(presence_mirror_set(m, &in, 8, 0), PRESENCE_EINVAL);
+    /* Only the dirty one is drained. */
+    struct list_acc a = {"", 0};
+    presence_drain_dirty(m, list_cb, &a);
+    assert_string_equal(a.s, "acme/erin OFFLINE;");
+    presence_free(m);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1437,6 +1607,10 @@ int main(void)
         T(test_conn_accessors),
         T(test_free_with_open_conns),
         T(test_default_opts),
+        T(test_watch_every_change),
+        T(test_contribution_ignores_manual),
+        T(test_restore_from_cluster),
+        T(test_mirror_set),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
