@@ -53,6 +53,11 @@ int api_init(void);
 int api_shared_init(struct api_shared *shared, struct storeq *q,
                     int64_t now_ms);
 void api_shared_dispose(struct api_shared *shared);
+/* A login session another node of the cluster made or ended (hub.h
+ * hub_session_cb; ud: the struct api_shared). Lock held. */
+void api_session_hook(void *ud, int add, int64_t id,
+                      const unsigned char hash[32], const char *org,
+                      const char *user, int64_t expires_ms);
 /* Hub lock held, on a loop: forgets expired sessions, in memory and (a
  * store job) in the store. */
 void api_sweep(struct api_shared *shared, struct hub *hub, int64_t now_ms);

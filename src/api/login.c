@@ -195,8 +195,12 @@ static void session_done(void *ud, int rc)
         0)
         log_error("login of %s/%s: session %lld twice", j->u.org, j->u.id,
                   (long long)j->sid);
+    hub_session_changed(srv->hub, 1, j->sid, j->hash, j->u.org, j->u.id,
+                        j->expires);
     for (size_t i = 0; i < j->ntrimmed; i++) {
         sessions_delete(t, j->trimmed[i]);
+        hub_session_changed(srv->hub, 0, j->trimmed[i], NULL, j->u.org,
+                            j->u.id, 0);
         hub_revoke_session(srv->hub, j->u.org, j->u.id,
                            (uint64_t)j->trimmed[i]);
     }
@@ -297,6 +301,9 @@ static void login_done(uv_work_t *req, int status)
                       "too many logins at once; try again");
     } else if (j->result == LOGIN_FAILED) {
         log_info("%s: failed login for %s", q->client, j->emailkey + 6);
+        /* Counted on every node of a cluster too (login_limit is
+         * cluster-wide). */
+        hub_login_failed(srv->hub, j->ipkey, j->emailkey);
         http_error(c, 401, "invalid_credentials", "wrong email or password");
     } else {
         login_ok(j); /* answers or finishes later */
@@ -457,6 +464,9 @@ void api_logout(struct api_req *q)
         int64_t *id = xmalloc(sizeof *id);
         *id = (int64_t)w->session;
         sessions_delete(srv->shared->sessions, *id);
+        /* Not a revoke on the others: the kick of hub_end_session() below
+         * closes the session's sockets there as a logout. */
+        hub_session_changed(srv->hub, 0, *id, NULL, NULL, NULL, 0);
         if (hub_submit(srv->hub, session_delete_run, session_delete_done, id,
                        STOREQ_RETRY | STOREQ_DURABLE) != 0) {
             log_error("could not delete session %lld: the store queue is "
@@ -490,6 +500,17 @@ static int load_run(struct store *s, void *ud)
 {
     struct load_ctx *l = ud;
     return store_session_each(s, l->now, load_session, l->t);
+}
+
+void api_session_hook(void *ud, int add, int64_t id,
+                      const unsigned char hash[32], const char *org,
+                      const char *user, int64_t expires_ms)
+{
+    struct api_shared *shared = ud;
+    if (add)
+        sessions_add(shared->sessions, id, hash, org, user, expires_ms);
+    else
+        sessions_delete(shared->sessions, id);
 }
 
 int api_shared_init(struct api_shared *shared, struct storeq *q,

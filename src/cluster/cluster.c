@@ -97,7 +97,7 @@ struct cluster {
     struct cluster_callbacks cb;
     void *ud;
     struct cluster_uri uri;
-    char *name, *node, *listen, *prefix, *pattern;
+    char *name, *node, *listen, *prefix, *pattern, *counts;
     size_t prefix_len;
     int64_t ttl_ms, grace_ms, started_ms, beat_ms;
     char sha[41];
@@ -361,7 +361,7 @@ static void script_loaded(struct cluster *cl, redisReply *r, void *arg)
 /* ---- the subscription ------------------------------------------------- */
 
 /* "E seq status manual nconns ls origin ulen nlen\n" user name frame, or
- * "U status ..." (no seq, no frame), or "K session ulen\n" user. */
+ * "U status ..." (no seq, no frame), or "K session ulen origin\n" user. */
 static void on_message(struct cluster *cl, const char *org, const char *p,
                        size_t n)
 {
@@ -379,8 +379,10 @@ static void on_message(struct cluster *cl, const char *org, const char *p,
     if (p[0] == 'K') {
         unsigned long long session;
         size_t ulen;
-        if (sscanf(line, "K %llu %zu", &session, &ulen) != 2 || ulen > blen)
-            return;
+        char origin[160];
+        if (sscanf(line, "K %llu %zu %159s", &session, &ulen, origin) != 3 ||
+            ulen > blen || strcmp(origin, cl->node) == 0)
+            return; /* ours: closed where the logout happened */
         char *user = xmalloc(ulen + 1);
         memcpy(user, body, ulen);
         user[ulen] = '\0';
@@ -425,6 +427,65 @@ static void on_message(struct cluster *cl, const char *org, const char *p,
     free(name);
 }
 
+/* "S <origin> <add> <id> <expires> <olen> <ulen>\n" hash[32] org user. */
+static void on_session_msg(struct cluster *cl, const char *p, size_t n)
+{
+    char origin[160];
+    int add, off = 0;
+    long long id, exp;
+    size_t olen, ulen;
+    if (sscanf(p, "S %159s %d %lld %lld %zu %zu%n", origin, &add, &id, &exp,
+               &olen, &ulen, &off) != 6 ||
+        strcmp(origin, cl->node) == 0 || (size_t)off >= n || p[off] != '\n')
+        return;
+    const char *b = p + off + 1;
+    if ((size_t)(b - p) + 32 + olen + ulen > n)
+        return;
+    char *org = xmalloc(olen + 1), *user = xmalloc(ulen + 1);
+    memcpy(org, b + 32, olen);
+    org[olen] = '\0';
+    memcpy(user, b + 32 + olen, ulen);
+    user[ulen] = '\0';
+    if (cl->cb.on_session)
+        cl->cb.on_session(cl->ud, add, id, (const unsigned char *)b, org,
+                          user, exp);
+    free(org);
+    free(user);
+}
+
+/* "L <origin> <n>\n" then n keys, each "<len> <key>". */
+static void on_counts(struct cluster *cl, const char *p, size_t n)
+{
+    char origin[160];
+    unsigned nk;
+    int off = 0;
+    if (n > 2 && p[0] == 'S') {
+        on_session_msg(cl, p, n);
+        return;
+    }
+    if (n < 2 || p[0] != 'L' ||
+        sscanf(p, "L %159s %u%n", origin, &nk, &off) != 2 ||
+        strcmp(origin, cl->node) == 0 || (size_t)off >= n ||
+        p[off] != '\n')
+        return; /* our own were counted where they happened */
+    size_t i = (size_t)off + 1;
+    for (unsigned k = 0; k < nk && i < n; k++) {
+        size_t len = 0;
+        int used = 0;
+        if (sscanf(p + i, "%zu %n", &len, &used) != 1 || used <= 0 ||
+            i + (size_t)used + len > n)
+            return;
+        i += (size_t)used;
+        char *key = xmalloc(len + 1);
+        memcpy(key, p + i, len);
+        key[len] = '\0';
+        if (cl->cb.on_count)
+            cl->cb.on_count(cl->ud, key);
+        free(key);
+        i += len;
+    }
+}
+
 static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct cluster *cl = priv;
@@ -436,6 +497,10 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
     if (strcmp(type, "psubscribe") == 0) {
         cl->sub_ready = 1;
         both_ready(cl);
+        return;
+    }
+    if (strcmp(type, "message") == 0 && r->elements == 3) {
+        on_counts(cl, r->element[2]->str, r->element[2]->len);
         return;
     }
     if (strcmp(type, "pmessage") != 0 || r->elements != 4)
@@ -595,6 +660,9 @@ static void connect_both(struct cluster *cl)
     argv_str(&a, "LOAD");
     argv_add(&a, cluster_lua, cluster_lua_len);
     script(cl, &a, script_loaded, NULL);
+    /* The counts channel first: ready means both are subscribed. */
+    redisAsyncCommand(cl->sub, on_sub, cl, "SUBSCRIBE %b", cl->counts,
+                      strlen(cl->counts));
     redisAsyncCommand(cl->sub, on_sub, cl, "PSUBSCRIBE %b", cl->pattern,
                       strlen(cl->pattern));
 }
@@ -706,6 +774,8 @@ int cluster_new(struct cluster **out, const struct cluster_opts *o,
     cl->prefix_len = strlen(cl->prefix);
     cl->pattern = xmalloc(n + 4);
     snprintf(cl->pattern, n + 4, "%se:*", cl->prefix);
+    cl->counts = xmalloc(n + 4);
+    snprintf(cl->counts, n + 4, "%sl", cl->prefix);
     cl->ttl_ms = o->node_ttl_ms;
     cl->grace_ms = o->grace_ms;
     cl->started_ms = o->started_ms;
@@ -789,6 +859,7 @@ void cluster_free(struct cluster *cl)
     free(cl->listen);
     free(cl->prefix);
     free(cl->pattern);
+    free(cl->counts);
     free(cl);
 }
 
@@ -855,10 +926,53 @@ void cluster_kick(struct cluster *cl, const char *org, const char *user,
     argv_str(&o->a, ch);
     free(ch);
     size_t ul = strlen(user);
-    char *msg = xmalloc(ul + 64);
-    int h = snprintf(msg, 64, "K %llu %zu\n", (unsigned long long)session, ul);
+    char *msg = xmalloc(ul + strlen(cl->node) + 64);
+    int h = sprintf(msg, "K %llu %zu %s\n", (unsigned long long)session, ul,
+                    cl->node);
     memcpy(msg + h, user, ul);
     argv_add(&o->a, msg, (size_t)h + ul);
+    free(msg);
+    enqueue(cl, o);
+}
+
+void cluster_count(struct cluster *cl, const char *const *keys, size_t n)
+{
+    struct out *o = xcalloc(1, sizeof *o);
+    o->kind = OUT_KICK; /* a plain PUBLISH, dropped while down */
+    argv_str(&o->a, "PUBLISH");
+    argv_str(&o->a, cl->counts);
+    size_t cap = 64 + strlen(cl->node), len;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(keys[i]) + 24;
+    char *msg = xmalloc(cap);
+    len = (size_t)snprintf(msg, cap, "L %s %zu\n", cl->node, n);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(msg + len, cap - len, "%zu %s",
+                                strlen(keys[i]), keys[i]);
+    argv_add(&o->a, msg, len);
+    free(msg);
+    enqueue(cl, o);
+}
+
+void cluster_session(struct cluster *cl, int add, int64_t id,
+                     const unsigned char *hash, const char *org,
+                     const char *user, int64_t expires_ms)
+{
+    static const unsigned char none[32];
+    struct out *o = xcalloc(1, sizeof *o);
+    o->kind = OUT_KICK; /* a plain PUBLISH, dropped while down */
+    argv_str(&o->a, "PUBLISH");
+    argv_str(&o->a, cl->counts);
+    org = org ? org : "";
+    user = user ? user : "";
+    size_t olen = strlen(org), ulen = strlen(user);
+    char *msg = xmalloc(strlen(cl->node) + olen + ulen + 160);
+    int h = sprintf(msg, "S %s %d %lld %lld %zu %zu\n", cl->node, add ? 1 : 0,
+                    (long long)id, (long long)expires_ms, olen, ulen);
+    memcpy(msg + h, hash ? hash : none, 32);
+    memcpy(msg + h + 32, org, olen);
+    memcpy(msg + h + 32 + olen, user, ulen);
+    argv_add(&o->a, msg, (size_t)h + 32 + olen + ulen);
     free(msg);
     enqueue(cl, o);
 }

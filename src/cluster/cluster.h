@@ -76,6 +76,12 @@ struct cluster_callbacks {
      * orgs[n] are those Redis knows. */
     void (*on_up)(void *ud, int first, const char *const *orgs, size_t n);
     void (*on_down)(void *ud);
+    /* Another node made (add) or ended a login session. */
+    void (*on_session)(void *ud, int add, int64_t id,
+                       const unsigned char hash[32], const char *org,
+                       const char *user, int64_t expires_ms);
+    /* Another node counted key (a failed login's rate key). */
+    void (*on_count)(void *ud, const char *key);
     /* For the liveness record: this node's open connections. */
     unsigned (*nconns)(void *ud);
 };
@@ -109,6 +115,16 @@ void cluster_manual(struct cluster *cl, const char *org, const char *user,
 /* Closes a login session's connections on every node (logout). */
 void cluster_kick(struct cluster *cl, const char *org, const char *user,
                   uint64_t session);
+/* Tells the other nodes to count keys[n] too (rate limits that are
+ * cluster-wide: on_count() on each of them). Dropped while down. */
+void cluster_count(struct cluster *cl, const char *const *keys, size_t n);
+/* Tells the other nodes of a login session made (add: its token's hash,
+ * org, user, expiry) or ended (hash, org, user may be NULL). Dropped while
+ * down: a node that missed it finds the session in the database at its
+ * next start. */
+void cluster_session(struct cluster *cl, int add, int64_t id,
+                     const unsigned char *hash, const char *org,
+                     const char *user, int64_t expires_ms);
 /* Asks for org's records (on_resync). */
 void cluster_resync(struct cluster *cl, const char *org);
 

@@ -169,6 +169,8 @@ struct hub {
     struct presence *view;
     int cl_up;                  /* Redis reachable and synced (lock) */
     char node[160];
+    hub_session_cb *session_cb;
+    void *session_ud;
     unsigned nloops;
     struct hub_loop loops[HUB_MAX_LOOPS];
 };
@@ -2019,6 +2021,50 @@ static void cb_down(void *ud)
     hub_unlock(hb);
 }
 
+void hub_login_failed(struct hub *hb, const char *ipkey,
+                      const char *emailkey)
+{
+    if (!hb->cl)
+        return;
+    const char *keys[2] = {ipkey, emailkey};
+    cluster_count(hb->cl, keys, 2);
+}
+
+void hub_set_session_hook(struct hub *hb, hub_session_cb *cb, void *ud)
+{
+    hb->session_cb = cb;
+    hb->session_ud = ud;
+}
+
+void hub_session_changed(struct hub *hb, int add, int64_t id,
+                         const unsigned char *hash, const char *org,
+                         const char *user, int64_t expires_ms)
+{
+    if (hb->cl)
+        cluster_session(hb->cl, add, id, hash, org, user, expires_ms);
+}
+
+static void cb_session(void *ud, int add, int64_t id,
+                       const unsigned char hash[32], const char *org,
+                       const char *user, int64_t expires_ms)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    if (hb->session_cb)
+        hb->session_cb(hb->session_ud, add, id, hash, org, user, expires_ms);
+    if (!add && org[0] && user[0])
+        hub_revoke_session(hb, org, user, (uint64_t)id);
+    hub_unlock(hb);
+}
+
+static void cb_count(void *ud, const char *key)
+{
+    struct hub *hb = ud;
+    hub_lock(hb);
+    rate_add(hb->rates, key, hb->cfg.login_window_ms, hb->now);
+    hub_unlock(hb);
+}
+
 static unsigned cb_nconns(void *ud)
 {
     struct hub *hb = ud;
@@ -2035,6 +2081,7 @@ void hub_cluster_callbacks(struct cluster_callbacks *cb)
     *cb = (struct cluster_callbacks){
         .on_event = cb_event, .on_kick = cb_kick, .on_resync = cb_resync,
         .on_claim = cb_claim, .on_up = cb_up, .on_down = cb_down,
+        .on_count = cb_count, .on_session = cb_session,
         .nconns = cb_nconns,
     };
 }

@@ -154,6 +154,21 @@ void hub_set_cluster(struct hub *hb, struct cluster *cl);
  * id ("" alike). */
 const char *hub_cluster_state(const struct hub *hb);
 const char *hub_node(const struct hub *hb);
+/* Login sessions in a cluster: the owner of the session table hooks in
+ * to hear of the other nodes' (lock held in the hook), and tells the hub
+ * of its own (lock held; no-op on a single server). An ended session's
+ * connections on this node are closed (1008) by the hub after the hook. */
+typedef void hub_session_cb(void *ud, int add, int64_t id,
+                            const unsigned char hash[32], const char *org,
+                            const char *user, int64_t expires_ms);
+void hub_set_session_hook(struct hub *hb, hub_session_cb *cb, void *ud);
+void hub_session_changed(struct hub *hb, int add, int64_t id,
+                         const unsigned char *hash, const char *org,
+                         const char *user, int64_t expires_ms);
+/* Lock held: a failed login's rate keys, counted on the other nodes of
+ * the cluster too (no-op on a single server). */
+void hub_login_failed(struct hub *hb, const char *ipkey,
+                      const char *emailkey);
 /* Lock held: what members see (the cluster's view, or the core). */
 struct presence *hub_view(struct hub *hb);
 /* Lock held: org/user as the user itself is to be told (presence_get()'s

@@ -625,6 +625,7 @@ int server_run(const struct config *cfg, const struct server_hooks *hooks)
         log_error("cannot load login sessions from %s", dbname);
         goto out_loops;
     }
+    hub_set_session_hook(srv->hub, api_session_hook, &srv->shared);
 
     /* srv->nloops counts the workers made so far: those are freed below. */
     for (unsigned i = 0; i < nloops; i++) {
