@@ -1924,7 +1924,8 @@ static void cb_resync(void *ud, const char *org, uint64_t seq,
     size_t nh = o->nheld;
     o->held = NULL;
     o->nheld = o->capheld = 0;
-    qsort(h, nh, sizeof *h, held_cmp);
+    if (nh)
+        qsort(h, nh, sizeof *h, held_cmp);
     for (size_t i = 0; i < nh; i++) {
         struct cluster_event ev = {
             .org = org, .seq = h[i].seq, .frame = h[i].frame,
