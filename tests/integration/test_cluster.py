@@ -723,13 +723,17 @@ class Logins(threading.Thread):
                 na, nb = self.world.nodes[a], self.world.nodes[b]
                 r = na.http("POST", "/api/login", json={
                     "email": email(p), "password": PASSWORD}, timeout=60)
+                t = time.monotonic()
                 self.results.append(("login", na.node_id, r.status_code))
                 cookie = r.cookies.get("presenced_session")
                 if r.status_code != 200 or not cookie:
                     continue
                 r = nb.http("POST", "/api/logout", cookie=cookie,
                             headers={"X-Requested-With": "fetch"}, timeout=60)
-                self.results.append(("logout", nb.node_id, r.status_code))
+                self.results.append((
+                    "logout", nb.node_id, r.status_code,
+                    "login on %s, %.1f ms before" % (
+                        na.node_id, (time.monotonic() - t) * 1000)))
         except Exception as e:
             self.error = e
 
@@ -772,7 +776,6 @@ def churn_step(world, rnd, people, nodes, statuses_manual, statuses_auto,
 @pytest.mark.settings(grace="1s", login_grace="2s", flush="500ms")
 def test_three_nodes_one_presence(env):
     t_test = time.monotonic()
-    rnd = random.Random(12)
     redis = env.redis()
     db = env.db()
     orgs = {"o%d" % i: ["o%d-u%03d" % (i, j) for j in range(100)]
@@ -800,43 +803,65 @@ def test_three_nodes_one_presence(env):
     world.converge(settle, "all 300 ONLINE everywhere")
     t_ready = time.monotonic()
 
-    # 3,000 random changes, and logins/logouts alongside.
+    # 3,000 random changes, and logins/logouts alongside: a thread per
+    # organization (their people are apart, so each person's changes are
+    # still made one after the other).
     logins = Logins(world, pw_people, 24, random.Random(5))
     logins.start()
     kinds = {}
+    errors = []
     manual_st = ["BUSY", "AWAY", "OFFLINE", "ONLINE"]
     auto_st = ["ONLINE", "AWAY", "OFFLINE"]
-    for i in range(3000):
-        p = rnd.choice(people)
-        x = rnd.random()
-        if not p.conns:
-            k = "connect"
-            world.connect(p, rnd.randrange(3),
-                          auto=rnd.choice([None, None, None, "AWAY",
-                                           "OFFLINE"]), wait=False)
-        elif x < 0.30:
-            k = "auto"
-            world.set_auto(p, p.conns[0], rnd.choice(auto_st))
-        elif x < 0.52:
-            k = "ws_manual"
-            world.set_manual_ws(p, p.conns[0], rnd.choice(manual_st))
-        elif x < 0.67:
-            k = "put_manual"
-            world.set_manual_put(p, rnd.randrange(3), rnd.choice(manual_st))
-        elif x < 0.82:
-            k = "reconnect"
-            world.close(p, p.conns[0])
-            world.connect(p, rnd.randrange(3),
-                          auto=rnd.choice([None, None, None, "AWAY"]),
-                          wait=False)
-        elif x < 0.86:
-            k = "disconnect"
-            world.close(p, p.conns[0])
-        else:
-            k = "put_manual"     # for someone who may have no connection
-            q = rnd.choice(people)
-            world.set_manual_put(q, rnd.randrange(3), rnd.choice(manual_st))
-        kinds[k] = kinds.get(k, 0) + 1
+
+    def changes(org, n, seed):
+        rnd = random.Random(seed)
+        ps = world.org_people(org)
+        try:
+            for i in range(n):
+                p = rnd.choice(ps)
+                x = rnd.random()
+                if not p.conns:
+                    k = "connect"
+                    world.connect(p, rnd.randrange(3),
+                                  auto=rnd.choice([None, None, None, "AWAY",
+                                                   "OFFLINE"]), wait=False)
+                elif x < 0.30:
+                    k = "auto"
+                    world.set_auto(p, p.conns[0], rnd.choice(auto_st))
+                elif x < 0.52:
+                    k = "ws_manual"
+                    world.set_manual_ws(p, p.conns[0], rnd.choice(manual_st))
+                elif x < 0.67:
+                    k = "put_manual"
+                    world.set_manual_put(p, rnd.randrange(3),
+                                         rnd.choice(manual_st))
+                elif x < 0.82:
+                    k = "reconnect"
+                    world.close(p, p.conns[0])
+                    world.connect(p, rnd.randrange(3),
+                                  auto=rnd.choice([None, None, None, "AWAY"]),
+                                  wait=False)
+                elif x < 0.86:
+                    k = "disconnect"
+                    world.close(p, p.conns[0])
+                else:
+                    k = "put_manual"     # someone who may have no connection
+                    world.set_manual_put(rnd.choice(ps), rnd.randrange(3),
+                                         rnd.choice(manual_st))
+                with world.lock:
+                    kinds[k] = kinds.get(k, 0) + 1
+        except Exception as e:      # reported by the test thread
+            errors.append((org, i, e))
+
+    threads = [threading.Thread(target=changes, args=(org, 1000, 100 + n),
+                                daemon=True)
+               for n, org in enumerate(sorted(orgs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(600)
+    assert not any(th.is_alive() for th in threads), "changes still running"
+    assert not errors, "changes failed: %r" % errors
     t_ops = time.monotonic()
     logins.join(120)
     world.confirm_all()
@@ -849,7 +874,6 @@ def test_three_nodes_one_presence(env):
     world.check_clients(later_snapshots_allowed=False)
     world.check_hellos()
     world.check_api_everywhere()
-    logins.check()
     n_events = sum(len(t.events) for t in world.tracks)
     truth = {o: world.truth(o) for o in orgs}
     summary = {s: sum(1 for o in truth for v in truth[o].values() if v == s)
@@ -858,6 +882,7 @@ def test_three_nodes_one_presence(env):
           "received; truth %s; connect %.1fs, changes %.1fs, settle %.1fs"
           % (len(world.tracks), kinds, logins.rounds, n_events, summary,
              t_ready - t_test, t_ops - t_ready, time.monotonic() - t_ops))
+    logins.check()
 
 
 # ---------------------------------------- b. kill -9 a node under load ----
@@ -1326,12 +1351,21 @@ def test_logout_closes_sessions_on_other_nodes(env):
         n.wait_state("ok", RECONNECT + SLACK)
     obs = world.connect(world.person("g1", "obs"), 2)
 
-    # ann: logged in on a; her cookie on b, her session's JWT on c.
+    # ann: logged in on a; her cookie on b, her session's JWT on c.  A
+    # browser behind a balancer without sticky sessions may send its very
+    # next request to any node: the cookie must work there as soon as the
+    # login is answered (checked at the end, so the rest runs either way).
     mark = time.monotonic()
     body, cookie = a.login_ok("ann@g1.example", PASSWORD)
+    at_once = [(n.node_id, n.http("GET", "/api/me", cookie=cookie).status_code)
+               for n in (b, c)]
     wait_until(lambda: [e for e in obs.update().events_for("ann", mark)
                         if e["status"] == "ONLINE"], SLACK,
                what="ann ONLINE (login) on c")
+    for n in (b, c):
+        wait_until(lambda: n.http("GET", "/api/me", cookie=cookie)
+                   .status_code == 200, SLACK,
+                   what="ann's cookie accepted on %s" % n.node_id)
     hdr = {"Cookie": "presenced_session=" + cookie}
     on_b = open_client(b, None, "ann-cookie@b", headers=hdr, origin=b.origin)
     on_c = open_client(c, body["token"], "ann-session-jwt@c")
@@ -1340,6 +1374,8 @@ def test_logout_closes_sessions_on_other_nodes(env):
 
     # bob: logged in on a, cookie on b, and a plain JWT connection on c.
     body_b, cookie_b = a.login_ok("bob@g1.example", PASSWORD)
+    wait_until(lambda: b.http("GET", "/api/me", cookie=cookie_b)
+               .status_code == 200, SLACK, what="bob's cookie accepted on b")
     bob_b = open_client(b, None, "bob-cookie@b",
                         headers={"Cookie": "presenced_session=" + cookie_b},
                         origin=b.origin)
@@ -1394,6 +1430,9 @@ def test_logout_closes_sessions_on_other_nodes(env):
     assert me.json()["connections"] >= 1, me.text
     assert not obs.seq_errors and not obs.foreign and not obs.errors, (
         obs.seq_errors, obs.foreign, obs.errors)
+    assert at_once == [("b", 200), ("c", 200)], \
+        "GET /api/me with the cookie of a login on a, right after its " \
+        "answer: %s" % at_once
 
 
 # ------------------------- h. isolation between orgs and clusters ----
