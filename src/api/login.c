@@ -172,6 +172,8 @@ static int session_run(struct store *s, void *ud)
     return rc;
 }
 
+static void session_told(void *arg);
+
 /* Back on the loop with the session written: into the table in memory,
  * and the answer. */
 static void session_done(void *ud, int rc)
@@ -195,8 +197,6 @@ static void session_done(void *ud, int rc)
         0)
         log_error("login of %s/%s: session %lld twice", j->u.org, j->u.id,
                   (long long)j->sid);
-    hub_session_changed(srv->hub, 1, j->sid, j->hash, j->u.org, j->u.id,
-                        j->expires);
     for (size_t i = 0; i < j->ntrimmed; i++) {
         sessions_delete(t, j->trimmed[i]);
         hub_session_changed(srv->hub, 0, j->trimmed[i], NULL, j->u.org,
@@ -204,6 +204,21 @@ static void session_done(void *ud, int rc)
         hub_revoke_session(srv->hub, j->u.org, j->u.id,
                            (uint64_t)j->trimmed[i]);
     }
+    /* In a cluster the answer waits until Redis has handed the session
+     * to the other nodes, so that its cookie works on whichever node the
+     * next request reaches. */
+    hub_session_changed_then(srv->hub, j->sid, j->hash, j->u.org, j->u.id,
+                             j->expires, session_told, j);
+    hub_unlock(srv->hub);
+}
+
+/* Lock held, on the login's loop: the session is known everywhere. */
+static void session_told(void *arg)
+{
+    struct login_job *j = arg;
+    struct api_req *q = j->q;
+    struct api_loop *srv = q->srv;
+    hub_lock(srv->hub);
     if (hub_ensure_user(srv->hub, j->u.org, j->u.id, NULL) != 0) {
         if (api_req_live(q))
             http_error(q->c, 500, "internal", "could not create a session");

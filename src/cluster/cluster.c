@@ -82,6 +82,8 @@ enum out_kind { OUT_CONTRIB, OUT_MANUAL, OUT_KICK, OUT_RESYNC };
 
 struct out {
     enum out_kind kind;
+    void (*done)(void *arg);    /* OUT_KICK: when answered or dropped */
+    void *done_arg;
     struct argv a;              /* contrib: its 9 fields; else the args */
     char *org;                  /* resync */
     struct out *next;
@@ -151,6 +153,8 @@ static struct out *outq_take(struct outq *q)
 
 static void out_free(struct out *o)
 {
+    if (o->done) /* never sent: its waiter goes on */
+        o->done(o->done_arg);
     argv_dispose(&o->a);
     free(o->org);
     free(o);
@@ -669,6 +673,20 @@ static void connect_both(struct cluster *cl)
 
 /* ---- the loop's side -------------------------------------------------- */
 
+struct done_ctx {
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static void call_done(struct cluster *cl, redisReply *r, void *arg)
+{
+    struct done_ctx *d = arg;
+    (void)cl;
+    (void)r;
+    d->done(d->arg);
+    free(d);
+}
+
 static void flush_contribs(struct cluster *cl, struct out **o)
 {
     struct argv a;
@@ -713,6 +731,14 @@ static void wake_cb(uv_async_t *h)
             script_argv(cl, &a, "resync");
             argv_str(&a, o->org);
             script(cl, &a, resync_done, xstrdup(o->org));
+        } else if (o->done) {
+            struct done_ctx *d = xmalloc(sizeof *d);
+            d->done = o->done;
+            d->arg = o->done_arg;
+            if (send_argv(cl, &o->a, call_done, d) == 0)
+                o->done = NULL; /* call_done runs it */
+            else
+                free(d);
         } else {
             send_argv(cl, &o->a, NULL, NULL);
         }
@@ -956,7 +982,8 @@ void cluster_count(struct cluster *cl, const char *const *keys, size_t n)
 
 void cluster_session(struct cluster *cl, int add, int64_t id,
                      const unsigned char *hash, const char *org,
-                     const char *user, int64_t expires_ms)
+                     const char *user, int64_t expires_ms,
+                     void (*done)(void *arg), void *arg)
 {
     static const unsigned char none[32];
     struct out *o = xcalloc(1, sizeof *o);
@@ -974,6 +1001,8 @@ void cluster_session(struct cluster *cl, int add, int64_t id,
     memcpy(msg + h + 32 + olen, user, ulen);
     argv_add(&o->a, msg, (size_t)h + 32 + olen + ulen);
     free(msg);
+    o->done = done;
+    o->done_arg = arg;
     enqueue(cl, o);
 }
 

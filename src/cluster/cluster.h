@@ -118,13 +118,16 @@ void cluster_kick(struct cluster *cl, const char *org, const char *user,
 /* Tells the other nodes to count keys[n] too (rate limits that are
  * cluster-wide: on_count() on each of them). Dropped while down. */
 void cluster_count(struct cluster *cl, const char *const *keys, size_t n);
+/* done(arg), if not NULL, runs on the loop once Redis has answered the
+ * publish, or at once if it is dropped (no lock held). */
 /* Tells the other nodes of a login session made (add: its token's hash,
  * org, user, expiry) or ended (hash, org, user may be NULL). Dropped while
  * down: a node that missed it finds the session in the database at its
  * next start. */
 void cluster_session(struct cluster *cl, int add, int64_t id,
                      const unsigned char *hash, const char *org,
-                     const char *user, int64_t expires_ms);
+                     const char *user, int64_t expires_ms,
+                     void (*done)(void *arg), void *arg);
 /* Asks for org's records (on_resync). */
 void cluster_resync(struct cluster *cl, const char *org);
 

@@ -126,6 +126,8 @@ struct hub_conn {
 /* Work one loop hands another (under the lock). */
 struct post {
     int kind;                   /* enum post_kind */
+    hub_done_cb *call;          /* POST_CALL */
+    void *arg;
     struct hub_org *o;
     char *user;
     struct frame *f;
@@ -193,6 +195,7 @@ enum post_kind {
     POST_END_SESSION, /* close user's connections of session (logout) */
     POST_SNAPSHOT,    /* f, a fresh snapshot, to the org-wide receivers;
                          each subscriber its own partial one (resync) */
+    POST_CALL,        /* call(arg), once, on that loop */
 };
 
 /* Presence rows drained from the core and not yet handed to the store
@@ -321,6 +324,9 @@ static void run_post(struct hub *hb, unsigned i, const struct post *p)
         break;
     case POST_END_SESSION:
         session_conns(o, i, p->user, p->session, 1);
+        break;
+    case POST_CALL:
+        p->call(p->arg);
         break;
     case POST_SNAPSHOT: {
         send_list(&o->conns[i], p->f);
@@ -2042,7 +2048,55 @@ void hub_session_changed(struct hub *hb, int add, int64_t id,
                          const char *user, int64_t expires_ms)
 {
     if (hb->cl)
-        cluster_session(hb->cl, add, id, hash, org, user, expires_ms);
+        cluster_session(hb->cl, add, id, hash, org, user, expires_ms, NULL,
+                        NULL);
+}
+
+struct told {
+    struct hub *hb;
+    unsigned loop;
+    hub_done_cb *then;
+    void *arg;
+};
+
+/* On loop 0, no lock: Redis answered (or the message was dropped). */
+static void session_acked(void *arg)
+{
+    struct told *t = arg;
+    struct hub *hb = t->hb;
+    hub_lock(hb);
+    struct hub_loop *hl = &hb->loops[t->loop];
+    struct post p = {.kind = POST_CALL, .call = t->then, .arg = t->arg};
+    if (hl->lp == loop_current()) {
+        t->then(t->arg);
+    } else if (!hl->closed) {
+        if (hl->nposts == hl->capposts) {
+            hl->capposts = hl->capposts ? hl->capposts * 2 : 64;
+            hl->posts = xrealloc(hl->posts, hl->capposts * sizeof *hl->posts);
+        }
+        hl->posts[hl->nposts++] = p;
+        if (hl->nposts == 1)
+            loop_wake(hl->lp);
+    }
+    hub_unlock(hb);
+    free(t);
+}
+
+void hub_session_changed_then(struct hub *hb, int64_t id,
+                              const unsigned char *hash, const char *org,
+                              const char *user, int64_t expires_ms,
+                              hub_done_cb *then, void *arg)
+{
+    struct loop *lp = loop_current();
+    unsigned i = lp ? loop_id(lp) : 0;
+    if (!hb->cl || !lp || i >= hb->nloops || hb->loops[i].lp != lp) {
+        then(arg);
+        return;
+    }
+    struct told *t = xmalloc(sizeof *t);
+    *t = (struct told){hb, i, then, arg};
+    cluster_session(hb->cl, 1, id, hash, org, user, expires_ms,
+                    session_acked, t);
 }
 
 static void cb_session(void *ud, int add, int64_t id,

@@ -162,6 +162,13 @@ typedef void hub_session_cb(void *ud, int add, int64_t id,
                             const unsigned char hash[32], const char *org,
                             const char *user, int64_t expires_ms);
 void hub_set_session_hook(struct hub *hb, hub_session_cb *cb, void *ud);
+/* A new session (add), then then(arg) on this loop, lock held: at once
+ * on a single server, after Redis took the message in a cluster (or gave
+ * up on it). */
+void hub_session_changed_then(struct hub *hb, int64_t id,
+                              const unsigned char *hash, const char *org,
+                              const char *user, int64_t expires_ms,
+                              hub_done_cb *then, void *arg);
 void hub_session_changed(struct hub *hb, int add, int64_t id,
                          const unsigned char *hash, const char *org,
                          const char *user, int64_t expires_ms);
