@@ -638,9 +638,11 @@ class World:
 
     def check_api_everywhere(self):
         """After convergence: every live node's /api/presence of each org
-        equals the truth, the nodes agree on its seq, every open client of
-        the org is at that seq, and no node shows a last_seen below what
-        its own clients were told."""
+        equals the truth, the nodes agree on its seq and on everyone's
+        last_seen (but the caller's own), every open client of the org is
+        at that seq, and no node shows a last_seen below what its own
+        clients were told (it may be above: a manual change while offline
+        moves last_seen without an event)."""
         for org in self.orgs:
             seqs = {}
             for ni in sorted(self.live):
@@ -667,11 +669,30 @@ class World:
                                                    v["last_seen"]))
             assert len(set(seqs.values())) == 1, \
                 "nodes disagree on the seq of %s: %s" % (org, seqs)
+
             seq = list(seqs.values())[0]
             behind = [(t.c.label, t.last) for t in self.open_tracks()
                       if t.person.org == org and t.last != seq]
             assert not behind, "clients not at %s seq %s: %s" % (
                 org, seq, behind[:10])
+
+    def check_last_seen_agree(self):
+        """Every live node's /api/presence shows everyone (the caller's own
+        entry aside) with the same last_seen: that of the user's record in
+        Redis as of its last change (docs/cluster.md)."""
+        apart = []
+        for org in self.orgs:
+            caller = self.org_people(org)[0].user
+            seen = {}
+            for ni in sorted(self.live):
+                for m in self.presence(ni, org)["members"]:
+                    if m["user"] != caller:
+                        seen.setdefault(m["user"], {})[
+                            self.nodes[ni].node_id] = m.get("last_seen")
+            apart += [(org, u, v) for u, v in sorted(seen.items())
+                      if len(set(v.values())) > 1]
+        assert not apart, "nodes disagree on last_seen (org, user, " \
+            "{node: last_seen}): %s" % apart[:10]
 
     def quiet(self, duration):
         """No frame reaches any open client for duration seconds."""
@@ -882,6 +903,7 @@ def test_three_nodes_one_presence(env):
           "received; truth %s; connect %.1fs, changes %.1fs, settle %.1fs"
           % (len(world.tracks), kinds, logins.rounds, n_events, summary,
              t_ready - t_test, t_ops - t_ready, time.monotonic() - t_ops))
+    world.check_last_seen_agree()
     logins.check()
 
 
@@ -1011,6 +1033,7 @@ def test_kill9_node_under_load(env):
         assert n and n.get("state") == "alive", st
         assert n.get("connections") == want, (n, want)
     assert by_id.get("n3", {}).get("state", "dead") == "dead", st
+    world.check_last_seen_agree()
 
 
 # ---------------------------------------- c. Redis restarted empty ----
@@ -1101,6 +1124,7 @@ def test_redis_restart_empty(env):
     assert keys and all(k.startswith("presenced:c1:") for k in keys), keys
     print("\n[c] Redis down 10s: every node ok %.2fs after it returned"
           % t_ok)
+    world.check_last_seen_agree()
 
 
 # ----------------------------------------------- d. Redis paused ----
@@ -1179,6 +1203,7 @@ def test_redis_paused(env, node_ttl):
     if short:
         assert not flaps, "OFFLINE for users who kept their connection " \
             "(client, user, reason, seconds after SIGCONT): %s" % flaps[:10]
+    world.check_last_seen_agree()
 
 
 # ---------------------------- e. a node restarted with the same id ----
@@ -1245,6 +1270,7 @@ def test_node_restart_same_id_no_flap(env, how):
     print("\n[e] %s: back %.2fs after the stop (window %.1fs); gone OFFLINE "
           "after %.2fs (%s)" % (how, t_back, window, g[0]["_rx"] - t_down,
                                 g[0].get("reason")))
+    world.check_last_seen_agree()
 
 
 # --------------------------------------------- f. tabs on two nodes ----
@@ -1325,6 +1351,7 @@ def test_tabs_on_two_nodes(env):
     world.api_converge(SLACK)
     world.check_clients(later_snapshots_allowed=False)
     world.check_api_everywhere()
+    world.check_last_seen_agree()
 
 
 # ------------------------------ g. logout closes sessions on other nodes ----
@@ -1497,6 +1524,7 @@ def test_isolation_between_orgs_and_clusters(env):
         for w, prefix in ((wa, "Alpha"), (wb, "Beta")):
             w.check_clients(later_snapshots_allowed=False)
             w.check_api_everywhere()
+            w.check_last_seen_agree()
             names = {e.get("name") for t in w.tracks for e in t.events}
             want = {prefix + " ", prefix + "2 "}
             assert all(any(n.startswith(x) for x in want) for n in names), \
@@ -1585,3 +1613,4 @@ def test_snapshot_on_connect_cluster_wide(env):
     for n in (a, b, c, d):
         assert secret not in n.log_text(), "%s logged the Redis password" \
             % n.node_id
+    world.check_last_seen_agree()
