@@ -558,8 +558,16 @@ class World:
         return out
 
     def converge(self, timeout, what="every view equal to the truth"):
-        wait_clear(self.mismatches, timeout, "%s (mismatches: client, user, "
-                   "shown, truth)" % what, interval=0.2)
+        try:
+            wait_clear(self.mismatches, timeout, "%s (mismatches: client, "
+                       "user, shown, truth)" % what, interval=0.2)
+        except AssertionError as e:
+            who = set()
+            for m in self.mismatches():
+                t = [t for t in self.open_tracks() if t.c.label == m[0]]
+                if len(m) == 4 and t:
+                    who.add((t[0].person.org, m[1]))
+            raise AssertionError("%s\n%s" % (e, self.describe(who)))
 
     def presence(self, ni, org):
         """GET /api/presence of org on node ni (as one of its members)."""
@@ -586,9 +594,51 @@ class World:
         return out
 
     def api_converge(self, timeout):
-        wait_clear(self.api_mismatches, timeout, "GET /api/presence on "
-                   "every node equal to the truth (node, org, user, shown, "
-                   "truth)", interval=0.3)
+        try:
+            wait_clear(self.api_mismatches, timeout, "GET /api/presence on "
+                       "every node equal to the truth (node, org, user, "
+                       "shown, truth)", interval=0.3)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.describe(
+                {(m[1], m[2]) for m in self.api_mismatches()})))
+
+    def describe(self, who, limit=5):
+        """What the test knows of some (org, user): the model, each live
+        node's member and /api/me, each client's view, Redis' record and
+        contributions (docs/cluster.md keys), for failure messages."""
+        out = []
+        for org, u in sorted(who)[:limit]:
+            p = self.people.get((org, u))
+            if p is None:
+                out.append("%s/%s: not a person of the test" % (org, u))
+                continue
+            out.append("%s/%s: truth %s, manual %s, connections %s" % (
+                org, u, p.effective(), p.manual,
+                [(t.c.label, t.auto) for t in p.conns]))
+            for ni in sorted(self.live):
+                try:
+                    m = [x for x in self.presence(ni, org)["members"]
+                         if x["user"] == u]
+                    out.append("  %s member %s; /api/me %s" % (
+                        self.nodes[ni].node_id, m, self.me(p, ni)))
+                except Exception as e:
+                    out.append("  %s: %r" % (self.nodes[ni].node_id, e))
+            views = {}
+            for t in self.open_tracks():
+                if t.person.org == org:
+                    views.setdefault(t.status(u), []).append(t.c.label)
+            out.append("  client views: %s" % {k: v[:4] for k, v in
+                                                views.items()})
+            r = getattr(self, "redis", None)
+            if r is not None:
+                k = "presenced:%s:" % self.nodes[0].cluster
+                try:
+                    out.append("  redis u:%s %r; c: %r" % (
+                        org, r.hgetall(k + "u:" + org).get(u),
+                        r.hgetall(k + "c:" + org + "\0" + u)))
+                except Exception as e:
+                    out.append("  redis: %r" % e)
+        return "\n".join(out)
 
     # -- the checks of every client ----------------------------------------
     def check_clients(self, later_snapshots_allowed):
@@ -806,6 +856,7 @@ def test_three_nodes_one_presence(env):
     # node starts (the CLI creates the schema).
     seeder = env.node("seed", redis, db=db, start=False)
     world = World([], orgs)
+    world.redis = redis
     pw_people = [world.person(o, orgs[o][j]) for o in orgs for j in (0, 1)]
     seed_password_users(seeder, pw_people)
     nodes = [env.node(n, redis, db=db) for n in names]
@@ -920,6 +971,7 @@ def test_kill9_node_under_load(env):
     for n in nodes:
         n.wait_state("ok", RECONNECT + SLACK)
     world = World(nodes, orgs)
+    world.redis = redis
     node_ttl, grace = env.s("node_ttl"), env.s("grace")
     settle = node_ttl + grace + env.s("login_grace") + SLACK * 2
     people = list(world.people.values())
@@ -1048,6 +1100,7 @@ def test_redis_restart_empty(env):
     for n in nodes:
         n.wait_state("ok", RECONNECT + SLACK)
     world = World(nodes, orgs)
+    world.redis = redis
     grace = env.s("grace")
     settle = grace + env.s("node_ttl") + env.s("login_grace") + SLACK * 2
     for i, p in enumerate(world.people.values()):
@@ -1150,6 +1203,7 @@ def test_redis_paused(env, node_ttl):
     for n in nodes:
         n.wait_state("ok", RECONNECT + SLACK)
     world = World(nodes, orgs)
+    world.redis = redis
     grace, node_ttl = env.s("grace"), env.s("node_ttl")
     settle = grace + node_ttl + env.s("restart_grace") + SLACK * 3
     people = list(world.people.values())
@@ -1220,6 +1274,7 @@ def test_node_restart_same_id_no_flap(env, how):
     for n in (n1, n2):
         n.wait_state("ok", RECONNECT + SLACK)
     world = World([n1, n2], orgs)
+    world.redis = redis
     node_ttl, grace, rgrace = (env.s("node_ttl"), env.s("grace"),
                                env.s("restart_grace"))
     settle = node_ttl + grace + rgrace + SLACK * 2
@@ -1283,6 +1338,7 @@ def test_tabs_on_two_nodes(env):
     for n in (a, b, c):
         n.wait_state("ok", RECONNECT + SLACK)
     world = World([a, b, c], {"t1": ["ann", "obs_a", "obs_b", "obs_c"]})
+    world.redis = redis
     grace = env.s("grace")
     ann = world.person("t1", "ann")
     oa = world.connect(world.person("t1", "obs_a"), 0)
@@ -1365,6 +1421,7 @@ def test_logout_closes_sessions_on_other_nodes(env):
     ports = [free_port() for _ in range(3)]
     origins = ",".join("http://127.0.0.1:%d" % p for p in ports)
     world = World([], {"g1": [("ann", "Ann"), ("bob", "Bob"), "obs"]})
+    world.redis = redis
     seeder = env.node("seed", redis, db=db, start=False)
     seed_password_users(seeder, [world.person("g1", "ann"),
                                  world.person("g1", "bob")])
@@ -1481,6 +1538,7 @@ def test_isolation_between_orgs_and_clusters(env):
         wa = World(alpha, {"o1": [(u, "Alpha " + u) for u in users],
                            "o2": [(u, "Alpha2 " + u) for u in users]})
         wb = World(beta, {"o1": [(u, "Beta " + u) for u in users]})
+        wa.redis = wb.redis = redis
         for w in (wa, wb):
             for org in w.orgs:
                 for i, p in enumerate(w.org_people(org)):
@@ -1558,6 +1616,7 @@ def test_snapshot_on_connect_cluster_wide(env):
         n.wait_state("ok", RECONNECT + SLACK)
     users = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "obs"]
     world = World([a, b, c], {"s1": users})
+    world.redis = redis
     P = {u: world.person("s1", u) for u in users}
     obs = world.connect(P["obs"], 0)
     for u, ni in (("u1", 0), ("u2", 1), ("u3", 0), ("u4", 1), ("u5", 1),
