@@ -950,10 +950,13 @@ def test_three_nodes_one_presence(env):
     truth = {o: world.truth(o) for o in orgs}
     summary = {s: sum(1 for o in truth for v in truth[o].values() if v == s)
                for s in ("ONLINE", "AWAY", "BUSY", "OFFLINE")}
+    reads = sum(t.read_snapshots for t in world.tracks)
     print("\n[a] %d clients opened, changes %s, %d logins, %d events "
-          "received; truth %s; connect %.1fs, changes %.1fs, settle %.1fs"
-          % (len(world.tracks), kinds, logins.rounds, n_events, summary,
-             t_ready - t_test, t_ops - t_ready, time.monotonic() - t_ops))
+          "received (%d second snapshots of a node's first read of an org); "
+          "truth %s; connect %.1fs, changes %.1fs, settle %.1fs"
+          % (len(world.tracks), kinds, logins.rounds, n_events, reads,
+             summary, t_ready - t_test, t_ops - t_ready,
+             time.monotonic() - t_ops))
     world.check_last_seen_agree()
     logins.check()
 
