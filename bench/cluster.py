@@ -931,6 +931,8 @@ def fig_resync(args, tmp, redis, shim, results, commands):
         pids = {"node%d" % (j + 1): x.pid for j, x in enumerate(cl.nodes)}
         pids["redis"] = redis.proc.pid
 
+        flips = []
+
         def gap_round(variant, i, lg_pid=None):
             p = dict(pids)
             if lg_pid:
@@ -943,7 +945,10 @@ def fig_resync(args, tmp, redis, shim, results, commands):
             time.sleep(0.3)
             seq = cl.seq("o0")
             redis.cmd("INCR", cl.prefix + "seq:o0")       # seq+1 is lost
-            st = "BUSY" if i % 2 == 0 else "ONLINE"
+            # a change of the sender's status: BUSY, ONLINE, BUSY, ...
+            # over every round of both variants
+            flips.append(1)
+            st = "BUSY" if len(flips) % 2 == 1 else "ONLINE"
             t0 = time.monotonic()
             sender.send({"type": "status", "status": st})  # gets seq+2
             got = []
@@ -1061,7 +1066,8 @@ def med(xs):
 
 
 def write_md(path, d):
-    fmt = R.fmt
+    def fmt(v, nd=1):
+        return "n/a" if v is None else R.fmt(v, nd)
     res = d["results"]
     L = []
     w = L.append
@@ -1258,7 +1264,14 @@ def main():
     ap.add_argument("--quiet-wait", type=float, default=5)
     ap.add_argument("--nice", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=25)
+    ap.add_argument("--report", metavar="JSON",
+                    help="only rewrite --out from a results .json")
     args = ap.parse_args()
+    if args.report:
+        R.LOOPS[:] = ["--loops", str(os.cpu_count() or 1)]
+        with open(args.report) as f:
+            write_md(args.out, json.load(f))
+        return 0
     args.layout_orgs = FAN_ORGS
     args.server = os.path.abspath(args.server)
     R.NICE = args.nice
