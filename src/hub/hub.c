@@ -58,6 +58,7 @@ struct hub_org {
      * organization is as of the last resync, and events that came while
      * one was asked for wait in 'held' (seq order restored after it). */
     int synced, resyncing;
+    int retried;                /* a resync asked again once */
     struct held_event *held;
     size_t nheld, capheld;
     UT_hash_handle hh;
@@ -1886,10 +1887,22 @@ static void cb_resync(void *ud, const char *org, uint64_t seq,
     struct hub *hb = ud;
     hub_lock(hb);
     struct hub_org *o = org_get(hb, org, 1);
+    /* Whether the clients' view moves: if not (a reconnect after a blip,
+     * nothing missed), no snapshot goes out. */
+    int changed = !o->synced || presence_org_seq(hb->view, org) != seq;
     struct seen *seen = NULL, *sv = xcalloc(n ? n : 1, sizeof *sv);
     for (size_t i = 0; i < n; i++) {
         sv[i].id = recs[i].user;
         HASH_ADD_KEYPTR(hh, seen, sv[i].id, strlen(sv[i].id), &sv[i]);
+        if (!changed) {
+            struct rec_copy cur = {0};
+            presence_get(hb->view, org, recs[i].user, copy_member, &cur);
+            changed = !cur.found || (int)cur.m.status != recs[i].status ||
+                      (int)cur.m.manual != recs[i].manual ||
+                      cur.m.nconns != recs[i].nconns ||
+                      cur.m.last_seen_ms < recs[i].last_seen_ms ||
+                      strcmp(cur.m.name, recs[i].name) != 0;
+        }
         apply_rec(hb, org, &recs[i], 0, 0);
     }
     struct unnamed_ctx x = {.seen = seen};
@@ -1901,6 +1914,7 @@ static void cb_resync(void *ud, const char *org, uint64_t seq,
         cur.m.nconns = 0;
         presence_mirror_set(hb->view, &cur.m, 0, 0);
         free(x.users[i]);
+        changed = 1;
     }
     free(x.users);
     HASH_CLEAR(hh, seen);
@@ -1915,7 +1929,7 @@ static void cb_resync(void *ud, const char *org, uint64_t seq,
     int any = 0;
     for (unsigned i = 0; i < hb->nloops; i++)
         any |= o->nconns[i] != 0;
-    if (any) {
+    if (any && changed) {
         buf_reset(&enc);
         msg_snapshot_begin(&enc, seq);
         presence_each(hb->view, org, on_member, &enc);
@@ -1930,6 +1944,7 @@ static void cb_resync(void *ud, const char *org, uint64_t seq,
     size_t nh = o->nheld;
     o->held = NULL;
     o->nheld = o->capheld = 0;
+    int dropped = 0;
     if (nh)
         qsort(h, nh, sizeof *h, held_cmp);
     for (size_t i = 0; i < nh; i++) {
@@ -1940,15 +1955,31 @@ static void cb_resync(void *ud, const char *org, uint64_t seq,
                   .status = h[i].status, .manual = h[i].manual,
                   .nconns = h[i].nconns, .last_seen_ms = h[i].last_seen},
         };
-        if (o->resyncing)
-            hold(o, &ev, h[i].self);
-        else
+        /* Applied while they follow on. One still past a gap is dropped,
+         * not held again (a bogus seq far ahead would resync forever),
+         * and one more resync is asked for, once: if the event is real,
+         * that one's records have it. */
+        uint64_t cur = presence_org_seq(hb->view, org);
+        if (h[i].seq == cur + 1 && !o->resyncing) {
             apply_event(hb, o, &ev, h[i].self);
+        } else if (h[i].seq > cur + 1 && !o->resyncing) {
+            log_warn("cluster: %s: event %llu is past the resync (%llu)%s",
+                     org, (unsigned long long)h[i].seq,
+                     (unsigned long long)cur,
+                     o->retried ? ": dropped" : ": resyncing again");
+            if (!o->retried) {
+                o->retried = 1;
+                ask_resync(hb, o);
+            }
+            dropped = 1;
+        }
         free(h[i].user);
         free(h[i].name);
         free(h[i].frame);
     }
     free(h);
+    if (!dropped)
+        o->retried = 0;
     hub_unlock(hb);
 }
 
