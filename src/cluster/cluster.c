@@ -108,6 +108,7 @@ struct cluster {
     int cmd_ready, sub_ready;   /* script loaded / psubscribed */
     enum cluster_state state;
     int claimed;                /* the first connection's claim is done */
+    unsigned beats;             /* answered since the last up() */
     int closing;
     int64_t backoff_ms;
     /* Watchdog: commands sent and not answered, and when one last was. */
@@ -288,6 +289,7 @@ static void up(struct cluster *cl, const char *const *orgs, size_t n)
                  first ? "joining" : "back, resyncing");
     cl->state = CLUSTER_UP;
     cl->backoff_ms = RETRY_MIN_MS;
+    cl->beats = 0;
     if (cl->cb.on_up)
         cl->cb.on_up(cl->ud, first, orgs, n);
     /* What waited: after the owner's push, so Redis has the node's state
@@ -747,6 +749,23 @@ static void wake_cb(uv_async_t *h)
     }
 }
 
+/* A node the others reaped (it stood still past node_ttl + grace) pushes
+ * everything again, as after a reconnect. */
+static void beat_done(struct cluster *cl, redisReply *r, void *arg)
+{
+    (void)arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER || cl->state != CLUSTER_UP)
+        return;
+    if (r->element[1]->integer == 0 && cl->beats++ > 0) {
+        log_warn("cluster: node %s was taken for dead; pushing its state "
+                 "again", cl->node);
+        ask_orgs(cl);
+    } else if (r->element[1]->integer != 0) {
+        cl->beats++;
+    }
+}
+
 static void beat_cb(uv_timer_t *t)
 {
     struct cluster *cl = t->data;
@@ -766,7 +785,7 @@ static void beat_cb(uv_timer_t *t)
     argv_str(&a, cl->listen);
     int64_t after = cl->ttl_ms + cl->grace_ms - cl->beat_ms;
     argv_int(&a, after > cl->ttl_ms ? after : cl->ttl_ms);
-    script(cl, &a, NULL, NULL);
+    script(cl, &a, beat_done, NULL);
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -1023,11 +1042,13 @@ void cluster_sync_begin(struct cluster *cl)
 }
 
 void cluster_sync_add(struct cluster *cl, const char *org, const char *user,
-                      int auto_status, unsigned nconns, int64_t last_seen_ms,
-                      const char *name, int manual_hint)
+                      int present, int auto_status, unsigned nconns,
+                      int64_t last_seen_ms, const char *name,
+                      int manual_hint)
 {
-    contrib_fields(&cl->sync, org, user, 1, auto_status, nconns,
-                   last_seen_ms, "connect", name, manual_hint);
+    contrib_fields(&cl->sync, org, user, present, auto_status, nconns,
+                   last_seen_ms, present ? "connect" : "disconnect", name,
+                   manual_hint);
 }
 
 void cluster_sync_floor(struct cluster *cl, const char *org, uint64_t seq)

@@ -132,12 +132,14 @@ void cluster_session(struct cluster *cl, int add, int64_t id,
 void cluster_resync(struct cluster *cl, const char *org);
 
 /* Everything this node holds, after a reconnect, in one script call:
- * begin, one add per present contribution, one floor per organization
+ * begin, one add per present contribution (and one not present, with its
+ * last_seen, per user this node saw go while Redis was away), one floor per organization
  * (its seq as the node's clients saw it), end. Loop thread. */
 void cluster_sync_begin(struct cluster *cl);
 void cluster_sync_add(struct cluster *cl, const char *org, const char *user,
-                      int auto_status, unsigned nconns, int64_t last_seen_ms,
-                      const char *name, int manual_hint);
+                      int present, int auto_status, unsigned nconns,
+                      int64_t last_seen_ms, const char *name,
+                      int manual_hint);
 void cluster_sync_floor(struct cluster *cl, const char *org, uint64_t seq);
 void cluster_sync_end(struct cluster *cl);
 #endif

@@ -55,14 +55,20 @@ end
 -- status changed, else a record update when 'tell' says others must know
 -- (a manual status changed). hint: the manual status the caller knows, used
 -- only if Redis has no record (it came back empty).
-local function recompute(org, user, reason, origin, name, hint, tell)
+local function recompute(org, user, reason, origin, name, hint, tell, seen)
   local r = get_rec(org, user)
   if not r then
     r = {status = 0, manual = tonumber(hint) or -1, ls = 0, n = 0,
          name = user}
     redis.call('SADD', K .. 'orgs', org)
-    tell = tell or r.manual >= 0
+    -- A record made here (Redis came back empty) is news to the others
+    -- even without a change of status.
+    tell = true
   end
+  local was = r.ls .. '|' .. r.n .. '|' .. r.name
+  -- seen: when the contribution that just went was last seen (a close).
+  seen = tonumber(seen) or 0
+  if r.manual ~= 0 and seen > r.ls then r.ls = seen end
   if name and name ~= '' then r.name = name end
   local c = redis.call('HGETALL', K .. 'c:' .. org .. '\0' .. user)
   local present, best, n, ls = false, 0, 0, 0
@@ -88,7 +94,9 @@ local function recompute(org, user, reason, origin, name, hint, tell)
     redis.call('PUBLISH', K .. 'e:' .. org,
                'E ' .. int(seq) .. ' ' .. header(r, origin, user) ..
                frame(user, r, seq, reason))
-  elseif tell then
+  elseif tell or was ~= r.ls .. '|' .. r.n .. '|' .. r.name then
+    -- The record moved without an event (a second tab, a last_seen): every
+    -- node's view stays the same as Redis'.
     redis.call('PUBLISH', K .. 'e:' .. org, 'U ' .. header(r, origin, user))
   end
 end
@@ -111,7 +119,8 @@ if cmd == 'contrib' then
       redis.call('HDEL', ckey, node)
       redis.call('SREM', K .. 'nc:' .. node, member(org, user))
     end
-    recompute(org, user, ARGV[i + 6], node, ARGV[i + 7], ARGV[i + 8], false)
+    recompute(org, user, ARGV[i + 6], node, ARGV[i + 7], ARGV[i + 8], false,
+              ARGV[i + 5])
     i = i + 9
   end
   return 1
@@ -153,16 +162,27 @@ end
 -- this node is alive; then reaps every node whose liveness key has expired
 -- and that has been silent for reap_after_ms (node_ttl + grace): its
 -- contributions go, and users left with none go OFFLINE. Returns the
--- number of nodes reaped.
+-- number of nodes reaped and whether this node was still known.
 if cmd == 'beat' then
   local node, ttl = ARGV[3], ARGV[4]
   local now = now_ms()
+  local after = tonumber(ARGV[8])
+  -- Some node beats every quarter second: a longer silence means Redis
+  -- (or every node) stood still, and every liveness key may have expired
+  -- meanwhile. No one is reaped until they all had the time to beat again.
+  local clock = tonumber(redis.call('GET', K .. 'clock') or now)
+  redis.call('SET', K .. 'clock', int(now))
+  if now - clock >= math.max(1000, tonumber(ttl) / 2) then
+    redis.call('SET', K .. 'stall', int(now))
+  end
+  local stall = tonumber(redis.call('GET', K .. 'stall') or '0')
+  local known = redis.call('HEXISTS', K .. 'nodes', node)
   redis.call('SET', K .. 'alive:' .. node, int(now), 'PX', ttl)
   redis.call('HSET', K .. 'nodes', node,
              int(now) .. '|' .. ARGV[5] .. '|' .. ARGV[6] .. '|' .. ARGV[7])
-  local after = tonumber(ARGV[8])
-  local nodes = redis.call('HGETALL', K .. 'nodes')
   local reaped = 0
+  if now - stall < after then return {0, known} end
+  local nodes = redis.call('HGETALL', K .. 'nodes')
   for i = 1, #nodes, 2 do
     local other = nodes[i]
     local last = tonumber(string.match(nodes[i + 1], '^(%d+)|')) or 0
@@ -180,7 +200,9 @@ if cmd == 'beat' then
       reaped = reaped + 1
     end
   end
-  return reaped
+  -- known 0: this node had been reaped (it stood still itself): it must
+  -- push what it holds again.
+  return {reaped, known}
 end
 
 -- claim <node>: what the cluster holds for this node (a restart with the
@@ -210,7 +232,7 @@ if cmd == 'sync' then
   local sep = 4
   local keep = {}
   while sep + 8 <= #ARGV and ARGV[sep] ~= '--' do
-    keep[member(ARGV[sep], ARGV[sep + 1])] = true
+    if ARGV[sep + 2] == '1' then keep[member(ARGV[sep], ARGV[sep + 1])] = true end
     sep = sep + 9
   end
   for j = sep + 1, #ARGV - 1, 2 do
@@ -229,10 +251,17 @@ if cmd == 'sync' then
   end
   for i = 4, sep - 1, 9 do
     local org, user = ARGV[i], ARGV[i + 1]
-    redis.call('HSET', K .. 'c:' .. org .. '\0' .. user, node,
-               ARGV[i + 3] .. '|' .. ARGV[i + 4] .. '|' .. ARGV[i + 5])
-    redis.call('SADD', K .. 'nc:' .. node, member(org, user))
-    recompute(org, user, ARGV[i + 6], node, ARGV[i + 7], ARGV[i + 8], false)
+    if ARGV[i + 2] == '1' then
+      redis.call('HSET', K .. 'c:' .. org .. '\0' .. user, node,
+                 ARGV[i + 3] .. '|' .. ARGV[i + 4] .. '|' .. ARGV[i + 5])
+      redis.call('SADD', K .. 'nc:' .. node, member(org, user))
+      recompute(org, user, ARGV[i + 6], node, ARGV[i + 7], ARGV[i + 8],
+                false)
+    else
+      -- A user this node saw go while Redis was away: its last_seen.
+      recompute(org, user, ARGV[i + 6], node, ARGV[i + 7], ARGV[i + 8],
+                false, ARGV[i + 5])
+    end
   end
   return 1
 end

@@ -174,6 +174,10 @@ struct hub {
     char node[160];
     hub_session_cb *session_cb;
     void *session_ud;
+    /* Users whose change this node showed while Redis was away, for the
+     * push after it returns ("org\0user" each). */
+    char **gone;
+    size_t ngone, capgone;
     unsigned nloops;
     struct hub_loop loops[HUB_MAX_LOOPS];
 };
@@ -1548,6 +1552,9 @@ void hub_free(struct hub *hb)
     hb->presence = NULL;
     presence_free(hb->view);
     hb->view = NULL;
+    for (size_t i = 0; i < hb->ngone; i++)
+        free(hb->gone[i]);
+    free(hb->gone);
     frame_unref(hb->ping);
     for (unsigned i = 0; i < hb->nloops; i++) {
         struct hub_loop *hl = &hb->loops[i];
@@ -1659,6 +1666,23 @@ static void copy_member(void *ud, const struct presence_member *m)
     r->m = *m;
 }
 
+/* Remembers org/user for the push after Redis returns (bounded: past
+ * that the resync's OFFLINE, with an older last_seen, will do). */
+static void note_gone(struct hub *hb, const char *org, const char *user)
+{
+    if (hb->ngone >= 100000)
+        return;
+    if (hb->ngone == hb->capgone) {
+        hb->capgone = hb->capgone ? 2 * hb->capgone : 16;
+        hb->gone = xrealloc(hb->gone, hb->capgone * sizeof *hb->gone);
+    }
+    size_t lo = strlen(org), lu = strlen(user);
+    char *k = xmalloc(lo + lu + 2);
+    memcpy(k, org, lo + 1);
+    memcpy(k + lo + 1, user, lu + 1);
+    hb->gone[hb->ngone++] = k;
+}
+
 /* Degraded: this node's own change, shown to its clients at once. */
 static void local_event(struct hub *hb, const char *org, const char *user,
                         const struct presence_contrib *c,
@@ -1682,6 +1706,7 @@ static void local_event(struct hub *hb, const char *org, const char *user,
         presence_mirror_set(hb->view, &nm, 0, 1);
         return;
     }
+    note_gone(hb, org, user);
     struct presence_event ev = {.m = nm, .reason = reason};
     ev.seq = presence_org_seq(hb->view, org) + 1;
     presence_mirror_set(hb->view, &nm, ev.seq, 1);
@@ -2004,7 +2029,7 @@ static void sync_member(void *ud, const struct presence_member *m)
         return;
     struct rec_copy cur = {0};
     presence_get(hb->view, m->org, m->user, copy_member, &cur);
-    cluster_sync_add(hb->cl, m->org, m->user, c.auto_status, c.nconns,
+    cluster_sync_add(hb->cl, m->org, m->user, 1, c.auto_status, c.nconns,
                      c.last_seen_ms, c.name,
                      cur.found ? (int)cur.m.manual : -1);
 }
@@ -2030,6 +2055,17 @@ static void cb_up(void *ud, int first, const char *const *orgs, size_t n)
          * its clients' seq of each organization as a floor. */
         cluster_sync_begin(hb->cl);
         presence_each_all(hb->presence, sync_member, hb);
+        for (size_t i = 0; i < hb->ngone; i++) {
+            const char *org = hb->gone[i], *user = org + strlen(org) + 1;
+            struct presence_contrib c;
+            struct rec_copy cur = {0};
+            presence_get(hb->view, org, user, copy_member, &cur);
+            if (presence_contribution(hb->presence, org, user, &c, 0) == 0 &&
+                !c.present && cur.found)
+                cluster_sync_add(hb->cl, org, user, 0, PRESENCE_OFFLINE, 0,
+                                 cur.m.last_seen_ms, c.name,
+                                 (int)cur.m.manual);
+        }
         HASH_ITER(hh, hb->orgs, o, t) {
             uint64_t seq = presence_org_seq(hb->view, o->id);
             if (seq)
@@ -2037,6 +2073,9 @@ static void cb_up(void *ud, int first, const char *const *orgs, size_t n)
         }
         cluster_sync_end(hb->cl);
     }
+    for (size_t i = 0; i < hb->ngone; i++)
+        free(hb->gone[i]);
+    hb->ngone = 0;
     HASH_ITER(hh, hb->orgs, o, t) {
         o->resyncing = 0;
         ask_resync(hb, o);
