@@ -236,6 +236,7 @@ static int identify(struct api_req *q, const char **why)
             (sessions_get_by_id(srv->shared->sessions, cl->sid,
                                 hub_now(srv->hub), &s) != 0 ||
              strcmp(s.org, cl->org) || strcmp(s.user, cl->sub))) {
+            q->session_miss = 1;
             *why = "session has ended";
             return -1;
         }
@@ -248,6 +249,7 @@ static int identify(struct api_req *q, const char **why)
     if (q->cred.kind == WEB_CRED_SESSION) {
         if (sessions_get_by_hash(srv->shared->sessions, q->cred.session,
                                  hub_now(srv->hub), &s) != 0) {
+            q->session_miss = 1;
             *why = "session expired or logged out";
             return -1;
         }
@@ -261,10 +263,46 @@ static int identify(struct api_req *q, const char **why)
     return -1;
 }
 
+/* The request again, once this node has heard all the cluster said
+ * before now (lock held, on its loop). */
+struct later_req {
+    struct http_conn *c;
+    struct http_req *r;
+};
+
+static void redeliver(void *arg)
+{
+    struct later_req *l = arg;
+    struct conn *c = l->c->c;
+    http_redeliver(l->c, l->r);
+    conn_unref(c); /* may free the connection */
+    free(l);
+}
+
+/* docs/cluster.md: a session made on another node a moment ago may not be
+ * in this node's table yet. Asked again, once, after a barrier behind
+ * whatever the cluster published before: then a miss is a miss. 1 if the
+ * request was put off (no answer now). */
+static int miss_later(struct api_req *q)
+{
+    if (!q->session_miss || !q->r || q->r->again ||
+        !hub_cluster_state(q->srv->hub))
+        return 0;
+    q->r->again = 1;
+    http_keep(q->r);
+    struct later_req *l = xmalloc(sizeof *l);
+    *l = (struct later_req){q->c, q->r};
+    conn_ref(q->c->c);
+    hub_barrier_then(q->srv->hub, redeliver, l);
+    return 1;
+}
+
 int api_authenticate(struct api_req *q)
 {
     const char *why;
     if (identify(q, &why) != 0) {
+        if (miss_later(q))
+            return -1;
         http_error(q->c, 401, "unauthorized", why);
         return -1;
     }
@@ -332,7 +370,8 @@ static void dispatch(struct api_req *q, const struct route *rt)
         break;
     case API_PAGE:
         if (identify(q, &why) != 0) {
-            api_page_login(q);
+            if (!miss_later(q))
+                api_page_login(q);
             return;
         }
         break;

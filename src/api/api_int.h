@@ -92,6 +92,7 @@ struct api_req {
     struct api_cred cred;
     struct api_who who;             /* valid once authed */
     int authed;
+    int session_miss;               /* the session was not in the table */
 };
 
 typedef void api_route_cb(struct api_req *q);

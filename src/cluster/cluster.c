@@ -78,7 +78,15 @@ static void argv_dispose(struct argv *a)
 }
 
 /* What other threads queue for the loop. */
-enum out_kind { OUT_CONTRIB, OUT_MANUAL, OUT_KICK, OUT_RESYNC };
+enum out_kind { OUT_CONTRIB, OUT_MANUAL, OUT_KICK, OUT_RESYNC, OUT_BARRIER };
+
+/* A barrier waiting for its own message to come back. */
+struct barrier {
+    uint64_t token;
+    void (*done)(void *arg);
+    void *arg;
+    struct barrier *next;
+};
 
 struct out {
     enum out_kind kind;
@@ -123,6 +131,8 @@ struct cluster {
     struct outq q;
     struct outq held;           /* manual statuses kept while down */
 
+    struct barrier *barriers;   /* loop thread only */
+    uint64_t barrier_seq;
     struct argv sync;           /* being built (cluster_sync_*) */
     int sync_floors;
 };
@@ -469,6 +479,23 @@ static void on_counts(struct cluster *cl, const char *p, size_t n)
         on_session_msg(cl, p, n);
         return;
     }
+    if (n > 2 && p[0] == 'B') {
+        unsigned long long token;
+        char node[160];
+        if (sscanf(p, "B %159s %llu", node, &token) != 2 ||
+            strcmp(node, cl->node) != 0)
+            return;
+        for (struct barrier **b = &cl->barriers; *b; b = &(*b)->next) {
+            if ((*b)->token != token)
+                continue;
+            struct barrier *x = *b;
+            *b = x->next;
+            x->done(x->arg);
+            free(x);
+            return;
+        }
+        return;
+    }
     if (n < 2 || p[0] != 'L' ||
         sscanf(p, "L %159s %u%n", origin, &nk, &off) != 2 ||
         strcmp(origin, cl->node) == 0 || (size_t)off >= n ||
@@ -629,6 +656,13 @@ static void go_down(struct cluster *cl, const char *why,
     }
     cl->cmd_ready = cl->sub_ready = 0;
     cl->outstanding = 0;
+    /* Nothing more will come back: the waiters go on. */
+    while (cl->barriers) {
+        struct barrier *x = cl->barriers;
+        cl->barriers = x->next;
+        x->done(x->arg);
+        free(x);
+    }
     /* Freed at once: a subscribed context would wait forever for its
      * replies to end before a graceful disconnect. Its callbacks see the
      * pointers cleared, and its pending replies come back NULL. */
@@ -728,7 +762,25 @@ static void wake_cb(uv_async_t *h)
             continue;
         }
         struct out *next = o->next;
-        if (o->kind == OUT_RESYNC) {
+        if (o->kind == OUT_BARRIER) {
+            struct barrier *x = xmalloc(sizeof *x);
+            *x = (struct barrier){++cl->barrier_seq, o->done, o->done_arg,
+                                  cl->barriers};
+            struct argv a = {0};
+            char msg[200];
+            argv_str(&a, "PUBLISH");
+            argv_str(&a, cl->counts);
+            snprintf(msg, sizeof msg, "B %s %llu", cl->node,
+                     (unsigned long long)x->token);
+            argv_str(&a, msg);
+            if (send_argv(cl, &a, NULL, NULL) == 0) {
+                cl->barriers = x;
+                o->done = NULL; /* the message's return runs it */
+            } else {
+                free(x);
+            }
+            argv_dispose(&a);
+        } else if (o->kind == OUT_RESYNC) {
             struct argv a;
             script_argv(cl, &a, "resync");
             argv_str(&a, o->org);
@@ -897,6 +949,11 @@ void cluster_free(struct cluster *cl)
         next = o->next;
         out_free(o);
     }
+    while (cl->barriers) { /* the loops are gone: nobody to tell */
+        struct barrier *x = cl->barriers;
+        cl->barriers = x->next;
+        free(x);
+    }
     argv_dispose(&cl->sync);
     pthread_mutex_destroy(&cl->mu);
     free(cl->name);
@@ -1020,6 +1077,15 @@ void cluster_session(struct cluster *cl, int add, int64_t id,
     memcpy(msg + h + 32 + olen, user, ulen);
     argv_add(&o->a, msg, (size_t)h + 32 + olen + ulen);
     free(msg);
+    o->done = done;
+    o->done_arg = arg;
+    enqueue(cl, o);
+}
+
+void cluster_barrier(struct cluster *cl, void (*done)(void *arg), void *arg)
+{
+    struct out *o = xcalloc(1, sizeof *o);
+    o->kind = OUT_BARRIER;
     o->done = done;
     o->done_arg = arg;
     enqueue(cl, o);

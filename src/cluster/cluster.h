@@ -128,6 +128,10 @@ void cluster_session(struct cluster *cl, int add, int64_t id,
                      const unsigned char *hash, const char *org,
                      const char *user, int64_t expires_ms,
                      void (*done)(void *arg), void *arg);
+/* done(arg) on the loop once this node has received everything published
+ * before the call (a message of its own through Redis and back), or at
+ * once if Redis is not there. Any thread. */
+void cluster_barrier(struct cluster *cl, void (*done)(void *arg), void *arg);
 /* Asks for org's records (on_resync). */
 void cluster_resync(struct cluster *cl, const char *org);
 

@@ -352,8 +352,20 @@ static void parse(struct http_conn *h)
         h->_busy = 1;
         conn_clear_deadline(c);
         h->o.on_request(h, r);
-        http_req_free(r);
+        if (!r->_kept)
+            http_req_free(r);
     }
+}
+
+void http_keep(struct http_req *r) { r->_kept = 1; }
+
+void http_redeliver(struct http_conn *h, struct http_req *r)
+{
+    r->_kept = 0;
+    if (http_busy(h))
+        h->o.on_request(h, r);
+    if (!r->_kept)
+        http_req_free(r);
 }
 
 /* An answer is queued: read the next request. */

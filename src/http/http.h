@@ -38,6 +38,8 @@ struct http_req {
      * a trusted proxy), and whether it reached the proxy over TLS. */
     char client[48];
     int https;
+    int again;                  /* the owner's: delivered a second time */
+    int _kept;                  /* http_keep(): the owner frees it */
     int keep_alive;
     /* parser scratch */
     struct buf hname, hvalue;
@@ -96,6 +98,12 @@ void http_error_ex(struct http_conn *h, int status, const char *extra_headers,
  * is called once (cancel the work). Cleared by the answer, or by
  * http_wait(h, NULL, NULL). */
 void http_wait(struct http_conn *h, http_abort_cb *abort, void *arg);
+/* Inside on_request: the owner keeps r (the connection stays busy) and
+ * hands it back with http_redeliver(), which calls on_request with it
+ * again (then frees it unless kept again), or frees it with
+ * http_req_free() if the connection is gone meanwhile. */
+void http_keep(struct http_req *r);
+void http_redeliver(struct http_conn *h, struct http_req *r);
 /* 1 while a request awaits its answer on an open connection. */
 int http_busy(const struct http_conn *h);
 /* For a protocol taking the connection over (ws_accept()): the input read

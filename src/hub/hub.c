@@ -2152,6 +2152,19 @@ static void session_acked(void *arg)
     free(t);
 }
 
+void hub_barrier_then(struct hub *hb, hub_done_cb *then, void *arg)
+{
+    struct loop *lp = loop_current();
+    unsigned i = lp ? loop_id(lp) : 0;
+    if (!hb->cl || !lp || i >= hb->nloops || hb->loops[i].lp != lp) {
+        then(arg);
+        return;
+    }
+    struct told *t = xmalloc(sizeof *t);
+    *t = (struct told){hb, i, then, arg};
+    cluster_barrier(hb->cl, session_acked, t);
+}
+
 void hub_session_changed_then(struct hub *hb, int64_t id,
                               const unsigned char *hash, const char *org,
                               const char *user, int64_t expires_ms,

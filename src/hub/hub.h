@@ -169,6 +169,9 @@ void hub_session_changed_then(struct hub *hb, int64_t id,
                               const unsigned char *hash, const char *org,
                               const char *user, int64_t expires_ms,
                               hub_done_cb *then, void *arg);
+/* then(arg) on this loop, lock held, once this node has received what
+ * the cluster published before now (at once on a single server). */
+void hub_barrier_then(struct hub *hb, hub_done_cb *then, void *arg);
 void hub_session_changed(struct hub *hb, int add, int64_t id,
                          const unsigned char *hash, const char *org,
                          const char *user, int64_t expires_ms);
