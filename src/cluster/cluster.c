@@ -570,6 +570,19 @@ static redisAsyncContext *open_one(struct cluster *cl)
     return ac;
 }
 
+/* A command sent first on a new connection, before any send_argv(). */
+static void send_first(struct cluster *cl, redisAsyncContext *ac,
+                       struct argv *a)
+{
+    struct call *c = xcalloc(1, sizeof *c);
+    c->cl = cl;
+    redisAsyncCommandArgv(ac, on_reply, c, a->n, (const char **)a->v,
+                          a->len);
+    if (ac == cl->cmd && cl->outstanding++ == 0)
+        cl->progress_at = uv_now(cl->loop);
+    argv_dispose(a);
+}
+
 static void auth_select(struct cluster *cl, redisAsyncContext *ac)
 {
     struct argv a = {0};
@@ -578,24 +591,12 @@ static void auth_select(struct cluster *cl, redisAsyncContext *ac)
         if (cl->uri.user[0])
             argv_str(&a, cl->uri.user);
         argv_str(&a, cl->uri.password);
-        struct call *c = xcalloc(1, sizeof *c);
-        c->cl = cl;
-        redisAsyncCommandArgv(ac, on_reply, c, a.n, (const char **)a.v,
-                              a.len);
-        if (ac == cl->cmd && cl->outstanding++ == 0)
-            cl->progress_at = uv_now(cl->loop);
-        argv_dispose(&a);
+        send_first(cl, ac, &a);
     }
     if (cl->uri.db) {
         argv_str(&a, "SELECT");
         argv_int(&a, cl->uri.db);
-        struct call *c = xcalloc(1, sizeof *c);
-        c->cl = cl;
-        redisAsyncCommandArgv(ac, on_reply, c, a.n, (const char **)a.v,
-                              a.len);
-        if (ac == cl->cmd && cl->outstanding++ == 0)
-            cl->progress_at = uv_now(cl->loop);
-        argv_dispose(&a);
+        send_first(cl, ac, &a);
     }
 }
 

@@ -2152,17 +2152,26 @@ static void session_acked(void *arg)
     free(t);
 }
 
-void hub_barrier_then(struct hub *hb, hub_done_cb *then, void *arg)
+/* A waiter for then(arg) back on the calling loop, or NULL when there is
+ * nothing to wait for (no cluster, not on a loop of ours). */
+static struct told *told_new(struct hub *hb, hub_done_cb *then, void *arg)
 {
     struct loop *lp = loop_current();
     unsigned i = lp ? loop_id(lp) : 0;
-    if (!hb->cl || !lp || i >= hb->nloops || hb->loops[i].lp != lp) {
-        then(arg);
-        return;
-    }
+    if (!hb->cl || !lp || i >= hb->nloops || hb->loops[i].lp != lp)
+        return NULL;
     struct told *t = xmalloc(sizeof *t);
     *t = (struct told){hb, i, then, arg};
-    cluster_barrier(hb->cl, session_acked, t);
+    return t;
+}
+
+void hub_barrier_then(struct hub *hb, hub_done_cb *then, void *arg)
+{
+    struct told *t = told_new(hb, then, arg);
+    if (!t)
+        then(arg);
+    else
+        cluster_barrier(hb->cl, session_acked, t);
 }
 
 void hub_session_changed_then(struct hub *hb, int64_t id,
@@ -2170,16 +2179,12 @@ void hub_session_changed_then(struct hub *hb, int64_t id,
                               const char *user, int64_t expires_ms,
                               hub_done_cb *then, void *arg)
 {
-    struct loop *lp = loop_current();
-    unsigned i = lp ? loop_id(lp) : 0;
-    if (!hb->cl || !lp || i >= hb->nloops || hb->loops[i].lp != lp) {
+    struct told *t = told_new(hb, then, arg);
+    if (!t)
         then(arg);
-        return;
-    }
-    struct told *t = xmalloc(sizeof *t);
-    *t = (struct told){hb, i, then, arg};
-    cluster_session(hb->cl, 1, id, hash, org, user, expires_ms,
-                    session_acked, t);
+    else
+        cluster_session(hb->cl, 1, id, hash, org, user, expires_ms,
+                        session_acked, t);
 }
 
 static void cb_session(void *ud, int add, int64_t id,
