@@ -1676,3 +1676,51 @@ def test_snapshot_on_connect_cluster_wide(env):
         assert secret not in n.log_text(), "%s logged the Redis password" \
             % n.node_id
     world.check_last_seen_agree()
+
+
+# ------------------------ j. subscriptions of a large organization ----
+
+@pytest.mark.settings(grace="1s", flush="300ms", large_org="5")
+def test_subscriptions_across_nodes(env):
+    """docs/protocol.md "Subscriptions" on a cluster: in an organization of
+    large_org members or more, a subscriber on node b gets the events of
+    the users it follows wherever they are connected, none of the others',
+    and the online count."""
+    redis = env.redis()
+    db = env.db()
+    a, b = [env.node(n, redis, db=db) for n in ("a", "b")]
+    for n in (a, b):
+        n.wait_state("ok", RECONNECT + SLACK)
+    org = "big"
+    users = ["u%d" % i for i in range(6)]          # 6 >= large_org
+    # Every member known before the subscriber reads the organization.
+    for u in users:
+        t = open_client(a, token_for(org, u), "%s@a" % u)
+        wait_ready([t])
+        t.c.close()
+    sub = open_client(b, token_for(org, "watcher"), "watcher@b",
+                      members=set(users + ["watcher"]))
+    sub.c.send_json({"type": "subscribe", "users": ["u1"]})
+    wait_until(lambda: any(m.get("type") == "snapshot" and m.get("partial")
+                           for m in sub.c.log), SLACK,
+               what="the partial snapshot of the subscription")
+    u1 = open_client(a, token_for(org, "u1"), "u1@a")
+    u2 = open_client(a, token_for(org, "u2"), "u2@a")
+    wait_ready([u1, u2])
+    u1.c.send_json({"type": "status", "status": "BUSY"})
+    u2.c.send_json({"type": "status", "status": "BUSY"})
+
+    def events(user):
+        return [m for m in sub.c.log if m.get("type") == "presence"
+                and m.get("user") == user]
+    wait_until(lambda: [e for e in events("u1") if e["status"] == "BUSY"],
+               SLACK, what="u1's BUSY on the subscriber on b")
+    wait_until(lambda: [m for m in sub.c.log if m.get("type") == "online"],
+               SLACK, what="an online count on the subscriber on b")
+    # u2's events went out before u1's BUSY had reached b, or with it: by
+    # now any that were sent have arrived.
+    u2.c.send_json({"type": "status", "status": "AWAY"})
+    u1.c.send_json({"type": "status", "status": "AWAY"})
+    wait_until(lambda: [e for e in events("u1") if e["status"] == "AWAY"],
+               SLACK, what="u1's AWAY on the subscriber on b")
+    assert not events("u2"), events("u2")
