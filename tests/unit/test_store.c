@@ -1674,23 +1674,41 @@ static void test_pg_data_version(void **state)
  * STORE_EDOWN, rollback fine). */
 /* (A test that failed before may have left a connection open: it is
  * killed too, harmlessly.) */
-static void test_pg_reconnect_terminated(void **state)
+/* pg_terminate_backend() only signals: the backend may still answer a
+ * query sent at once (seen on a loaded machine). Kills, then waits until
+ * no such backend is left (bounded), so the next op finds it gone. */
+static int64_t kill_backends(const struct fx *f)
 {
-    struct fx *f = *state;
     const char *kill = "SELECT count(pg_terminate_backend(pid))"
                        " FROM pg_stat_activity"
                        " WHERE application_name = 'presenced'"
                        " AND pid <> pg_backend_pid()";
+    const char *left = "SELECT count(*) FROM pg_stat_activity"
+                       " WHERE application_name = 'presenced'"
+                       " AND pid <> pg_backend_pid()";
+    int64_t n = db_int(f, kill);
+    for (int i = 0; i < 1000 && db_int(f, left) > 0; i++)
+        usleep(10000);
+    return n;
+}
+
+static void test_pg_reconnect_terminated(void **state)
+{
+    struct fx *f = *state;
 
     assert_int_equal(store_org_add(f->s, "o", NULL), 0);
     log_set_level(LOG_ERROR + 1);
-    assert_true(db_int(f, kill) >= 1);
-    assert_int_equal(store_org_exists(f->s, "o"), STORE_EDOWN);
+    assert_true(kill_backends(f) >= 1);
+    /* Outside a transaction the loss is found before the op (the socket
+     * is seen closed while idle: reconnected, answered) or by it
+     * (STORE_EDOWN): the next op works either way. */
+    int rc = store_org_exists(f->s, "o");
+    assert_true(rc == STORE_EDOWN || rc == 1);
     assert_int_equal(store_org_exists(f->s, "o"), 1);
 
     assert_int_equal(store_begin(f->s), 0);
     assert_int_equal(store_org_add(f->s, "lost", NULL), 0);
-    assert_true(db_int(f, kill) >= 1);
+    assert_true(kill_backends(f) >= 1);
     assert_int_equal(store_org_add(f->s, "more", NULL), STORE_EDOWN);
     assert_int_equal(store_org_add(f->s, "more", NULL), STORE_EDOWN);
     assert_int_equal(store_commit(f->s), STORE_EDOWN);
@@ -1698,7 +1716,7 @@ static void test_pg_reconnect_terminated(void **state)
 
     assert_int_equal(store_begin(f->s), 0);
     assert_int_equal(store_org_add(f->s, "lost2", NULL), 0);
-    assert_true(db_int(f, kill) >= 1);
+    assert_true(kill_backends(f) >= 1);
     assert_int_equal(store_rollback(f->s), 0);
     assert_int_equal(store_org_exists(f->s, "lost2"), 0);
     assert_int_equal(store_org_add(f->s, "after", NULL), 0);
