@@ -65,6 +65,8 @@ struct login_job {
     struct api_req *q;
     struct list link;           /* in api_loop.logins */
     int in_pool;                /* req is queued on the thread pool */
+    int looking_up;             /* the user is being read (store thread) */
+    int told;                   /* answered 503 at shutdown (api_stop) */
     int lookup_rc;              /* store_user_by_email() */
     struct store_user u;
     int found;
@@ -301,7 +303,9 @@ static void login_done(uv_work_t *req, int status)
     loop_now(srv->lp);
     hub_lock(srv->hub);
     j->in_pool = 0;
-    if (!api_req_live(q)) {
+    if (j->told) {
+        /* Answered by api_stop(): nothing more to say. */
+    } else if (!api_req_live(q)) {
         /* The client reset the connection: the attempt still counts (it
          * was reserved), but nothing is answered. */
         log_info("%s: login for %s abandoned %s its check", q->client,
@@ -348,7 +352,10 @@ static void lookup_done(void *ud, int rc)
     struct api_loop *srv = q->srv;
     loop_now(srv->lp);
     hub_lock(srv->hub);
-    if (!api_req_live(q)) {
+    j->looking_up = 0;
+    if (j->told) {
+        finish(j);
+    } else if (!api_req_live(q)) {
         log_info("%s: login for %s abandoned before its check", q->client,
                  j->emailkey + 6);
         finish(j);
@@ -430,6 +437,7 @@ void api_login(struct api_req *q)
     snprintf(job->email, sizeof job->email, "%s", email);
     snprintf(job->password, sizeof job->password, "%s", pw);
     json_decref(j);
+    job->looking_up = 1;
     if (hub_submit(srv->hub, lookup_run, lookup_done, job, STOREQ_READ) != 0) {
         login_release(srv, job->ipkey, job->emailkey, job->reserved_at);
         sodium_memzero(job->password, sizeof job->password);
@@ -450,8 +458,17 @@ void api_stop(struct api_loop *a)
     struct list *pos, *tmp;
     list_each_safe(pos, tmp, &a->logins) {
         struct login_job *j = list_entry(pos, struct login_job, link);
-        if (j->in_pool) /* UV_EBUSY if running: it ends */
-            uv_cancel((uv_req_t *)&j->req);
+        /* Answered now, not when the cancelled work or the store thread
+         * comes back: that may be after the loop has closed the
+         * connection (STOP_DELAY_MS), and the 503 would be lost. A check
+         * already running (UV_EBUSY) ends and is answered as usual. */
+        int now = j->in_pool ? uv_cancel((uv_req_t *)&j->req) == 0
+                             : j->looking_up;
+        if (now && api_req_live(j->q)) {
+            http_error(j->q->c, 503, "unavailable",
+                       "the server is shutting down");
+            j->told = 1;
+        }
     }
 }
 
