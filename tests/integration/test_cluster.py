@@ -1383,6 +1383,17 @@ def test_tabs_on_two_nodes(env):
     ta = world.connect(ann, 0)
     tb = world.connect(ann, 1)
     wait_all("ONLINE", mark, SLACK)
+
+    def ann_conns(ni):
+        for m in world.presence(ni, "t1")["members"]:
+            if m["user"] == "ann":
+                return m.get("connections")
+        return None
+    # Both tabs counted in Redis (every node's view says 2) before one
+    # goes idle: each node's contribution reaches Redis on its own, and
+    # an idle report from a that came first would rightly show AWAY.
+    wait_until(lambda: all(ann_conns(ni) == 2 for ni in range(3)), SLACK,
+               what="ann's two tabs counted on every node")
     mark = time.monotonic()
     world.set_auto(ann, ta, "AWAY")
     for t in (ta, tb):
