@@ -13,7 +13,8 @@
 B        ?= build
 SAN      ?=
 PY       := /usr/bin/python3
-PKGS     := libuv libsodium jansson sqlite3 libcrypto libpq hiredis
+PKGS     := libuv libsodium jansson sqlite3 libcrypto libpq hiredis \
+            icu-uc icu-i18n
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
