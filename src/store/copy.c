@@ -21,10 +21,13 @@
 #include "store/store.h"
 #include "util/xalloc.h"
 
-/* Parents before children, so that every foreign key finds its row. */
+/* Parents before children, so that every foreign key finds its row.
+ * Tables of later schema versions go at the end, so that the counts
+ * `db copy` prints keep their order. */
 static const char *const tables[STORE_COPY_NTABLES] = {
-    "organizations", "users",           "sessions",        "channels",
-    "channel_members", "projects",      "project_members",
+    "organizations",   "users",           "sessions",
+    "channels",        "channel_members", "projects",
+    "project_members", "user_extras",     "org_presets",
 };
 
 /* COPY data is handed to libpq in chunks of this size. */
@@ -132,7 +135,7 @@ static int64_t target_rows(struct copy *c)
     return n;
 }
 
-/* One TRUNCATE of the seven tables together (their foreign keys point
+/* One TRUNCATE of the data tables together (their foreign keys point
  * only at one another), inside the copy's transaction: a rollback brings
  * the rows back. It is several times faster than DELETE, which checks
  * every foreign key row by row. It fires no DELETE trigger, but each COPY

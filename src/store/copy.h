@@ -1,8 +1,9 @@
 /* copy.h - moves a SQLite database into PostgreSQL (presenced db copy).
  *
- * Every row of the seven data tables (organizations, users, sessions,
- * channels, channel_members, projects, project_members) goes across with
- * its ids, session token hashes, password hashes and presence fields
+ * Every row of the nine data tables (organizations, users, sessions,
+ * channels, channel_members, projects, project_members, and since schema
+ * version 2 user_extras and org_presets) goes across with its ids,
+ * session token hashes, password hashes, presence fields and extras JSON
  * exactly as stored. Not copied: the running server's registration
  * (server) and PostgreSQL's own bookkeeping tables.
  *
@@ -16,7 +17,7 @@
 #define STORE_COPY_H
 #include <stdint.h>
 
-#define STORE_COPY_NTABLES 7
+#define STORE_COPY_NTABLES 9
 
 struct store_copy_result {
     /* The tables in the order they are copied (parents before children),

@@ -254,6 +254,28 @@ int64_t store_data_version(struct store *s)
     return s->ops->data_version(s);
 }
 
+int store_extra_set(struct store *s, const char *org, const char *user,
+                    const char *json)
+{
+    return s->ops->extra_set(s, org, user, json);
+}
+
+int store_extra_each(struct store *s, const char *org, store_extra_cb *cb,
+                     void *ud)
+{
+    return s->ops->extra_each(s, org, cb, ud);
+}
+
+int store_presets_get(struct store *s, const char *org, char *out, size_t cap)
+{
+    return s->ops->presets_get(s, org, out, cap);
+}
+
+int store_presets_set(struct store *s, const char *org, const char *json)
+{
+    return s->ops->presets_set(s, org, json);
+}
+
 int store_session_add(struct store *s, const unsigned char hash[32],
                       const char *org, const char *user, int64_t expires_ms,
                       int64_t *id_out)

@@ -1,5 +1,6 @@
 /* store.h - the database: organizations, users, login sessions, channels,
- * projects, and the running server's registration.
+ * projects, users' extras, organizations' status-message presets, and the
+ * running server's registration.
  *
  * Two backends behind one interface (store_int.h): a SQLite file (the
  * default) and PostgreSQL (a postgresql:// or postgres:// URI, through
@@ -15,7 +16,8 @@
  * The schema is versioned (PRAGMA user_version) and migrated forward at
  * open; the journal is WAL with a busy timeout, so the CLI and a running
  * server can share the file. No status history is kept: a user row holds
- * only the current status and last_seen.
+ * only the current status and last_seen, and a user's extras (status
+ * message, Do Not Disturb) only their current value.
  *
  * Errors: functions return 0 or a negative STORE_E* code; where a char *err
  * of STORE_ERRLEN bytes is taken, a human-readable reason is written there.
@@ -30,6 +32,8 @@
 #define STORE_ID_MAX 128    /* org and user ids, bytes */
 #define STORE_EMAIL_MAX 254
 #define STORE_NAME_MAX 200  /* display names, channel and project names */
+#define STORE_EXTRA_MAX 4096   /* bytes of one user's extras JSON */
+#define STORE_PRESETS_MAX 8192 /* bytes of one organization's presets JSON */
 
 enum {
     STORE_EIO = -1,       /* SQLite failed (busy, disk full, corrupt...) */
@@ -141,6 +145,35 @@ int store_user_count(struct store *s, const char *org); /* >= 0 or error */
 /* A number that changes when another connection (a CLI command) commits
  * to the file, and only then (PRAGMA data_version); < 0 on error. */
 int64_t store_data_version(struct store *s);
+
+/* A user's extras (status message, DND, time zone, privacy; the settings
+ * form of presence/extra.h), as JSON text the store neither parses nor
+ * checks: the caller makes and reads it. Upsert: the row holds the whole
+ * current value, nothing of the past. json NULL or "" deletes the row
+ * (no row: nothing set). STORE_EINVAL for a bad id or json longer than
+ * STORE_EXTRA_MAX bytes; STORE_ENOENT if the user does not exist (for a
+ * delete too). The row goes with its user (ON DELETE CASCADE). */
+int store_extra_set(struct store *s, const char *org, const char *user,
+                    const char *json);
+/* Every row (org NULL) or one organization's, ordered by org, user. The
+ * strings are lent for the call; cb may call other store functions but
+ * not store_extra_each. */
+typedef void store_extra_cb(void *ud, const char *org, const char *user,
+                            const char *json);
+int store_extra_each(struct store *s, const char *org, store_extra_cb *cb,
+                     void *ud);
+
+/* An organization's status-message presets, as opaque JSON text (api/
+ * presets.h makes and checks it). Returns 0 with the JSON in out (cap
+ * bytes, NUL-terminated; STORE_EINVAL if it does not fit), STORE_ENOENT
+ * if none are set (the caller then uses the defaults; an unknown
+ * organization has none either). */
+int store_presets_get(struct store *s, const char *org, char *out,
+                      size_t cap);
+/* Upsert. json NULL (or ""): back to the defaults (the row is deleted).
+ * STORE_ENOENT for an unknown organization, STORE_EINVAL over
+ * STORE_PRESETS_MAX bytes. The row goes with its organization. */
+int store_presets_set(struct store *s, const char *org, const char *json);
 
 /* Login sessions: only a SHA-256 hash of the token is stored. */
 int store_session_add(struct store *s, const unsigned char hash[32],

@@ -67,6 +67,12 @@ struct store_ops {
     int (*check)(struct store *s, char *err);
     int (*presence_write)(struct store *s, const struct store_presence *rows,
                           size_t n);
+    int (*extra_set)(struct store *s, const char *org, const char *user,
+                     const char *json);
+    int (*extra_each)(struct store *s, const char *org, store_extra_cb *cb,
+                      void *ud);
+    int (*presets_get)(struct store *s, const char *org, char *out, size_t cap);
+    int (*presets_set)(struct store *s, const char *org, const char *json);
 };
 
 struct store {

@@ -155,6 +155,27 @@ static const char *const migrations[] = {
     "CREATE TRIGGER project_members_changes AFTER INSERT OR UPDATE OR DELETE"
     "  ON project_members FOR EACH STATEMENT"
     "  EXECUTE FUNCTION presenced_bump();",
+
+    /* Version 2: store_sqlite.c's version 2 (extras and presets, current
+     * state only). An organization's presets move the change counter, as
+     * its name does; a user's extras do not: the server writes them with
+     * the presence batch, and like the presence columns they must not
+     * make every node resync on every status message. */
+    "CREATE TABLE user_extras("
+    "  org TEXT COLLATE \"C\" NOT NULL,"
+    "  \"user\" TEXT COLLATE \"C\" NOT NULL,"
+    "  data TEXT COLLATE \"C\" NOT NULL,"
+    "  PRIMARY KEY(org, \"user\"),"
+    "  FOREIGN KEY(org, \"user\") REFERENCES users(org, id)"
+    "    ON DELETE CASCADE"
+    ");"
+    "CREATE TABLE org_presets("
+    "  org TEXT COLLATE \"C\" NOT NULL PRIMARY KEY"
+    "    REFERENCES organizations(id) ON DELETE CASCADE,"
+    "  data TEXT COLLATE \"C\" NOT NULL"
+    ");"
+    "CREATE TRIGGER org_presets_changes AFTER INSERT OR UPDATE OR DELETE"
+    "  ON org_presets FOR EACH STATEMENT EXECUTE FUNCTION presenced_bump();",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -205,6 +226,14 @@ enum stmt {
     ST_SERVER_GET,
     ST_SERVER_CLEAR,
     ST_CHECK,
+    ST_USER_EXISTS,
+    ST_EXTRA_SET,
+    ST_EXTRA_DELETE,
+    ST_EXTRA_EACH_ALL,
+    ST_EXTRA_EACH_ORG,
+    ST_PRESETS_GET,
+    ST_PRESETS_SET,
+    ST_PRESETS_DELETE,
     ST__COUNT
 };
 
@@ -302,6 +331,28 @@ static const char *const sql[ST__COUNT] = {
                       " WHERE id = 1",
     [ST_SERVER_CLEAR] = "DELETE FROM server WHERE id = 1 AND pid = $1",
     [ST_CHECK] = "SELECT 1",
+    [ST_USER_EXISTS] = "SELECT 1 FROM users WHERE org = $1 AND id = $2",
+    /* As store_sqlite.c: no row written when the parent is missing, so
+     * that a missing user is not a failed statement (which would also
+     * doom a caller's transaction). */
+    [ST_EXTRA_SET] = "INSERT INTO user_extras(org, \"user\", data)"
+                     " SELECT $1::text, $2::text, $3::text"
+                     " WHERE EXISTS(SELECT 1 FROM users"
+                     " WHERE org = $1 AND id = $2)"
+                     " ON CONFLICT (org, \"user\") DO UPDATE"
+                     " SET data = EXCLUDED.data",
+    [ST_EXTRA_DELETE] = "DELETE FROM user_extras WHERE org = $1"
+                        " AND \"user\" = $2",
+    [ST_EXTRA_EACH_ALL] = "SELECT org, \"user\", data FROM user_extras"
+                          " ORDER BY org, \"user\"",
+    [ST_EXTRA_EACH_ORG] = "SELECT org, \"user\", data FROM user_extras"
+                          " WHERE org = $1 ORDER BY \"user\"",
+    [ST_PRESETS_GET] = "SELECT data FROM org_presets WHERE org = $1",
+    [ST_PRESETS_SET] = "INSERT INTO org_presets(org, data)"
+                       " SELECT $1::text, $2::text WHERE EXISTS(SELECT 1"
+                       " FROM organizations WHERE id = $1)"
+                       " ON CONFLICT (org) DO UPDATE SET data = EXCLUDED.data",
+    [ST_PRESETS_DELETE] = "DELETE FROM org_presets WHERE org = $1",
 };
 
 struct pg {
@@ -1279,6 +1330,126 @@ static int pg_presence_write(struct store *base_,
 }
 
 /* ------------------------------------------------------------------------
+ * Extras and presets
+ * ------------------------------------------------------------------------ */
+
+static int pg_extra_set(struct store *base_, const char *org,
+                        const char *user, const char *json)
+{
+    struct pg *s = (struct pg *)base_;
+    long n = 0;
+    int rc;
+    int del = !json || !json[0];
+    if (!store_id_ok(org) || !store_id_ok(user) ||
+        (!del && !store_len_ok(json, STORE_EXTRA_MAX)))
+        return STORE_EINVAL;
+    if ((rc = enter(s)) != 0)
+        return rc;
+    if (!text_ok(s, org) || !text_ok(s, user))
+        return STORE_ENOENT; /* no such user can exist */
+    if (!del && !text_ok(s, json))
+        return STORE_EINVAL;
+    if (!del) {
+        rc = exec(s, ST_EXTRA_SET, "store extras", &n, "ttt", org, user,
+                  json);
+        return rc == 0 && n == 0 ? STORE_ENOENT : rc;
+    }
+    rc = exec(s, ST_EXTRA_DELETE, "delete extras", &n, "tt", org, user);
+    if (rc != 0 || n != 0)
+        return rc;
+    /* Nothing deleted: nothing was set, or there is no such user. */
+    PGresult *r = run(s, ST_USER_EXISTS, "find user", &rc, "tt", org, user);
+    if (r)
+        rc = PQntuples(r) ? 0 : STORE_ENOENT;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_extra_each(struct store *base_, const char *org,
+                         store_extra_cb *cb, void *ud)
+{
+    struct pg *s = (struct pg *)base_;
+    enum stmt i = org ? ST_EXTRA_EACH_ORG : ST_EXTRA_EACH_ALL;
+    int rc;
+
+    if (org && !store_id_ok(org))
+        return STORE_EINVAL;
+    if ((rc = enter(s)) != 0)
+        return rc;
+    if (org && !text_ok(s, org))
+        return 0;
+    if ((rc = cursor_take(s, i)) != 0)
+        return rc;
+    PGresult *r = org ? run(s, i, "list extras", &rc, "t", org)
+                      : run(s, i, "list extras", &rc, "");
+    /* The result's own strings, whole: valid until PQclear. */
+    for (int row = 0; r && row < PQntuples(r); row++)
+        cb(ud, PQgetvalue(r, row, 0), PQgetvalue(r, row, 1),
+           PQgetvalue(r, row, 2));
+    PQclear(r);
+    s->busy[i] = 0;
+    return rc;
+}
+
+static int pg_presets_get(struct store *base_, const char *org, char *out,
+                          size_t cap)
+{
+    struct pg *s = (struct pg *)base_;
+    int rc;
+    if (!out || cap == 0)
+        return STORE_EINVAL;
+    out[0] = '\0';
+    if (!store_id_ok(org))
+        return STORE_EINVAL;
+    if ((rc = enter(s)) != 0)
+        return rc;
+    if (!text_ok(s, org))
+        return STORE_ENOENT;
+    PGresult *r = run(s, ST_PRESETS_GET, "get presets", &rc, "t", org);
+    if (!r)
+        return rc;
+    if (!PQntuples(r)) {
+        rc = STORE_ENOENT;
+    } else {
+        size_t n = (size_t)PQgetlength(r, 0, 0);
+        if (n >= cap) {
+            rc = STORE_EINVAL;
+        } else {
+            memcpy(out, PQgetvalue(r, 0, 0), n);
+            out[n] = '\0';
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_presets_set(struct store *base_, const char *org,
+                          const char *json)
+{
+    struct pg *s = (struct pg *)base_;
+    long n = 0;
+    int rc;
+    int del = !json || !json[0];
+    if (!store_id_ok(org) || (!del && !store_len_ok(json, STORE_PRESETS_MAX)))
+        return STORE_EINVAL;
+    if ((rc = enter(s)) != 0)
+        return rc;
+    if (!text_ok(s, org))
+        return STORE_ENOENT;
+    if (!del && !text_ok(s, json))
+        return STORE_EINVAL;
+    if (!del) {
+        rc = exec(s, ST_PRESETS_SET, "store presets", &n, "tt", org, json);
+        return rc == 0 && n == 0 ? STORE_ENOENT : rc;
+    }
+    rc = exec(s, ST_PRESETS_DELETE, "delete presets", &n, "t", org);
+    if (rc != 0 || n != 0)
+        return rc;
+    rc = pg_org_exists(base_, org);
+    return rc == 1 ? 0 : rc == 0 ? STORE_ENOENT : rc;
+}
+
+/* ------------------------------------------------------------------------
  * Sessions
  * ------------------------------------------------------------------------ */
 
@@ -1702,4 +1873,8 @@ static const struct store_ops pg_ops = {
     .set_busy_timeout = pg_set_busy_timeout,
     .check = pg_check,
     .presence_write = pg_presence_write,
+    .extra_set = pg_extra_set,
+    .extra_each = pg_extra_each,
+    .presets_get = pg_presets_get,
+    .presets_set = pg_presets_set,
 };

@@ -113,6 +113,28 @@ static const char *const migrations[] = {
     "  admin_key TEXT NOT NULL,"
     "  started_ms INTEGER NOT NULL"
     ");",
+
+    /* Version 2 (issue 13). A user's extras (status message, Do Not
+     * Disturb, time zone, privacy) and an organization's status-message
+     * presets, each one row of opaque JSON text that the caller makes and
+     * parses. Current state only, like the user row: a new value replaces
+     * the old one, and no table keeps what was set before. Each row goes
+     * with its user or organization (ON DELETE CASCADE); the primary keys
+     * are the child sides of those foreign keys, so no index is needed. A
+     * user or organization without a row has nothing set (the caller's
+     * defaults). */
+    "CREATE TABLE user_extras("
+    "  org TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  data TEXT NOT NULL,"
+    "  PRIMARY KEY(org, user),"
+    "  FOREIGN KEY(org, user) REFERENCES users(org, id) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE org_presets("
+    "  org TEXT NOT NULL PRIMARY KEY"
+    "    REFERENCES organizations(id) ON DELETE CASCADE,"
+    "  data TEXT NOT NULL"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -162,6 +184,14 @@ enum stmt {
     ST_SERVER_GET,
     ST_SERVER_CLEAR,
     ST_CHECK,
+    ST_USER_EXISTS,
+    ST_EXTRA_SET,
+    ST_EXTRA_DELETE,
+    ST_EXTRA_EACH_ALL,
+    ST_EXTRA_EACH_ORG,
+    ST_PRESETS_GET,
+    ST_PRESETS_SET,
+    ST_PRESETS_DELETE,
     ST__COUNT
 };
 
@@ -241,6 +271,29 @@ static const char *const sql[ST__COUNT] = {
                       " WHERE id = 1",
     [ST_SERVER_CLEAR] = "DELETE FROM server WHERE id = 1 AND pid = ?1",
     [ST_CHECK] = "PRAGMA integrity_check",
+    [ST_USER_EXISTS] = "SELECT 1 FROM users WHERE org = ?1 AND id = ?2",
+    /* Upserts that write nothing (no change: STORE_ENOENT) when the
+     * parent row is missing, rather than fail its foreign key, the same
+     * statement as on PostgreSQL (where a failed statement would doom
+     * the caller's transaction). The WHERE also keeps SQLite's parser
+     * from reading ON CONFLICT as a join constraint. */
+    [ST_EXTRA_SET] = "INSERT INTO user_extras(org, user, data)"
+                     " SELECT ?1, ?2, ?3 WHERE EXISTS(SELECT 1 FROM users"
+                     " WHERE org = ?1 AND id = ?2)"
+                     " ON CONFLICT(org, user) DO UPDATE"
+                     " SET data = excluded.data",
+    [ST_EXTRA_DELETE] = "DELETE FROM user_extras WHERE org = ?1"
+                        " AND user = ?2",
+    [ST_EXTRA_EACH_ALL] = "SELECT org, user, data FROM user_extras"
+                          " ORDER BY org, user",
+    [ST_EXTRA_EACH_ORG] = "SELECT org, user, data FROM user_extras"
+                          " WHERE org = ?1 ORDER BY user",
+    [ST_PRESETS_GET] = "SELECT data FROM org_presets WHERE org = ?1",
+    [ST_PRESETS_SET] = "INSERT INTO org_presets(org, data)"
+                       " SELECT ?1, ?2 WHERE EXISTS(SELECT 1"
+                       " FROM organizations WHERE id = ?1)"
+                       " ON CONFLICT(org) DO UPDATE SET data = excluded.data",
+    [ST_PRESETS_DELETE] = "DELETE FROM org_presets WHERE org = ?1",
 };
 
 struct sq {
@@ -905,6 +958,137 @@ static int64_t sq_data_version(struct store *base_)
 }
 
 /* ------------------------------------------------------------------------
+ * Extras and presets
+ * ------------------------------------------------------------------------ */
+
+/* 1 if the user exists, 0 if not, else a STORE_E* code. */
+static int user_exists(struct sq *s, const char *org, const char *id)
+{
+    sqlite3_stmt *st = s->st[ST_USER_EXISTS];
+    int rc = bind(st, "tt", org, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    rc = rc == SQLITE_ROW    ? 1
+         : rc == SQLITE_DONE ? 0
+                             : fail(s, rc, "find user");
+    done(st);
+    return rc;
+}
+
+static int sq_extra_set(struct store *base_, const char *org, const char *user,
+                        const char *json)
+{
+    struct sq *s = (struct sq *)base_;
+    int rc;
+    if (!store_id_ok(org) || !store_id_ok(user))
+        return STORE_EINVAL;
+    if (!json || !json[0]) {
+        rc = exec(s, ST_EXTRA_DELETE, "delete extras", "tt", org, user);
+        /* Nothing deleted: nothing was set, or there is no such user. */
+        if (rc == 0 && sqlite3_changes(s->db) == 0) {
+            rc = user_exists(s, org, user);
+            rc = rc == 1 ? 0 : rc == 0 ? STORE_ENOENT : rc;
+        }
+        return rc;
+    }
+    if (!store_len_ok(json, STORE_EXTRA_MAX))
+        return STORE_EINVAL;
+    rc = exec(s, ST_EXTRA_SET, "store extras", "ttt", org, user, json);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = STORE_ENOENT;
+    return rc;
+}
+
+/* The callback gets SQLite's own copies of the row's text, valid until
+ * the next step: long rows are handed over whole, never cut. */
+static int sq_extra_each(struct store *base_, const char *org,
+                         store_extra_cb *cb, void *ud)
+{
+    struct sq *s = (struct sq *)base_;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (org && !store_id_ok(org))
+        return STORE_EINVAL;
+    st = cursor(s, org ? ST_EXTRA_EACH_ORG : ST_EXTRA_EACH_ALL);
+    if (!st)
+        return STORE_EIO;
+    rc = org ? bind(st, "t", org) : SQLITE_OK;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *o = (const char *)sqlite3_column_text(st, 0);
+        const char *u = (const char *)sqlite3_column_text(st, 1);
+        const char *j = (const char *)sqlite3_column_text(st, 2);
+        /* The columns are NOT NULL: NULL here is SQLite out of memory. */
+        if (!o || !u || !j) {
+            done(st);
+            return fail(s, SQLITE_NOMEM, "list extras");
+        }
+        cb(ud, o, u, j);
+        rc = SQLITE_OK;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc, "list extras");
+    done(st);
+    return rc;
+}
+
+static int sq_presets_get(struct store *base_, const char *org, char *out,
+                          size_t cap)
+{
+    struct sq *s = (struct sq *)base_;
+    sqlite3_stmt *st = s->st[ST_PRESETS_GET];
+    int rc;
+
+    if (!out || cap == 0)
+        return STORE_EINVAL;
+    out[0] = '\0';
+    if (!store_id_ok(org))
+        return STORE_EINVAL;
+    rc = bind(st, "t", org);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *p = sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (!p)
+            rc = fail(s, SQLITE_NOMEM, "get presets");
+        else if (n >= cap)
+            rc = STORE_EINVAL;
+        else {
+            memcpy(out, p, n);
+            out[n] = '\0';
+            rc = 0;
+        }
+    } else {
+        rc = rc == SQLITE_DONE ? STORE_ENOENT : fail(s, rc, "get presets");
+    }
+    done(st);
+    return rc;
+}
+
+static int sq_presets_set(struct store *base_, const char *org,
+                          const char *json)
+{
+    struct sq *s = (struct sq *)base_;
+    int rc;
+    if (!store_id_ok(org))
+        return STORE_EINVAL;
+    if (!json || !json[0]) {
+        rc = exec(s, ST_PRESETS_DELETE, "delete presets", "t", org);
+        if (rc == 0 && sqlite3_changes(s->db) == 0) {
+            rc = sq_org_exists(base_, org);
+            rc = rc == 1 ? 0 : rc == 0 ? STORE_ENOENT : rc;
+        }
+        return rc;
+    }
+    if (!store_len_ok(json, STORE_PRESETS_MAX))
+        return STORE_EINVAL;
+    rc = exec(s, ST_PRESETS_SET, "store presets", "tt", org, json);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = STORE_ENOENT;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
  * Sessions
  * ------------------------------------------------------------------------ */
 
@@ -1419,4 +1603,8 @@ static const struct store_ops sq_ops = {
     .set_busy_timeout = sq_set_busy_timeout,
     .check = sq_check,
     .presence_write = sq_presence_write,
+    .extra_set = sq_extra_set,
+    .extra_each = sq_extra_each,
+    .presets_get = sq_presets_get,
+    .presets_set = sq_presets_set,
 };

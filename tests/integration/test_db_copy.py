@@ -10,6 +10,7 @@ psycopg2.
 
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -24,8 +25,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
 import pgcluster  # noqa: E402
 
+# In the order db copy prints them; the last two are schema version 2's.
 TABLES = ["organizations", "users", "sessions", "channels", "channel_members",
-          "projects", "project_members"]
+          "projects", "project_members", "user_extras", "org_presets"]
 PASSWORD = "pw-secret-123"
 # The source is a SQLite file whatever the pass; the target a cluster of the
 # module's own: the SQLite pass runs it all, the PostgreSQL pass adds nothing.
@@ -33,6 +35,12 @@ pytestmark = pytest.mark.sqlite_only(
     "copies a SQLite file into a PostgreSQL cluster of its own")
 # Control characters and backslashes that COPY's text format must escape.
 ODD_NAME = "Zo\u00eb \\N back\\slash\ttab\nnew\rline"
+# A user's extras and an organization's presets: JSON, opaque to the store.
+EXTRAS = ('{"message":{"text":"Back \\\\ at 3 \\t\\u2615","emoji":null,'
+          '"expires":null,"clear_status":false},\n"dnd":{"until":null,'
+          '"schedule":[],"while_busy":false},"tz":"Europe/Paris",'
+          '"hide_last_seen":true}')
+PRESETS = '[{"text":"Lunch","emoji":"\U0001f354","expires":"1h"}]\r\n'
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +92,13 @@ def source(tmp_path_factory):
     # stop() flushed presence: last_seen and the manual status are stored.
     bob_row = s.db_user("o1", "bob")
     assert bob_row["manual"] == 3 and bob_row["last_seen_ms"] > 0, bob_row
+    # A user's extras and an organization's presets (opaque JSON to the
+    # store), with what COPY's text format must escape: a newline between
+    # tokens, backslashes of JSON escapes.
+    s.sql("INSERT INTO user_extras(org, user, data) VALUES (?, ?, ?)",
+          ("o1", "bob", EXTRAS))
+    s.sql("INSERT INTO org_presets(org, data) VALUES (?, ?)",
+          ("o2", PRESETS))
     return s, cookie
 
 
@@ -179,6 +194,11 @@ def test_copy_every_row_and_counts(cluster, source, target):
     counts = assert_same(cluster, dbname, s.db)
     assert counts["organizations"] == 2 and counts["users"] == 3
     assert counts["sessions"] == 3 and counts["channel_members"] == 2
+    assert counts["user_extras"] == 1 and counts["org_presets"] == 1
+    assert pg_exec(cluster, dbname, 'SELECT data FROM user_extras WHERE '
+                   'org = %s AND "user" = %s', ("o1", "bob")) == [(EXTRAS,)]
+    assert pg_exec(cluster, dbname, "SELECT data FROM org_presets WHERE "
+                   "org = %s", ("o2",)) == [(PRESETS,)]
     printed = printed_counts(p.stdout)
     assert list(printed) == TABLES + ["total"], p.stdout
     assert printed == dict(counts, total=sum(counts.values()))
@@ -258,6 +278,26 @@ def test_failed_copy_leaves_target_empty(cluster, tmp_path, target):
     for t in TABLES:
         assert pg_exec(cluster, dbname, "SELECT count(*) FROM %s" % t) \
             == [(0,)], t
+
+
+def test_copy_from_schema_v1(cluster, tmp_path, target):
+    """A file of schema version 1 (tests/fixtures/schema-v1.sqlite, from
+    the presenced before issue 13) is migrated first, then copied whole:
+    its rows, and the two tables of version 2, empty."""
+    dbname, uri = target
+    src = tmp_path / "v1.db"
+    shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 "..", "fixtures", "schema-v1.sqlite"), src)
+    p = copy(src, uri)
+    assert p.returncode == 0, p.stderr
+    counts = assert_same(cluster, dbname, src)
+    assert counts["users"] == 13 and counts["organizations"] == 2
+    assert counts["user_extras"] == 0 and counts["org_presets"] == 0
+    assert printed_counts(p.stdout) == dict(counts,
+                                            total=sum(counts.values()))
+    con = sqlite3.connect(src)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    con.close()
 
 
 def test_copy_beside_a_running_server(cluster, tmp_path, target):

@@ -236,9 +236,10 @@ static void seed(struct store *s, const char *org, const char *const *users,
             store_user_add(s, org, users[i], NULL, users[i], NULL, NULL), 0);
 }
 
-/* Collects callback output as one string: "a,b,c," */
+/* Collects callback output as one string: "a,b,c," (room for a whole
+ * extras row of STORE_EXTRA_MAX bytes, and more) */
 struct acc {
-    char text[4096];
+    char text[4 * STORE_EXTRA_MAX];
     int n;
 };
 
@@ -268,6 +269,14 @@ static void group_cb(void *ud, const char *id, const char *name, int n)
 static void member_cb(void *ud, const char *user)
 {
     acc_add(ud, user);
+}
+
+static void extra_cb(void *ud, const char *org, const char *user,
+                     const char *json)
+{
+    char line[STORE_EXTRA_MAX + 512];
+    snprintf(line, sizeof line, "%s/%s=%s", org, user, json);
+    acc_add(ud, line);
 }
 
 static int is_generated(const char *id, const char *prefix)
@@ -410,7 +419,7 @@ static void test_no_history_table(void **state)
 {
     struct fx *f = *state;
     if (pg_uri) {
-        /* The store's eight tables, and its own two (presenced_*). */
+        /* The store's ten tables, and its own two (presenced_*). */
         assert_int_equal(db_int(f, "SELECT count(*) FROM pg_tables"
                                    " WHERE schemaname = 'public' AND"
                                    " (tablename LIKE '%hist%' OR tablename"
@@ -419,7 +428,7 @@ static void test_no_history_table(void **state)
                          0);
         assert_int_equal(db_int(f, "SELECT count(*) FROM pg_tables"
                                    " WHERE schemaname = 'public'"),
-                         8 + 2);
+                         10 + 2);
         return;
     }
     sqlite3 *db = raw_open(f->path);
@@ -430,7 +439,7 @@ static void test_no_history_table(void **state)
                      0);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema"
                                  " WHERE type = 'table'"),
-                     8);
+                     10);
     sqlite3_close(db);
 }
 
@@ -1409,8 +1418,320 @@ static void test_no_statement_left_open(void **state)
                                            &acc),
                      STORE_ENOENT);
     assert_int_equal(store_server_get(f->s, &srv), STORE_ENOENT);
+    assert_int_equal(store_extra_set(f->s, "o", "a", "{}"), 0);
+    assert_int_equal(store_extra_set(f->s, "o", "zz", "{}"), STORE_ENOENT);
+    assert_int_equal(store_extra_set(f->s, "o", "b", NULL), 0);
+    assert_int_equal(store_extra_set(f->s, "o", "zz", NULL), STORE_ENOENT);
+    assert_int_equal(store_extra_each(f->s, NULL, extra_cb, &acc), 0);
+    assert_int_equal(store_extra_each(f->s, "o", extra_cb, &acc), 0);
+    assert_int_equal(store_presets_set(f->s, "o", "[]"), 0);
+    assert_int_equal(store_presets_get(f->s, "o", err, sizeof err), 0);
+    assert_int_equal(store_presets_get(f->s, "o", err, 1), STORE_EINVAL);
+    assert_int_equal(store_presets_get(f->s, "q", err, sizeof err),
+                     STORE_ENOENT);
+    assert_int_equal(store_presets_set(f->s, "q", NULL), STORE_ENOENT);
+    assert_int_equal(store_presets_set(f->s, "q", "[]"), STORE_ENOENT);
     assert_int_equal(store_check(f->s, err), 0);
     assert_int_equal(checkpoint_busy(f->path), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Extras and presets (schema version 2)
+ * ------------------------------------------------------------------------ */
+
+/* Runs constant SQL on the fixture's database, from a connection of the
+ * test's own (foreign keys on, as the store has them). */
+static void db_exec(const struct fx *f, const char *q)
+{
+    if (pg_uri) {
+        pg_exec1(q);
+        return;
+    }
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, q, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", q, msg);
+    sqlite3_close(db);
+}
+
+/* A string of n bytes of valid JSON: a quoted run of 'x'. */
+static char *json_of(size_t n)
+{
+    char *j = malloc(n + 1);
+    assert_non_null(j);
+    assert_true(n >= 2);
+    memset(j, 'x', n);
+    j[0] = j[n - 1] = '"';
+    j[n] = '\0';
+    return j;
+}
+
+static void test_extras(void **state)
+{
+    struct store *s = mem_open();
+    struct acc all = {0}, one = {0};
+    const char *zu[] = {"zed", "amy"};
+    const char *au[] = {"mia", "bo"};
+    const char *dnd = "{\"message\":{\"text\":\"In a meeting \xf0\x9f\x93\x85"
+                      " 'quoted' \\\"x\\\"\",\"emoji\":null},"
+                      "\"tz\":\"Europe/Paris\",\"hide_last_seen\":true}";
+
+    seed(s, "zeta", zu, 2);
+    seed(s, "alpha", au, 2);
+    /* Nothing set: no rows. */
+    assert_int_equal(store_extra_each(s, NULL, extra_cb, &all), 0);
+    assert_int_equal(all.n, 0);
+
+    assert_int_equal(store_extra_set(s, "zeta", "zed", "{\"a\":1}"), 0);
+    assert_int_equal(store_extra_set(s, "alpha", "mia", dnd), 0);
+    assert_int_equal(store_extra_set(s, "zeta", "amy", "{}"), 0);
+    /* Upsert: the second write replaces the first, no second row. */
+    assert_int_equal(store_extra_set(s, "zeta", "zed", "{\"a\":2}"), 0);
+    assert_int_equal(store_extra_each(s, NULL, extra_cb, &all), 0);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "alpha/mia=%s,zeta/amy={},zeta/zed={\"a\":2},", dnd);
+    assert_string_equal(all.text, want);
+    assert_int_equal(store_extra_each(s, "zeta", extra_cb, &one), 0);
+    assert_string_equal(one.text, "zeta/amy={},zeta/zed={\"a\":2},");
+    memset(&one, 0, sizeof one);
+    assert_int_equal(store_extra_each(s, "nobody", extra_cb, &one), 0);
+    assert_int_equal(one.n, 0);
+
+    /* NULL and "" delete; deleting what is not set is no error. */
+    assert_int_equal(store_extra_set(s, "zeta", "zed", NULL), 0);
+    assert_int_equal(store_extra_set(s, "zeta", "amy", ""), 0);
+    assert_int_equal(store_extra_set(s, "zeta", "amy", NULL), 0);
+    assert_int_equal(store_extra_set(s, "alpha", "bo", ""), 0);
+    memset(&all, 0, sizeof all);
+    assert_int_equal(store_extra_each(s, NULL, extra_cb, &all), 0);
+    snprintf(want, sizeof want, "alpha/mia=%s,", dnd);
+    assert_string_equal(all.text, want);
+
+    /* No such user (or organization): set and delete alike. */
+    assert_int_equal(store_extra_set(s, "zeta", "ghost", "{}"), STORE_ENOENT);
+    assert_int_equal(store_extra_set(s, "zeta", "ghost", NULL), STORE_ENOENT);
+    assert_int_equal(store_extra_set(s, "nowhere", "zed", "{}"),
+                     STORE_ENOENT);
+    assert_int_equal(store_extra_set(s, "nowhere", "zed", ""), STORE_ENOENT);
+    /* A user of another organization is not this one's. */
+    assert_int_equal(store_extra_set(s, "alpha", "zed", "{}"), STORE_ENOENT);
+
+    /* Limits: STORE_EXTRA_MAX bytes go in and come back whole. */
+    char *big = json_of(STORE_EXTRA_MAX), *over = json_of(STORE_EXTRA_MAX + 1);
+    assert_int_equal(store_extra_set(s, "zeta", "zed", big), 0);
+    assert_int_equal(store_extra_set(s, "zeta", "amy", over), STORE_EINVAL);
+    memset(&one, 0, sizeof one);
+    assert_int_equal(store_extra_each(s, "zeta", extra_cb, &one), 0);
+    assert_int_equal(one.n, 1);
+    assert_int_equal(strlen(one.text), strlen("zeta/zed=,") + STORE_EXTRA_MAX);
+    assert_memory_equal(one.text + strlen("zeta/zed="), big, STORE_EXTRA_MAX);
+    /* Refused values change nothing. */
+    assert_int_equal(store_extra_set(s, "zeta", "zed", over), STORE_EINVAL);
+    memset(&one, 0, sizeof one);
+    assert_int_equal(store_extra_each(s, "zeta", extra_cb, &one), 0);
+    assert_int_equal(one.n, 1);
+    free(big);
+    free(over);
+    assert_int_equal(store_extra_set(s, "", "zed", "{}"), STORE_EINVAL);
+    assert_int_equal(store_extra_set(s, "zeta", "", "{}"), STORE_EINVAL);
+    assert_int_equal(store_extra_set(s, NULL, "zed", "{}"), STORE_EINVAL);
+    assert_int_equal(store_extra_set(s, "zeta", NULL, NULL), STORE_EINVAL);
+    assert_int_equal(store_extra_each(s, "", extra_cb, &one), STORE_EINVAL);
+    if (pg_uri) {
+        /* PostgreSQL's text is UTF-8: an id that is not names nobody, a
+         * value that is not is refused. */
+        assert_int_equal(store_extra_set(s, "zeta", "z\xff", "{}"),
+                         STORE_ENOENT);
+        assert_int_equal(store_extra_set(s, "zeta", "amy", "\"\xc3\""),
+                         STORE_EINVAL);
+        assert_int_equal(store_extra_each(s, "z\xff", extra_cb, &one), 0);
+    }
+    store_close(s);
+    (void)state;
+}
+
+/* A walk may run other statements from its callback, but not itself. */
+struct extra_reenter {
+    struct store *s;
+    int inner_rc, calls;
+};
+
+static void extra_reenter_cb(void *ud, const char *org, const char *user,
+                             const char *json)
+{
+    struct extra_reenter *r = ud;
+    struct acc acc = {0};
+    struct store_user u;
+    r->calls++;
+    r->inner_rc = store_extra_each(r->s, NULL, extra_cb, &acc);
+    assert_int_equal(store_user_get(r->s, org, user, &u), 0);
+    assert_string_equal(u.id, user);
+    assert_string_equal(json, "{}");
+}
+
+static void test_extras_reentry(void **state)
+{
+    struct store *s = mem_open();
+    const char *us[] = {"a", "b"};
+    struct extra_reenter r = {s, 0, 0};
+
+    seed(s, "o", us, 2);
+    assert_int_equal(store_extra_set(s, "o", "a", "{}"), 0);
+    assert_int_equal(store_extra_set(s, "o", "b", "{}"), 0);
+    log_set_level(LOG_ERROR + 1); /* the refusal is logged; keep quiet */
+    assert_int_equal(store_extra_each(s, NULL, extra_reenter_cb, &r), 0);
+    log_set_level(LOG_WARN);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(r.inner_rc, STORE_EIO);
+    store_close(s);
+    (void)state;
+}
+
+/* The store has no user or organization delete: the schema's cascades
+ * are checked by deleting the rows from outside. */
+static void test_extras_cascade(void **state)
+{
+    struct fx *f = *state;
+    const char *us[] = {"a", "b"};
+    char out[64];
+
+    seed(f->s, "o", us, 2);
+    assert_int_equal(store_org_add(f->s, "empty", NULL), 0);
+    assert_int_equal(store_extra_set(f->s, "o", "a", "{\"x\":1}"), 0);
+    assert_int_equal(store_extra_set(f->s, "o", "b", "{\"x\":2}"), 0);
+    assert_int_equal(store_presets_set(f->s, "empty", "[]"), 0);
+    db_exec(f, "DELETE FROM users WHERE org = 'o' AND id = 'a'");
+    assert_int_equal(db_int(f, "SELECT count(*) FROM user_extras"), 1);
+    struct acc acc = {0};
+    assert_int_equal(store_extra_each(f->s, NULL, extra_cb, &acc), 0);
+    assert_string_equal(acc.text, "o/b={\"x\":2},");
+    db_exec(f, "DELETE FROM organizations WHERE id = 'empty'");
+    assert_int_equal(db_int(f, "SELECT count(*) FROM org_presets"), 0);
+    assert_int_equal(store_presets_get(f->s, "empty", out, sizeof out),
+                     STORE_ENOENT);
+}
+
+static void test_presets(void **state)
+{
+    struct store *s = mem_open();
+    char out[STORE_PRESETS_MAX + 1];
+    const char *p1 = "[{\"text\":\"Lunch\",\"emoji\":\"\xf0\x9f\x8d\x94\","
+                     "\"expires\":\"1h\"}]";
+    const char *p2 = "[]";
+
+    assert_int_equal(store_org_add(s, "o", NULL), 0);
+    assert_int_equal(store_org_add(s, "p", NULL), 0);
+    strcpy(out, "junk");
+    assert_int_equal(store_presets_get(s, "o", out, sizeof out),
+                     STORE_ENOENT);
+    assert_string_equal(out, "");
+    assert_int_equal(store_presets_set(s, "o", p1), 0);
+    assert_int_equal(store_presets_get(s, "o", out, sizeof out), 0);
+    assert_string_equal(out, p1);
+    assert_int_equal(store_presets_get(s, "p", out, sizeof out),
+                     STORE_ENOENT);
+    /* Replaced, not added to. */
+    assert_int_equal(store_presets_set(s, "o", p2), 0);
+    assert_int_equal(store_presets_get(s, "o", out, sizeof out), 0);
+    assert_string_equal(out, p2);
+    assert_int_equal(store_presets_set(s, "o", p1), 0);
+    /* Exactly fits with its NUL; one byte less does not. */
+    assert_int_equal(store_presets_get(s, "o", out, strlen(p1) + 1), 0);
+    assert_string_equal(out, p1);
+    assert_int_equal(store_presets_get(s, "o", out, strlen(p1)),
+                     STORE_EINVAL);
+    assert_int_equal(store_presets_get(s, "o", out, 0), STORE_EINVAL);
+    assert_int_equal(store_presets_get(s, "o", NULL, 10), STORE_EINVAL);
+
+    /* Back to the defaults: NULL (or ""), twice is fine. */
+    assert_int_equal(store_presets_set(s, "o", NULL), 0);
+    assert_int_equal(store_presets_get(s, "o", out, sizeof out),
+                     STORE_ENOENT);
+    assert_int_equal(store_presets_set(s, "o", NULL), 0);
+    assert_int_equal(store_presets_set(s, "o", p2), 0);
+    assert_int_equal(store_presets_set(s, "o", ""), 0);
+    assert_int_equal(store_presets_get(s, "o", out, sizeof out),
+                     STORE_ENOENT);
+
+    /* Unknown organization: set and reset alike; get has none. */
+    assert_int_equal(store_presets_set(s, "ghost", p1), STORE_ENOENT);
+    assert_int_equal(store_presets_set(s, "ghost", NULL), STORE_ENOENT);
+    assert_int_equal(store_presets_get(s, "ghost", out, sizeof out),
+                     STORE_ENOENT);
+
+    /* Limits. */
+    char *big = json_of(STORE_PRESETS_MAX);
+    char *over = json_of(STORE_PRESETS_MAX + 1);
+    assert_int_equal(store_presets_set(s, "p", big), 0);
+    assert_int_equal(store_presets_get(s, "p", out, sizeof out), 0);
+    assert_string_equal(out, big);
+    assert_int_equal(store_presets_set(s, "p", over), STORE_EINVAL);
+    assert_int_equal(store_presets_get(s, "p", out, sizeof out), 0);
+    assert_string_equal(out, big);
+    free(big);
+    free(over);
+    assert_int_equal(store_presets_set(s, "", p1), STORE_EINVAL);
+    assert_int_equal(store_presets_set(s, NULL, p1), STORE_EINVAL);
+    assert_int_equal(store_presets_get(s, "", out, sizeof out), STORE_EINVAL);
+    if (pg_uri) {
+        assert_int_equal(store_presets_set(s, "o\xff", p1), STORE_ENOENT);
+        assert_int_equal(store_presets_set(s, "o", "\"\xc3\""), STORE_EINVAL);
+        assert_int_equal(store_presets_get(s, "o\xff", out, sizeof out),
+                         STORE_ENOENT);
+    }
+    store_close(s);
+    (void)state;
+}
+
+/* A version 1 database (the two tables of version 2 gone, the version
+ * put back) is migrated at open and keeps every row; opening again
+ * changes nothing. */
+static void test_migrate_v1(void **state)
+{
+    struct fx *f = *state;
+    struct store_user u;
+    char err[STORE_ERRLEN], out[64];
+
+    assert_int_equal(store_org_add(f->s, "o", NULL), 0);
+    assert_int_equal(store_user_add(f->s, "o", "ann", NULL, "Ann", NULL,
+                                    NULL),
+                     0);
+    assert_int_equal(store_user_set_presence(f->s, "o", "ann", 3, 3, 1234),
+                     0);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(schema_version(f), 2);
+    db_exec(f, "DROP TABLE user_extras; DROP TABLE org_presets");
+    db_exec(f, pg_uri ? "UPDATE presenced_schema SET version = 1"
+                      : "PRAGMA user_version = 1");
+    assert_int_equal(schema_version(f), 1);
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(store_open(&f->s, f->path, err), 0);
+        assert_int_equal(schema_version(f), 2);
+        assert_int_equal(store_user_get(f->s, "o", "ann", &u), 0);
+        assert_int_equal(u.status, 3);
+        assert_int_equal(u.manual, 3);
+        assert_int_equal(u.last_seen_ms, 1234);
+        if (i == 0) {
+            assert_int_equal(store_presets_get(f->s, "o", out, sizeof out),
+                             STORE_ENOENT);
+            assert_int_equal(store_extra_set(f->s, "o", "ann", "{}"), 0);
+            assert_int_equal(store_presets_set(f->s, "o", "[]"), 0);
+        } else {
+            assert_int_equal(store_presets_get(f->s, "o", out, sizeof out),
+                             0);
+            assert_string_equal(out, "[]");
+        }
+        store_close(f->s);
+        f->s = NULL;
+    }
+    assert_int_equal(db_int(f, "SELECT count(*) FROM user_extras"), 1);
+    assert_int_equal(store_open(&f->s, f->path, err), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1657,7 +1978,17 @@ static void test_pg_data_version(void **state)
     assert_int_equal(store_presence_write(f->s, &p, 1), 0);
     assert_int_equal(store_user_set_presence(cli, "o", "ann", 2, 2, 9), 0);
     assert_int_equal(store_reset_stale(f->s, 100), 1);
+    /* Extras go with the presence batch: they do not move it either. */
+    assert_int_equal(store_extra_set(cli, "o", "ann", "{\"a\":1}"), 0);
+    assert_int_equal(store_extra_set(f->s, "o", "ann", NULL), 0);
     assert_int_equal(store_data_version(f->s), v2);
+    /* An organization's presets do, as its name does. */
+    assert_int_equal(store_presets_set(cli, "o", "[]"), 0);
+    int64_t v2p = store_data_version(f->s);
+    assert_true(v2p != v2);
+    assert_int_equal(store_presets_set(cli, "o", NULL), 0);
+    assert_true(store_data_version(f->s) != v2p);
+    v2 = store_data_version(f->s);
 
     assert_int_equal(store_user_set_name(cli, "o", "ann", "Ann B"), 0);
     int64_t v3 = store_data_version(f->s);
@@ -1804,7 +2135,13 @@ static void test_pg_restart(void **state)
         cmocka_unit_test_setup_teardown(test_channels, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_projects, setup, teardown),       \
         cmocka_unit_test(test_transactions),                                   \
-        cmocka_unit_test_setup_teardown(test_server, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_server, setup, teardown),       \
+        cmocka_unit_test(test_extras),                                         \
+        cmocka_unit_test(test_extras_reentry),                                 \
+        cmocka_unit_test_setup_teardown(test_extras_cascade, setup,            \
+                                        teardown),                             \
+        cmocka_unit_test(test_presets),                                        \
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown)
 
 /* Without PRESENCED_TEST_PG: SQLite only, as always. With it: SQLite, then
  * PostgreSQL; PRESENCED_TEST_DB_ONLY_PG=1 skips SQLite (make unit-pg). */
