@@ -62,18 +62,30 @@ static const struct route {
     {HTTP_GET, "/channels/:id", API_PAGE, api_page},
     {HTTP_GET, "/users/:id", API_PAGE, api_page},
     {HTTP_GET, "/projects/:id", API_PAGE, api_page},
+    {HTTP_GET, "/projects", API_PAGE, api_page},
     {HTTP_POST, "/api/logout", API_USER, api_logout},
     {HTTP_PUT, "/api/status", API_USER, api_status},
+    {HTTP_PUT, "/api/dnd", API_USER, api_dnd},
+    {HTTP_PUT, "/api/profile", API_USER, api_profile},
+    {HTTP_GET, "/api/status/presets", API_USER, api_presets},
+    {HTTP_GET, "/api/admin/presets", API_ADMIN, api_admin_presets},
+    {HTTP_PUT, "/api/admin/presets", API_ADMIN, api_admin_presets},
+    {HTTP_DELETE, "/api/admin/presets", API_ADMIN, api_admin_presets},
     {HTTP_GET, "/api/me", API_USER, api_me},
     {HTTP_GET, "/api/presence", API_USER, api_presence},
     {HTTP_GET, "/api/channels", API_USER, api_channels},
     {HTTP_GET, "/api/projects", API_USER, api_projects},
     {HTTP_GET, "/api/channels/:id", API_USER, api_channel},
     {HTTP_GET, "/api/projects/:id", API_USER, api_project},
+    {HTTP_GET, "/api/users/:id/notify", API_USER, api_notify},
     {HTTP_GET, "/api/users/*id", API_USER, api_user},
+    {HTTP_GET, "/api/members", API_USER, api_members},
     /* Everything else under /api/ is read-only, and not found. */
     {HTTP_GET, "/api/", API_USER, not_found},
     {HTTP_GET, "/api/*", API_USER, not_found},
+    /* Any other path: a page nobody has (the HTML 404 page to a browser's
+     * GET, docs/protocol.md "Unknown pages"), or the JSON 404 as before. */
+    {API_ANY, "/*", API_NONE, api_page_missing},
 };
 
 static int add_param(struct api_req *q, const char *name, size_t name_len,

@@ -4,7 +4,8 @@
  * Files: api.c (the route table, the context, authentication, dispatch,
  * health and the admin sweep), login.c (login and logout, the password
  * check on the thread pool), members.c (members, presence, status,
- * channels, projects), pages.c (the HTML pages and their assets),
+ * channels, projects), directory.c (the members directory, a page at a
+ * time), pages.c (the HTML pages, the 404 page and their assets),
  * socket.c (the WebSocket endpoints). */
 #ifndef API_INT_H
 #define API_INT_H
@@ -143,15 +144,26 @@ void api_logout(struct api_req *q);
 void api_me(struct api_req *q);              /* members.c */
 void api_presence(struct api_req *q);
 void api_status(struct api_req *q);
+void api_dnd(struct api_req *q);
+void api_profile(struct api_req *q);
+void api_notify(struct api_req *q);
+void api_presets(struct api_req *q);        /* presets.c */
+void api_admin_presets(struct api_req *q);
 void api_user(struct api_req *q);
 void api_channels(struct api_req *q);
 void api_channel(struct api_req *q);
 void api_projects(struct api_req *q);
 void api_project(struct api_req *q);
+/* GET /api/members?q=&offset=&limit=: one page of the caller's
+ * organization, sorted by name, or 400 for a bad parameter. */
+void api_members(struct api_req *q);         /* directory.c */
 void api_page(struct api_req *q);            /* pages.c */
 void api_asset(struct api_req *q);
 /* An API_PAGE route without a live session: 302 to the login page. */
 void api_page_login(struct api_req *q);
+/* A path no other route takes: the HTML 404 page for a GET outside /api,
+ * /ws and /static (anyone may see it), else the JSON 404 "no such page". */
+void api_page_missing(struct api_req *q);
 void api_ws_presence(struct api_req *q);     /* socket.c */
 void api_ws_echo(struct api_req *q);
 #endif

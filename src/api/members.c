@@ -1,10 +1,13 @@
 /* members.c - the caller's organization: its members (/api/me,
  * /api/users/ID, /api/presence), the caller's status (PUT /api/status),
  * and its channels and projects with their members. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
+#include "auth/web.h"
+#include "presence/extra.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "store/queue.h"
@@ -24,6 +27,9 @@ static void me_cb(void *ud, const struct presence_member *m)
     msg_append_string(b, m->manual == PRESENCE_UNSET
                              ? NULL
                              : presence_status_name(m->manual));
+    /* The owner's own settings, the schedule and choices included. */
+    buf_puts(b, ",\"settings\":");
+    extra_encode(b, m->x);
     buf_puts(b, "}");
 }
 
@@ -95,32 +101,119 @@ void api_presence(struct api_req *q)
                  api_req_defer(q));
 }
 
-/* ---- status --------------------------------------------------------- */
+/* ---- status, message, Do Not Disturb, profile ------------------------ */
 
-void api_status(struct api_req *q)
+/* PUT /api/status, /api/dnd and /api/profile: one update through
+ * hub_update(); body_key wraps the body under that key first ("dnd"), or
+ * NULL to take it as it is. Answers with the caller as /api/me shows it. */
+static void update(struct api_req *q, const char *body_key,
+                   const char *const *allowed)
 {
     json_t *j = api_body_json(q);
     if (!j)
         return;
-    const char *s = json_string_value(json_object_get(j, "status"));
-    enum presence_status st;
-    if (!s || presence_status_parse(s, &st) != 0) {
+    if (!json_is_object(j) && !body_key) {
         json_decref(j);
-        http_error(q->c, 400, "invalid_status",
-                   "status must be one of ONLINE, AWAY, BUSY, OFFLINE");
+        http_error(q->c, 400, "bad_request", "body must be a JSON object");
         return;
     }
-    json_decref(j);
+    if (allowed) {
+        /* A key another route takes is a mistake worth telling. */
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v) {
+            size_t i = 0;
+            while (allowed[i] && strcmp(allowed[i], k) != 0)
+                i++;
+            if (!allowed[i]) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "unknown field \"%.64s\"", k);
+                json_decref(j);
+                http_error(q->c, 400, "bad_request", msg);
+                return;
+            }
+        }
+    }
+    if (body_key)
+        j = json_pack("{s:o}", body_key, j);
     if (!hub_status_allowed(q->srv->hub, q->who.org, q->who.user)) {
+        json_decref(j);
         http_error_ex(q->c, 429, "Retry-After: 1\r\n", "rate_limited",
                       "too many status changes; slow down");
         return;
     }
-    if (hub_set_manual(q->srv->hub, q->who.org, q->who.user, st) != 0) {
-        http_error(q->c, 400, "invalid_status", "status not allowed");
+    const char *code;
+    char err[256];
+    int rc = hub_update(q->srv->hub, q->who.org, q->who.user,
+                        (const struct json_t *)j, &code, err, sizeof err);
+    json_decref(j);
+    if (rc != 0) {
+        http_error(q->c, strcmp(code, "not_found") == 0 ? 404
+                         : strcmp(code, "not_supported") == 0 ? 501 : 400,
+                   code, err);
         return;
     }
-    api_respond_member(q, q->who.user);
+    api_me(q);
+}
+
+void api_status(struct api_req *q)
+{
+    static const char *const keys[] = {"status", "message", "dnd", "tz",
+                                       "hide_last_seen", NULL};
+    update(q, NULL, keys);
+}
+
+void api_dnd(struct api_req *q)
+{
+    /* A body of null turns it all off, as "dnd": null does elsewhere. */
+    const struct http_req *r = q->r;
+    if (r->body.len == 4 && memcmp(r->body.data, "null", 4) == 0 &&
+        web_is_json(r->content_type)) {
+        json_t *j = json_pack("{s:n}", "dnd");
+        const char *code;
+        char err[256];
+        int rc = hub_status_allowed(q->srv->hub, q->who.org, q->who.user)
+                     ? hub_update(q->srv->hub, q->who.org, q->who.user,
+                                  (const struct json_t *)j, &code, err,
+                                  sizeof err)
+                     : (code = "rate_limited", -1);
+        json_decref(j);
+        if (rc != 0)
+            http_error(q->c, strcmp(code, "rate_limited") ? 400 : 429, code,
+                       strcmp(code, "rate_limited") ? err
+                                                    : "too many status changes");
+        else
+            api_me(q);
+        return;
+    }
+    update(q, "dnd", NULL);
+}
+
+void api_profile(struct api_req *q)
+{
+    static const char *const keys[] = {"tz", "hide_last_seen", NULL};
+    update(q, NULL, keys);
+}
+
+/* GET /api/users/ID/notify: the one question a chat backend asks before a
+ * push or a sound. */
+void api_notify(struct api_req *q)
+{
+    const char *id = api_param(q, "id");
+    int64_t until = 0;
+    int rc = id ? presence_notify(hub_view(q->srv->hub), q->who.org, id,
+                                  hub_now(q->srv->hub), &until)
+                : PRESENCE_ENOENT;
+    if (rc < 0)
+        http_error(q->c, 404, "not_found", "no such user");
+    else if (rc)
+        api_respond_pack(q, 200, NULL, "{s:b}", "notify", 1);
+    else if (until > 0)
+        api_respond_pack(q, 200, NULL, "{s:b, s:s, s:I}", "notify", 0,
+                         "reason", "dnd", "until", (json_int_t)until);
+    else
+        api_respond_pack(q, 200, NULL, "{s:b, s:s, s:n}", "notify", 0,
+                         "reason", "dnd", "until");
 }
 
 /* ---- channels and projects ------------------------------------------- */

@@ -4,7 +4,10 @@
  * Pages are static shells that load their data from the API, so user
  * text only ever reaches the DOM as text (textContent), never as HTML.
  * Every page but the login page wants a live session cookie (API_PAGE):
- * without one the visitor is sent to sign in, and brought back after. */
+ * without one the visitor is sent to sign in, and brought back after.
+ * A page that does not exist is the 404 page, for anyone: a signed-in
+ * visitor's script adds the navigation, an anonymous one's a way to sign
+ * in (a redirect to /login would only bring it back to a 404). */
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +56,7 @@ static const struct {
     {"/channels/:id", "/channel.html"},
     {"/users/:id", "/user.html"},
     {"/projects/:id", "/project.html"},
+    {"/projects", "/projects.html"},
 };
 
 void api_page(struct api_req *q)
@@ -91,4 +95,34 @@ void api_page_login(struct api_req *q)
     buf_puts(&loc, "\r\n");
     http_respond(q->c, 302, loc.data, "text/plain", "", 0);
     buf_dispose(&loc);
+}
+
+/* 1 if path is /api, /ws or /static or under one: the JSON areas, whose
+ * clients want JSON errors whatever they ask for. */
+static int json_area(const char *path, size_t n)
+{
+    static const char *const areas[] = {"/api", "/ws", "/static"};
+    for (size_t i = 0; i < ARRAY_LEN(areas); i++) {
+        size_t k = strlen(areas[i]);
+        if (n >= k && memcmp(path, areas[i], k) == 0 &&
+            (n == k || path[k] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+void api_page_missing(struct api_req *q)
+{
+    /* docs/protocol.md "Unknown pages": by path alone, not by Accept, so that
+     * the same URL always gets the same answer. HEAD and other methods
+     * keep the JSON 404. */
+    const struct asset *a = NULL;
+    if (q->method == HTTP_GET && !json_area(q->path, q->plen))
+        a = assets_find("/404.html", strlen("/404.html"));
+    if (!a) {
+        http_error(q->c, 404, "not_found", "no such page");
+        return;
+    }
+    http_respond(q->c, 404, PAGE_HEADERS "Cache-Control: no-cache\r\n",
+                 a->type, (const char *)a->data, a->len);
 }

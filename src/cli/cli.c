@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "api/presets.h"
 #include "auth/auth.h"
 #include "auth/jwt.h"
 #include "cluster/uri.h"
@@ -62,6 +63,8 @@ static const char *usage_text =
     "  demo [--if-empty]              seed a demo organization\n"
     "  db copy --from FILE.db --to postgresql://... [--force]\n"
     "                                  copy a SQLite database to PostgreSQL\n"
+    "  presets show|set|reset --org ORG_ID [--file FILE.json]\n"
+    "                                  an organization's status presets\n"
     "  cluster status [--redis URI] [--cluster NAME] [--json]\n"
     "                                  the nodes of a cluster, from its Redis\n"
     "  help, --help, --version\n"
@@ -1420,6 +1423,82 @@ static int cmd_cluster(struct args *a, char **envp)
     return rc;
 }
 
+/* ---- presets: an organization's status-message presets --------------- */
+
+static int cmd_presets(struct args *a, char **envp)
+{
+    struct config c;
+    int rc = load_config(a, envp, &c, 0);
+    if (rc)
+        return rc;
+    const char *org = flag(a, "org"), *file = flag(a, "file");
+    if ((rc = leftover(a)))
+        return rc;
+    int show = a->sub && !strcmp(a->sub, "show"),
+        set = a->sub && !strcmp(a->sub, "set"),
+        reset = a->sub && !strcmp(a->sub, "reset");
+    if (a->nwords != 1 || !org || !(show || set || reset) || (set != !!file))
+        return usage("usage: presets show|reset --org ORG_ID, or presets set "
+                     "--org ORG_ID --file FILE.json (- for stdin)%s", "");
+    char *text = NULL;
+    if (set) {
+        json_error_t je;
+        json_t *j = strcmp(file, "-") == 0
+                        ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &je)
+                        : json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+        char err[160];
+        if (!j)
+            return refuse("%s: not JSON (%s, line %d)", file, je.text,
+                          je.line);
+        const json_t *arr = json_is_object(j) ? json_object_get(j, "presets")
+                                              : j;
+        if (presets_check(arr, err, sizeof err) != 0) {
+            json_decref(j);
+            return refuse("%s: %s", file, err);
+        }
+        text = json_dumps(arr, JSON_COMPACT);
+        json_decref(j);
+        if (!text || strlen(text) > STORE_PRESETS_MAX) {
+            free(text);
+            return refuse("%s: the presets are too long", file);
+        }
+    }
+    struct store *s;
+    if (open_store(&c, &s)) {
+        free(text);
+        return 1;
+    }
+    if (set || reset)
+        rc = store_presets_set(s, org, text);
+    char *out = xmalloc(STORE_PRESETS_MAX + 1);
+    if (!rc) {
+        rc = store_presets_get(s, org, out, STORE_PRESETS_MAX + 1);
+        if (rc == STORE_ENOENT) {
+            rc = store_org_exists(s, org) == 1 ? 0 : STORE_ENOENT;
+            snprintf(out, STORE_PRESETS_MAX + 1, "%s", presets_default);
+        }
+    }
+    store_close(s);
+    free(text);
+    if (rc == STORE_ENOENT) {
+        free(out);
+        fprintf(stderr, "presenced: no organization %s\n", org);
+        return 1;
+    }
+    if (rc) {
+        free(out);
+        return store_fail("presets", rc);
+    }
+    /* Pretty, one preset per line: it is meant for people. */
+    json_t *j = json_loads(out, 0, NULL);
+    char *pretty = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    printf("%s\n", pretty ? pretty : out);
+    free(pretty);
+    json_decref(j);
+    free(out);
+    return 0;
+}
+
 static const struct {
     const char *cmd, *text;
 } command_help[] = {
@@ -1461,6 +1540,13 @@ static const struct {
            "snapshot: a server may keep running on the file, and what it "
            "writes afterwards is not copied. A target whose tables hold "
            "rows is refused unless --force, which deletes them first.\n"},
+    {"presets", "usage: presenced presets show|reset --org ORG_ID\n"
+                "       presenced presets set --org ORG_ID --file FILE.json\n"
+                "Shows, sets or resets (to the defaults) the status "
+                "messages an organization's members can pick with one "
+                "click: a JSON array of at most 20 {\"text\", \"emoji\", "
+                "\"expires\"} objects, expires one of 30m, 1h, 4h, today, "
+                "week, never. A running server sees the change at once.\n"},
     {"cluster", "usage: presenced cluster status [--redis URI] "
                 "[--cluster NAME] [--json]\n"
                 "Lists the nodes of the cluster, as its Redis holds them, "
@@ -1533,5 +1619,7 @@ int cli_main(int argc, char **argv, char **envp)
         return cmd_db(&a, envp);
     if (!strcmp(a.cmd, "cluster"))
         return cmd_cluster(&a, envp);
+    if (!strcmp(a.cmd, "presets"))
+        return cmd_presets(&a, envp);
     return usage("unknown command %s", a.cmd);
 }

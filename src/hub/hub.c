@@ -15,12 +15,14 @@
 
 #include <pthread.h>
 #include <time.h>
+#include <jansson.h>
 #include <uthash.h>
 
 #include "hub/hub.h"
 #include "cluster/cluster.h"
 #include "http/http.h"
 #include "net/net.h"
+#include "presence/extra.h"
 #include "presence/msg.h"
 #include "presence/presence.h"
 #include "store/queue.h"
@@ -210,6 +212,8 @@ struct pending_write {
     char *org, *user;
     int status, manual;
     int64_t last_seen;
+    char *extra;        /* extras changed: settings JSON, "" for none;
+                           NULL: unchanged */
 };
 
 /* An empty list per loop. */
@@ -602,13 +606,26 @@ static void on_load(void *ud, const struct store_user *u)
                       u->manual, u->last_seen_ms, hb->now);
 }
 
+/* A user's extras as stored. A row this build cannot read is logged and
+ * left in the store as it is, never a reason not to start. */
+static void on_load_extra(void *ud, const char *org, const char *user,
+                          const char *json)
+{
+    struct hub *hb = ud;
+    struct extra_rec r;
+    if (extra_parse(json, strlen(json), &r) != 0 ||
+        presence_load_extra(VIEW(hb), org, user, &r.x, hb->now) != 0)
+        log_warn("store: extras of %s/%s unreadable, ignored", org, user);
+}
+
 static int load_run(struct store *s, void *ud)
 {
     struct hub *hb = ud;
     /* The version first: a commit during the read makes it look stale,
      * never the other way round. */
     hb->loaded_version = store_data_version(s);
-    return store_user_each(s, NULL, on_load, ud);
+    int rc = store_user_each(s, NULL, on_load, ud);
+    return rc ? rc : store_extra_each(s, NULL, on_load_extra, ud);
 }
 
 int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
@@ -652,6 +669,10 @@ int hub_new(struct hub **out, const struct config *cfg, struct storeq *q,
         return -1;
     }
     hb->seen_version = hb->loaded_version;
+    /* Messages and DND ends that passed while the server was down are
+     * cleared before the first request can see them (nobody is connected
+     * yet to hear of it; the store is told at the first flush). */
+    presence_tick(VIEW(hb), hb->now);
     *out = hb;
     return 0;
 }
@@ -1013,6 +1034,86 @@ int hub_set_manual(struct hub *hb, const char *org, const char *user,
     return 0;
 }
 
+static void copy_extra(void *ud, const struct presence_member *m)
+{
+    extra_rec_from(ud, m->x);
+}
+
+int hub_update(struct hub *hb, const char *org, const char *user,
+               const struct json_t *obj0, const char **code, char *err,
+               size_t errlen)
+{
+    const json_t *obj = (const json_t *)obj0;
+    static const char *const keys[] = {"message", "dnd", "tz",
+                                       "hide_last_seen"};
+    int patch = 0, manual = PRESENCE_KEEP;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        patch |= json_object_get(obj, keys[i]) != NULL;
+    /* A misspelt key would otherwise be a change silently not made. */
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        size_t i = 0;
+        while (i < sizeof keys / sizeof *keys && strcmp(keys[i], k) != 0)
+            i++;
+        if (i == sizeof keys / sizeof *keys && strcmp(k, "status") != 0 &&
+            strcmp(k, "type") != 0) {
+            *code = "bad_request";
+            snprintf(err, errlen, "unknown field \"%.64s\"", k);
+            return -1;
+        }
+    }
+    const json_t *st = json_object_get(obj, "status");
+    enum presence_status s;
+    if (st || !patch) {
+        if (!json_is_string(st) ||
+            presence_status_parse(json_string_value(st), &s) != 0) {
+            *code = "invalid_status";
+            snprintf(err, errlen,
+                     "status must be one of ONLINE, AWAY, BUSY, OFFLINE");
+            return -1;
+        }
+        manual = (int)s;
+    }
+    if (!patch) {
+        if (hub_set_manual(hb, org, user, manual) == 0)
+            return 0;
+        *code = "invalid_status";
+        snprintf(err, errlen, "status not allowed");
+        return -1;
+    }
+    if (hb->view) {
+        /* docs/cluster.md: the extras do not travel through Redis yet. */
+        *code = "not_supported";
+        snprintf(err, errlen, "status messages and Do Not Disturb are not "
+                              "available in a cluster yet");
+        return -1;
+    }
+    struct extra_rec r;
+    unsigned touched = 0;
+    if (presence_get(hb->presence, org, user, copy_extra, &r) != 0) {
+        *code = "not_found";
+        snprintf(err, errlen, "no such user");
+        return -1;
+    }
+    int rc = extra_patch(&r, obj0, hb->now, &touched, err, errlen);
+    if (rc != 0) {
+        *code = extra_error_code(rc);
+        return -1;
+    }
+    enum presence_reason why = touched & EXTRA_T_MESSAGE ? PRESENCE_R_MESSAGE
+                               : touched & EXTRA_T_DND   ? PRESENCE_R_DND
+                                                         : PRESENCE_R_PROFILE;
+    if (presence_set_extra(hb->presence, org, user, &r.x, manual, why,
+                           hb->now) != 0) {
+        *code = "bad_request";
+        snprintf(err, errlen, "not allowed");
+        return -1;
+    }
+    hub_flush_store(hb); /* as a manual status: kept at once */
+    return 0;
+}
+
 struct sub_ctx {
     struct hub_conn *c;
     struct hub_org *o;
@@ -1186,6 +1287,18 @@ static void on_message(struct hub_conn *c, const char *data, size_t len,
         if (rc != 0)
             send_error(c, "invalid_status", "status not allowed here");
         break;
+    case MSG_UPDATE: {
+        const char *code;
+        if (!hub_status_allowed(hb, c->org, c->user)) {
+            send_error(c, "rate_limited",
+                       "too many status changes; slow down");
+            break;
+        }
+        if (hub_update(hb, c->org, c->user, m._json, &code, err,
+                       sizeof err) != 0)
+            send_error(c, code, err);
+        break;
+    }
     }
     msg_in_dispose(&m);
 }
@@ -1230,9 +1343,18 @@ static void collect_dirty(void *ud, const struct presence_member *m)
         hb->pw_cap = hb->pw_cap ? hb->pw_cap * 2 : 64;
         hb->pw = xrealloc(hb->pw, hb->pw_cap * sizeof *hb->pw);
     }
+    char *extra = NULL;
+    if (m->x_dirty) {
+        struct buf b;
+        buf_init(&b, 0);
+        if (m->x)
+            extra_encode(&b, m->x);
+        extra = xstrndup(b.data ? b.data : "", b.len);
+        buf_dispose(&b);
+    }
     hb->pw[hb->pw_len++] = (struct pending_write){
         xstrdup(m->org), xstrdup(m->user), m->status, m->manual,
-        m->last_seen_ms,
+        m->last_seen_ms, extra,
     };
 }
 
@@ -1241,6 +1363,7 @@ static void drop_pending_writes(struct hub *hb)
     for (size_t i = 0; i < hb->pw_len; i++) {
         free(hb->pw[i].org);
         free(hb->pw[i].user);
+        free(hb->pw[i].extra);
     }
     hb->pw_len = 0;
 }
@@ -1263,6 +1386,15 @@ static int flush_run(struct store *s, void *ud)
     /* One transaction, all or nothing: a failed batch is run again. */
     int rc = store_presence_write(s, rows, j->n);
     free(rows);
+    /* Extras are written after: a retried batch writes both again, which
+     * is harmless (each write sets the whole current value). */
+    for (size_t i = 0; rc == 0 && i < j->n; i++)
+        if (j->pw[i].extra) {
+            rc = store_extra_set(s, j->pw[i].org, j->pw[i].user,
+                                 j->pw[i].extra);
+            if (rc == STORE_ENOENT)
+                rc = 0; /* the user is gone: nothing to keep */
+        }
     return rc;
 }
 
@@ -1275,6 +1407,7 @@ static void flush_done(void *ud, int rc)
     for (size_t i = 0; i < j->n; i++) {
         free(j->pw[i].org);
         free(j->pw[i].user);
+        free(j->pw[i].extra);
     }
     free(j->pw);
     free(j);

@@ -119,6 +119,15 @@ int hub_status_allowed(struct hub *hb, const char *org, const char *user);
  * PRESENCE_E* code. */
 int hub_set_manual(struct hub *hb, const char *org, const char *user,
                    int status);
+/* A member's update (PUT /api/status, /api/dnd, /api/profile; the
+ * WebSocket "update" message): "status" if present, and the patch keys of
+ * presence/extra.h (message, dnd, tz, hide_last_seen), applied in one step
+ * with at most one announcement and stored at once. Returns 0, or -1 with
+ * *code (a static wire code) and err set, nothing changed. */
+struct json_t;
+int hub_update(struct hub *hb, const char *org, const char *user,
+               const struct json_t *obj, const char **code, char *err,
+               size_t errlen);
 /* Closes every connection of a login session (1008) and sets the user
  * OFFLINE at once if it was the last (logout). */
 void hub_end_session(struct hub *hb, const char *org, const char *user,

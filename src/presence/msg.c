@@ -150,16 +150,18 @@ int msg_parse(const char *data, size_t len, struct msg_in *out, char *err,
         m.type = MSG_PING;
     else if (string_is(type, "status"))
         rc = parse_status(root, &m, err, errlen);
+    else if (string_is(type, "update"))
+        m.type = MSG_UPDATE;
     else if (string_is(type, "subscribe") || string_is(type, "unsubscribe")) {
         m.type = string_is(type, "subscribe") ? MSG_SUBSCRIBE
                                                : MSG_UNSUBSCRIBE;
         rc = parse_users(root, &m, err, errlen);
     } else
         rc = parse_error(err, errlen, MSG_ETYPE,
-                         "type must be \"status\", \"ping\", "
+                         "type must be \"status\", \"update\", \"ping\", "
                          "\"subscribe\" or \"unsubscribe\"");
-    if (rc == 0 && m.users) {
-        m._json = root; /* the user ids point into it */
+    if (rc == 0 && (m.users || m.type == MSG_UPDATE)) {
+        m._json = root; /* the user ids point into it; an update is it */
         root = NULL;
     }
     json_decref(root);
@@ -312,14 +314,44 @@ static int put_status(struct buf *b, enum presence_status s)
                                     : presence_status_name(s));
 }
 
-/* The fields common to every member object, from "user" to "last_seen",
- * without the braces. */
-static int put_member_fields(struct buf *b, const struct presence_member *m)
+static int put_ms_or_null(struct buf *b, int64_t ms)
 {
+    return ms <= 0 ? LIT(b, "null") : put_i64(b, ms);
+}
+
+/* docs/protocol.md "Status messages", "Do Not Disturb": each present only
+ * when set, so a member with none costs no bytes; every member object
+ * carries the whole record, so an absent field means "none". */
+static int put_extra_fields(struct buf *b, const struct presence_member *m)
+{
+    const struct presence_extra *x = m->x;
+    if (x && x->text &&
+        (LIT(b, ",\"message\":{\"text\":") || msg_append_string(b, x->text) ||
+         LIT(b, ",\"emoji\":") || msg_append_string(b, x->emoji) ||
+         LIT(b, ",\"expires\":") || put_ms_or_null(b, x->expires_ms) ||
+         LIT(b, "}")))
+        return -1;
+    if (m->dnd && (LIT(b, ",\"dnd\":{\"until\":") ||
+                   put_ms_or_null(b, m->dnd_until_ms) || LIT(b, "}")))
+        return -1;
+    if (x && x->tz[0] &&
+        (LIT(b, ",\"tz\":") || msg_append_string(b, x->tz)))
+        return -1;
+    return 0;
+}
+
+/* The fields common to every member object, from "user" to "last_seen"
+ * and the extras, without the braces. Others see no last_seen of a member
+ * who hides it (self: the member itself, who does). */
+static int put_member_fields(struct buf *b, const struct presence_member *m,
+                             int self)
+{
+    int64_t seen = !self && m->x && m->x->hide_last_seen ? 0 : m->last_seen_ms;
     return LIT(b, "\"user\":") || msg_append_string(b, m->user) ||
            LIT(b, ",\"name\":") || msg_append_string(b, m->name) ||
            LIT(b, ",\"status\":") || put_status(b, m->status) ||
-           LIT(b, ",\"last_seen\":") || put_last_seen(b, m->last_seen_ms);
+           LIT(b, ",\"last_seen\":") || put_last_seen(b, seen) ||
+           put_extra_fields(b, m);
 }
 
 int msg_encode_hello(struct buf *b, const struct msg_hello *h)
@@ -347,7 +379,9 @@ int msg_encode_presence(struct buf *b, const struct presence_event *ev)
         msg_append_string(b, m->user) || LIT(b, ",\"name\":") ||
         msg_append_string(b, m->name) || LIT(b, ",\"status\":") ||
         put_status(b, m->status) || LIT(b, ",\"last_seen\":") ||
-        put_last_seen(b, m->last_seen_ms) || LIT(b, ",\"seq\":") ||
+        put_last_seen(b, m->x && m->x->hide_last_seen ? 0
+                                                       : m->last_seen_ms) ||
+        put_extra_fields(b, m) || LIT(b, ",\"seq\":") ||
         put_u64(b, ev->seq) || LIT(b, ",\"reason\":") ||
         msg_append_string(b, presence_reason_name(ev->reason)) ||
         LIT(b, "}"))
@@ -389,7 +423,7 @@ int msg_snapshot_member(struct buf *b, const struct presence_member *m)
     /* The buffer itself says whether this is the first member: begin
      * leaves a '[' and every member ends in '}'. No state to carry. */
     int first = b->len == 0 || b->data[b->len - 1] == '[';
-    if ((!first && LIT(b, ",")) || LIT(b, "{") || put_member_fields(b, m) ||
+    if ((!first && LIT(b, ",")) || LIT(b, "{") || put_member_fields(b, m, 0) ||
         LIT(b, "}"))
         return undo(b, start);
     return 0;
@@ -420,14 +454,18 @@ int msg_encode_member(struct buf *b, const struct presence_member *m)
     /* docs/protocol.md "appear offline": others see a user who is really
      * offline. */
     struct presence_member pub = *m;
+    size_t start = b->len;
     presence_public(&pub);
-    return msg_encode_member_self(b, &pub);
+    if (LIT(b, "{") || put_member_fields(b, &pub, 0) ||
+        LIT(b, ",\"connections\":") || put_u64(b, pub.nconns) || LIT(b, "}"))
+        return undo(b, start);
+    return 0;
 }
 
 int msg_member_self_fields(struct buf *b, const struct presence_member *m)
 {
     size_t start = b->len;
-    if (put_member_fields(b, m) || LIT(b, ",\"connections\":") ||
+    if (put_member_fields(b, m, 1) || LIT(b, ",\"connections\":") ||
         put_u64(b, m->nconns))
         return undo(b, start);
     return 0;

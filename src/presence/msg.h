@@ -16,6 +16,9 @@ enum msg_type {
     MSG_PING,        /* {"type":"ping"} */
     MSG_SUBSCRIBE,   /* {"type":"subscribe","users":["u1",...]} */
     MSG_UNSUBSCRIBE, /* {"type":"unsubscribe","users":["u1",...]} */
+    MSG_UPDATE,      /* {"type":"update"[,"status":S][,"message":..]
+                        [,"dnd":..][,"tz":..][,"hide_last_seen":..]}:
+                        checked by hub_update(), with presence/extra.h */
 };
 
 #define MSG_MAX_USERS 1000 /* user ids in one (un)subscribe */
@@ -28,7 +31,7 @@ struct msg_in {
     int is_auto;                 /* MSG_STATUS: "auto":true */
     const char **users;          /* MSG_(UN)SUBSCRIBE */
     size_t nusers;
-    void *_json;
+    void *_json;                 /* MSG_UPDATE: the object (a json_t) */
 };
 
 /* Frees what a parsed message owns; safe on any parsed message. */

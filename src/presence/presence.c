@@ -24,6 +24,7 @@
 #include "presence/presence.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,8 +73,23 @@ struct user {
     signed char c_auto;
     unsigned c_nconns;
     unsigned mirror_nconns;  /* presence_mirror_set(): the cluster's count */
+    unsigned char x_dirty;   /* extras changed since the last drain */
+    struct xrec *x;          /* extras (presence_set_extra()); NULL: none */
     char id[];
 };
+
+/* A user's extras as the core keeps them: the public struct with its
+ * strings owned here, the schedule's state as of its last evaluation, and
+ * the next instant something about them changes by itself. Users with a
+ * deadline are on the core's heap, keyed by it. */
+struct xrec {
+    struct presence_extra pub;  /* text/emoji point to the copies below */
+    char *text, *emoji;
+    struct dnd_state st;        /* the schedule's, at the last evaluation */
+    int64_t deadline;           /* -1: nothing pending */
+    size_t heap_i;              /* index in p->heap; NOT_QUEUED if none */
+};
+#define NOT_QUEUED ((size_t)-1)
 
 struct presence_conn {
     struct user *user;
@@ -92,6 +108,8 @@ struct presence {
     int in_cb;                        /* inside 'announce' */
     presence_touch_cb *watch;         /* presence_set_watch() */
     void *watch_ud;
+    struct user **heap;               /* min-heap of users by x->deadline */
+    size_t nheap, capheap;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -169,6 +187,33 @@ static void window_open(struct presence *p, struct user *u, enum window w,
     list_insert_tail(pos->next, &u->window_link); /* i.e. after pos */
 }
 
+/* Do Not Disturb as others see it: on while a manual end is ahead (the
+ * tick clears dnd_until_ms when it passes), while the schedule says so, or
+ * while BUSY if so chosen. The end is the latest of those that are on; one
+ * without a known end (BUSY, an endless schedule) makes it unknown. */
+static void dnd_now(const struct user *u, int *on, int64_t *until)
+{
+    const struct xrec *x = u->x;
+    *on = 0;
+    *until = 0;
+    if (!x)
+        return;
+    int by_busy = x->pub.dnd_busy && u->status == PRESENCE_BUSY;
+    if (x->pub.dnd_until_ms) {
+        *on = 1;
+        *until = x->pub.dnd_until_ms;
+    }
+    if (x->pub.sched.n && x->st.on) {
+        if (!*on || x->st.until_ms < 0 || x->st.until_ms > *until)
+            *until = x->st.until_ms;
+        *on = 1;
+    }
+    if (by_busy) {
+        *on = 1;
+        *until = -1;
+    }
+}
+
 static void fill_member(const struct user *u, struct presence_member *m)
 {
     m->org = u->org->id;
@@ -178,13 +223,27 @@ static void fill_member(const struct user *u, struct presence_member *m)
     m->manual = (enum presence_status)u->manual;
     m->last_seen_ms = u->last_seen;
     m->nconns = nconns(u);
+    m->x = u->x ? &u->x->pub : NULL;
+    dnd_now(u, &m->dnd, &m->dnd_until_ms);
+    m->x_dirty = u->x_dirty;
 }
 
 /* Recomputes the effective status and, only if it changed, announces it
  * with the org's next seq. The caller has finished mutating the user, so
  * the callback sees a consistent core. */
+static void announce_if(struct presence *p, struct user *u,
+                        enum presence_reason reason, int force);
+
 static void update(struct presence *p, struct user *u,
                    enum presence_reason reason)
+{
+    announce_if(p, u, reason, 0);
+}
+
+/* update(), and announce even if only what else others see changed
+ * (force): a message, DND, the zone or a privacy setting. */
+static void announce_if(struct presence *p, struct user *u,
+                        enum presence_reason reason, int force)
 {
     enum presence_status s = effective(u);
     struct presence_event ev;
@@ -196,13 +255,16 @@ static void update(struct presence *p, struct user *u,
         p->watch(p->watch_ud, u->org->id, u->id, reason);
         p->in_cb = 0;
     }
-    /* docs/protocol.md: only a change of the effective status is announced,
+    /* docs/protocol.md: only a change of what others see is announced,
      * and setting the same status twice announces nothing. */
-    if (s == u->status)
+    if (s == u->status && !force)
         return;
-    u->org->nonline += (s != PRESENCE_OFFLINE) - (u->status != PRESENCE_OFFLINE);
-    u->status = (signed char)s;
-    mark_dirty(p, u);
+    if (s != u->status) {
+        u->org->nonline += (s != PRESENCE_OFFLINE) -
+                           (u->status != PRESENCE_OFFLINE);
+        u->status = (signed char)s;
+        mark_dirty(p, u);
+    }
     ev.seq = ++u->org->seq;
     ev.reason = reason;
     fill_member(u, &ev.m);
@@ -255,6 +317,189 @@ static int valid_stored(enum presence_status s)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Extras: status message, Do Not Disturb, profile (presence_set_extra())   */
+/* ------------------------------------------------------------------------ */
+
+static void xrec_free(struct xrec *x)
+{
+    if (!x)
+        return;
+    free(x->text);
+    free(x->emoji);
+    free(x);
+}
+
+/* The heap of users with a pending extras deadline: a binary min-heap on
+ * x->deadline, so presence_tick() looks only at its top, however many
+ * users have schedules. Each xrec knows its index. */
+static int64_t heap_key(struct presence *p, size_t i)
+{
+    return p->heap[i]->x->deadline;
+}
+
+static void heap_swap(struct presence *p, size_t i, size_t j)
+{
+    struct user *t = p->heap[i];
+    p->heap[i] = p->heap[j];
+    p->heap[j] = t;
+    p->heap[i]->x->heap_i = i;
+    p->heap[j]->x->heap_i = j;
+}
+
+static void heap_fix(struct presence *p, size_t i)
+{
+    while (i > 0 && heap_key(p, (i - 1) / 2) > heap_key(p, i)) {
+        heap_swap(p, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->nheap && heap_key(p, l) < heap_key(p, m))
+            m = l;
+        if (r < p->nheap && heap_key(p, r) < heap_key(p, m))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(p, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct presence *p, struct user *u)
+{
+    size_t i = u->x->heap_i;
+    if (i == NOT_QUEUED)
+        return;
+    u->x->heap_i = NOT_QUEUED;
+    if (i != --p->nheap) {
+        p->heap[i] = p->heap[p->nheap];
+        p->heap[i]->x->heap_i = i;
+        heap_fix(p, i);
+    }
+}
+
+/* Puts u on the heap at its deadline, or off it if it has none. */
+static void heap_set(struct presence *p, struct user *u)
+{
+    struct xrec *x = u->x;
+    if (x->deadline < 0) {
+        heap_remove(p, u);
+        return;
+    }
+    if (x->heap_i == NOT_QUEUED) {
+        if (p->nheap == p->capheap) {
+            p->capheap = p->capheap ? 2 * p->capheap : 16;
+            p->heap = xrealloc(p->heap, p->capheap * sizeof *p->heap);
+        }
+        x->heap_i = p->nheap;
+        p->heap[p->nheap++] = u;
+    }
+    heap_fix(p, x->heap_i);
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    if (a <= 0)
+        return b;
+    if (b <= 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* Evaluates the schedule at now and computes the next deadline: the
+ * message's expiry, the manual DND end, the schedule's next change. */
+static void xrec_plan(struct presence *p, struct user *u, int64_t now)
+{
+    struct xrec *x = u->x;
+    x->st = (struct dnd_state){0, 0, -1};
+    if (x->pub.sched.n &&
+        dnd_eval(&x->pub.sched, x->pub.tz[0] ? x->pub.tz : "UTC", now,
+                 &x->st) != 0)
+        x->st = (struct dnd_state){0, 0, -1};
+    int64_t d = 0;
+    if (x->text)
+        d = earliest(d, x->pub.expires_ms);
+    d = earliest(d, x->pub.dnd_until_ms);
+    d = earliest(d, x->st.next_ms);
+    x->deadline = d > 0 ? d : -1;
+    heap_set(p, u);
+}
+
+static int xrec_empty(const struct xrec *x)
+{
+    return !x->text && !x->pub.dnd_until_ms && !x->pub.sched.n &&
+           !x->pub.dnd_busy && !x->pub.tz[0] && !x->pub.hide_last_seen;
+}
+
+/* Installs *in (copied) as u's extras; frees them when nothing is set. */
+static void xrec_install(struct presence *p, struct user *u,
+                         const struct presence_extra *in, int64_t now)
+{
+    struct xrec *x = u->x;
+    if (!x) {
+        x = xcalloc(1, sizeof *x);
+        x->heap_i = NOT_QUEUED;
+        u->x = x;
+    }
+    free(x->text);
+    free(x->emoji);
+    x->pub = *in;
+    x->text = in->text && *in->text ? xstrdup(in->text) : NULL;
+    x->emoji = x->text && in->emoji && *in->emoji ? xstrdup(in->emoji) : NULL;
+    if (!x->text) {
+        x->pub.expires_ms = 0;
+        x->pub.clear_status = 0;
+    }
+    x->pub.text = x->text;
+    x->pub.emoji = x->emoji;
+    u->x_dirty = 1;
+    mark_dirty(p, u);
+    if (xrec_empty(x)) {
+        heap_remove(p, u);
+        xrec_free(x);
+        u->x = NULL;
+        return;
+    }
+    xrec_plan(p, u, now);
+}
+
+/* What others see of u besides its status, copied, to tell whether a
+ * change must be announced. */
+#define TEXT_BYTES (PRESENCE_TEXT_MAX * 4)
+#define EMOJI_BYTES (PRESENCE_EMOJI_MAX * 4)
+struct seen {
+    char text[TEXT_BYTES + 1], emoji[EMOJI_BYTES + 1], tz[TZ_NAME_MAX + 1];
+    int64_t expires, dnd_until;
+    int dnd, hide;
+};
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static void seen_of(const struct user *u, struct seen *v)
+{
+    memset(v, 0, sizeof *v);
+    if (u->x) {
+        copy_str(v->text, sizeof v->text, u->x->text);
+        copy_str(v->emoji, sizeof v->emoji, u->x->emoji);
+        copy_str(v->tz, sizeof v->tz, u->x->pub.tz);
+        v->expires = u->x->pub.expires_ms;
+        v->hide = u->x->pub.hide_last_seen;
+    }
+    dnd_now(u, &v->dnd, &v->dnd_until);
+}
+
+static int seen_differ(const struct seen *a, const struct seen *b)
+{
+    return strcmp(a->text, b->text) || strcmp(a->emoji, b->emoji) ||
+           strcmp(a->tz, b->tz) || a->expires != b->expires ||
+           a->dnd != b->dnd || a->hide != b->hide ||
+           a->dnd_until != b->dnd_until;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Lifetime                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -302,11 +547,13 @@ void presence_free(struct presence *p)
             HASH_DEL(o->users, u);
             if (u->name != u->id)
                 free(u->name);
+            xrec_free(u->x);
             free(u);
         }
         HASH_DEL(p->orgs, o);
         free(o);
     }
+    free(p->heap);
     free(p);
 }
 
@@ -492,6 +739,133 @@ int presence_set_manual(struct presence *p, const char *org, const char *user,
     return 0;
 }
 
+/* Checks what the core can check of x at now (see presence.h). */
+static int extra_valid(const struct presence_extra *x, int64_t now,
+                       int loading)
+{
+    if (x->text && strlen(x->text) > TEXT_BYTES)
+        return 0;
+    if (x->emoji && strlen(x->emoji) > EMOJI_BYTES)
+        return 0;
+    if (x->expires_ms < 0 || x->dnd_until_ms < 0)
+        return 0;
+    if (!loading && ((x->text && *x->text && x->expires_ms &&
+                      x->expires_ms <= now) ||
+                     (x->dnd_until_ms && x->dnd_until_ms <= now)))
+        return 0;
+    if (x->tz[0] && !tz_valid(x->tz))
+        return 0;
+    return dnd_sched_check(&x->sched, NULL, 0) == DND_OK;
+}
+
+int presence_set_extra(struct presence *p, const char *org, const char *user,
+                       const struct presence_extra *x,
+                       enum presence_status manual,
+                       enum presence_reason reason, int64_t now)
+{
+    struct user *u;
+    struct seen before, after;
+    signed char m;
+
+    assert(!p->in_cb);
+    if (manual != PRESENCE_KEEP && !valid_stored(manual))
+        return PRESENCE_EINVAL;
+    if (!extra_valid(x, now, 0))
+        return PRESENCE_EINVAL;
+    u = find_user(p, org, user);
+    if (!u)
+        return PRESENCE_ENOENT;
+    seen_of(u, &before);
+    xrec_install(p, u, x, now);
+    if (manual != PRESENCE_KEEP) {
+        /* As presence_set_manual(): touched on both sides of the change. */
+        m = manual == PRESENCE_ONLINE ? PRESENCE_UNSET : (signed char)manual;
+        touch(p, u, now);
+        if (m != u->manual) {
+            u->manual = m;
+            mark_dirty(p, u);
+            reason = PRESENCE_R_MANUAL;
+        }
+        touch(p, u, now);
+    }
+    seen_of(u, &after);
+    announce_if(p, u, reason, seen_differ(&before, &after));
+    return 0;
+}
+
+int presence_load_extra(struct presence *p, const char *org,
+                        const char *user, const struct presence_extra *x,
+                        int64_t now)
+{
+    struct user *u;
+
+    assert(!p->in_cb);
+    if (!extra_valid(x, now, 1))
+        return PRESENCE_EINVAL;
+    u = find_user(p, org, user);
+    if (!u)
+        return PRESENCE_ENOENT;
+    xrec_install(p, u, x, now);
+    u->x_dirty = 0; /* it came from the store */
+    /* A message or DND end already past is due at once: the next tick
+     * clears and announces it (presence.h). */
+    if (u->x && ((u->x->text && u->x->pub.expires_ms &&
+                  u->x->pub.expires_ms <= now) ||
+                 (u->x->pub.dnd_until_ms && u->x->pub.dnd_until_ms <= now))) {
+        u->x->deadline = now;
+        heap_set(p, u);
+    }
+    return 0;
+}
+
+int presence_notify(struct presence *p, const char *org, const char *user,
+                    int64_t now, int64_t *until)
+{
+    struct user *u = find_user(p, org, user);
+    int on;
+    int64_t end;
+
+    (void)now; /* the state is kept current by presence_tick() */
+    if (!u)
+        return PRESENCE_ENOENT;
+    dnd_now(u, &on, &end);
+    if (until)
+        *until = end;
+    return !on;
+}
+
+/* The extras deadline of u has come: clears an expired message (and the
+ * manual status with it if so chosen), ends a manual DND that is over,
+ * moves the schedule on; announces once if others see a change. */
+static void xrec_due(struct presence *p, struct user *u, int64_t now)
+{
+    struct xrec *x = u->x;
+    struct seen before, after;
+    enum presence_reason reason = PRESENCE_R_DND;
+
+    seen_of(u, &before);
+    struct presence_extra nx = x->pub;
+    if (x->text && x->pub.expires_ms && x->pub.expires_ms <= now) {
+        nx.text = nx.emoji = NULL;
+        nx.expires_ms = 0;
+        reason = PRESENCE_R_EXPIRED;
+        if (x->pub.clear_status && u->manual != PRESENCE_UNSET) {
+            touch(p, u, now);
+            u->manual = PRESENCE_UNSET;
+            mark_dirty(p, u);
+            touch(p, u, now);
+        }
+    }
+    if (nx.dnd_until_ms && nx.dnd_until_ms <= now)
+        nx.dnd_until_ms = 0;
+    if (reason == PRESENCE_R_EXPIRED || nx.dnd_until_ms != x->pub.dnd_until_ms)
+        xrec_install(p, u, &nx, now); /* may free x */
+    else
+        xrec_plan(p, u, now);          /* the schedule moved on */
+    seen_of(u, &after);
+    announce_if(p, u, reason, seen_differ(&before, &after));
+}
+
 int presence_login(struct presence *p, const char *org, const char *user,
                    int64_t now)
 {
@@ -572,6 +946,23 @@ int64_t presence_tick(struct presence *p, int64_t now)
             update(p, u, why[w]);
         }
     }
+    /* Extras: the heap's top is the earliest. A deadline that does not
+     * move (a clock gone back, a schedule that cannot be evaluated) is
+     * dropped rather than retried in a loop. */
+    while (p->nheap) {
+        u = p->heap[0];
+        int64_t d = u->x->deadline;
+        if (d > now) {
+            if (next < 0 || d < next)
+                next = d;
+            break;
+        }
+        xrec_due(p, u, now);
+        if (u->x && u->x->heap_i == 0 && u->x->deadline <= now) {
+            heap_remove(p, u);
+            u->x->deadline = -1;
+        }
+    }
     return next;
 }
 
@@ -628,6 +1019,8 @@ void presence_public(struct presence_member *m)
         m->nconns = 0;
         m->manual = PRESENCE_UNSET;
     }
+    if (m->x && m->x->hide_last_seen)
+        m->last_seen_ms = 0;
 }
 
 static void each_user(struct org *o, presence_member_cb *cb, void *ud)
@@ -689,6 +1082,7 @@ void presence_drain_dirty(struct presence *p, presence_member_cb *cb,
         u = list_entry(pos, struct user, dirty_link);
         list_remove(pos);
         fill_member(u, &m);
+        u->x_dirty = 0;
         cb(ud, &m);
     }
 }
@@ -826,6 +1220,10 @@ static const char *const reason_names[] = {
     [PRESENCE_R_GRACE_EXPIRED] = "grace_expired",
     [PRESENCE_R_STALE] = "stale",
     [PRESENCE_R_RESTART] = "restart",
+    [PRESENCE_R_MESSAGE] = "message",
+    [PRESENCE_R_EXPIRED] = "expired",
+    [PRESENCE_R_DND] = "dnd",
+    [PRESENCE_R_PROFILE] = "profile",
 };
 
 const char *presence_status_name(enum presence_status s)

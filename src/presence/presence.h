@@ -50,10 +50,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "presence/dnd.h"
+
 struct presence;      /* opaque */
 struct presence_conn; /* opaque; owned by the core */
 
 enum presence_status {
+    PRESENCE_KEEP = -2,  /* presence_set_extra(): leave the manual status */
     PRESENCE_UNSET = -1, /* "no manual status" */
     PRESENCE_OFFLINE = 0,
     PRESENCE_AWAY = 1,
@@ -74,6 +77,11 @@ enum presence_reason {
     PRESENCE_R_GRACE_EXPIRED, /* grace or login window closed, no connection */
     PRESENCE_R_STALE,         /* presence_sweep_stale() */
     PRESENCE_R_RESTART,       /* restore window closed, no connection */
+    PRESENCE_R_MESSAGE,       /* status message set or cleared */
+    PRESENCE_R_EXPIRED,       /* status message expired (and the manual
+                                 status set with it, if so chosen) */
+    PRESENCE_R_DND,           /* Do Not Disturb turned on or off */
+    PRESENCE_R_PROFILE,       /* time zone or privacy setting changed */
 };
 
 enum {
@@ -90,6 +98,27 @@ struct presence_opts {
     int64_t restart_grace_ms; /* default 30000 */
 };
 
+/* What a user says about itself beside its status (docs/protocol.md
+ * "Status messages", "Do Not Disturb"): a status message with an expiry,
+ * Do Not Disturb (on until a time, on a weekly schedule in the user's time
+ * zone, or while BUSY), the zone itself and a privacy choice. The caller
+ * validates text (msg.h); the core checks times, the zone and the
+ * schedule. In a struct handed to the core the strings are the caller's
+ * (copied); in one the core hands out they are lent. */
+#define PRESENCE_TEXT_MAX 100     /* code points of a status message */
+#define PRESENCE_EMOJI_MAX 16     /* code points of its emoji */
+struct presence_extra {
+    const char *text;             /* status message; NULL or "": none */
+    const char *emoji;            /* NULL or "": none */
+    int64_t expires_ms;           /* the message clears then; 0: never */
+    int clear_status;             /* at expiry the manual status goes too */
+    int64_t dnd_until_ms;         /* DND on now, until then; 0: off */
+    struct dnd_sched sched;       /* weekly DND; n == 0: none */
+    int dnd_busy;                 /* DND while the status is BUSY */
+    char tz[TZ_NAME_MAX + 1];     /* IANA zone; "": none (UTC) */
+    int hide_last_seen;           /* others see no last_seen */
+};
+
 /* A member as announced or listed. All pointers lent. */
 struct presence_member {
     const char *org, *user, *name;
@@ -97,6 +126,11 @@ struct presence_member {
     enum presence_status manual;   /* PRESENCE_UNSET if none */
     int64_t last_seen_ms;
     unsigned nconns;               /* open connections */
+    const struct presence_extra *x; /* NULL: nothing set */
+    int dnd;                       /* Do Not Disturb on now */
+    int64_t dnd_until_ms;          /* when it ends; -1: not known (a
+                                      schedule without end, or while BUSY) */
+    int x_dirty;                   /* presence_drain_dirty(): x changed */
 };
 
 struct presence_event {
@@ -166,6 +200,32 @@ uint64_t presence_conn_session(const struct presence_conn *c);
 int presence_set_manual(struct presence *p, const char *org, const char *user,
                         enum presence_status s, int64_t now);
 
+/* Replaces the user's status message, DND and profile settings with *x
+ * (copied) and, unless manual is PRESENCE_KEEP, sets the manual status as
+ * presence_set_manual() does, in one step with at most one announcement:
+ * reason manual if the effective status changed, else 'reason' if what
+ * others see changed (message, dnd, profile). Refuses (PRESENCE_EINVAL,
+ * nothing changed) an expiry or DND end not after now, an unknown zone, a
+ * schedule dnd_sched_check() refuses. Returns 0, PRESENCE_EINVAL or
+ * PRESENCE_ENOENT. */
+int presence_set_extra(struct presence *p, const char *org, const char *user,
+                       const struct presence_extra *x,
+                       enum presence_status manual,
+                       enum presence_reason reason, int64_t now);
+
+/* Loading from the store: as presence_set_extra() without announcing and
+ * without refusing past times (a message that expired while the server was
+ * down is cleared, and announced, by the next presence_tick()). */
+int presence_load_extra(struct presence *p, const char *org,
+                        const char *user, const struct presence_extra *x,
+                        int64_t now);
+
+/* Should the user be disturbed now (GET /api/users/ID/notify)? 1 yes, 0
+ * no (DND on; *until as in presence_member.dnd_until_ms), or
+ * PRESENCE_ENOENT. */
+int presence_notify(struct presence *p, const char *org, const char *user,
+                    int64_t now, int64_t *until);
+
 /* A login: opens (or extends) the login window, advances last_seen, and
  * makes the user present. Returns 0 or PRESENCE_ENOENT. May announce. */
 int presence_login(struct presence *p, const char *org, const char *user,
@@ -180,8 +240,10 @@ int presence_login(struct presence *p, const char *org, const char *user,
 int presence_logout(struct presence *p, const char *org, const char *user,
                     uint64_t session_id, int64_t now);
 
-/* Closes windows whose time has come. Returns the earliest pending deadline
- * (ms since the epoch), or -1 if none. May announce. */
+/* Closes windows whose time has come, clears expired status messages and
+ * moves Do Not Disturb on or off as its schedule or end says. Returns the
+ * earliest pending deadline (ms since the epoch), or -1 if none. May
+ * announce. */
 int64_t presence_tick(struct presence *p, int64_t now);
 
 /* Users whose effective status is not OFFLINE, with no open connection,
@@ -192,8 +254,9 @@ int presence_sweep_stale(struct presence *p, int64_t now,
 
 /* Turns m, as the core reports it, into what members other than m's own
  * user may see: for a user who appears offline, no connection and no
- * manual status, like a user who is really offline. Status and last_seen
- * need no change: the core keeps them as others may see them. */
+ * manual status, like a user who is really offline; for one who hides its
+ * last_seen, none (0). Status and last_seen otherwise need no change: the
+ * core keeps them as others may see them. */
 void presence_public(struct presence_member *m);
 
 /* Looks one member up (cb may be NULL: just "is it there"). Returns 0 or
@@ -218,8 +281,9 @@ unsigned presence_org_size(struct presence *p, const char *org,
 /* Calls cb once per member of every organization. */
 void presence_each_all(struct presence *p, presence_member_cb *cb, void *ud);
 
-/* Calls cb once per member whose effective status, manual status or
- * last_seen changed since the previous call, then forgets them. hub/ calls
+/* Calls cb once per member whose effective status, manual status,
+ * last_seen or extras (x_dirty) changed since the previous call, then
+ * forgets them. hub/ calls
  * it every flush interval so that the store sees at most one write per user
  * per interval, whatever the traffic (no per-heartbeat disk write). */
 void presence_drain_dirty(struct presence *p, presence_member_cb *cb,

@@ -479,6 +479,22 @@ def corpus_ws():
     write("ws", "many-pings-slow", b"\x24\x00\x00" + cases["many-pings"])
 
 
+# ---- fuzz_extra: status messages, DND, profile patches, schedules -------
+
+def corpus_extra():
+    cases = {
+        'bad': b'{"message":{"text":"a\\u2028b","expires":"1970-01-01T00:00Z"}}',
+        'clear': b'{"hide_last_seen":true,"tz":null,"message":null,"dnd":null}',
+        'dnd': b'{"dnd":{"until":"2026-03-24T09:00+01:00","while_busy":true,"schedule":[{"days":["mon","tue","wed","thu","fri"],"start":"18:00","end":"09:00"},{"days":["sat","sun"],"start":"00:00","end":"24:00"}]}}',
+        'message': b'{"message":{"text":"In a meeting","emoji":"\xf0\x9f\x93\x85","expires":"30m","clear_status":true}}',
+        'sched': b'[{"days":["sun"],"start":"23:00","end":"01:00"}]',
+        'sched-overlap': b'[{"days":["mon"],"start":"09:00","end":"12:00"},{"days":["mon"],"start":"11:00","end":"13:00"}]',
+        'today': b'{"tz":"America/New_York","message":{"text":"x","expires":"today"}}',
+    }
+    for name, data in cases.items():
+        write("extra", name, data)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -488,6 +504,7 @@ def main():
     corpus_config()
     corpus_http()
     corpus_ws()
+    corpus_extra()
     for t in sorted(os.listdir(OUT)):
         files = os.listdir(os.path.join(OUT, t))
         size = sum(os.path.getsize(os.path.join(OUT, t, f)) for f in files)

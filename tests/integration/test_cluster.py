@@ -1735,3 +1735,30 @@ def test_subscriptions_across_nodes(env):
     wait_until(lambda: [e for e in events("u1") if e["status"] == "AWAY"],
                SLACK, what="u1's AWAY on the subscriber on b")
     assert not events("u2"), events("u2")
+
+
+@pytest.mark.settings(grace="1s", flush="300ms")
+def test_status_message_not_supported_in_cluster(env):
+    """docs/cluster.md: status messages, DND and the profile are refused by
+    a node of a cluster (501 / an error frame), nothing changed; a plain
+    status still works."""
+    redis = env.redis()
+    n1 = env.node("n1", redis, db=env.db())
+    n1.wait_state("ok", RECONNECT + SLACK)
+    tok = token_for("o1", "u1")
+    c = WSClient.connect(n1.ws_url("/ws/presence/", tok), label="u1",
+                         timeout=CONNECT_TIMEOUT, read_initial=False)
+    c.expect("hello", strict=True)
+    for path, body in (("/api/status", {"message": {"text": "hi"}}),
+                       ("/api/dnd", {"until": "1h"}),
+                       ("/api/profile", {"tz": "Europe/Paris"})):
+        r = n1.http("PUT", path, token=tok, json=body)
+        assert r.status_code == 501, (path, r.status_code, r.text)
+        assert r.json()["error"]["code"] == "not_supported"
+    c.send_json({"type": "update", "message": {"text": "hi"}})
+    assert c.expect("error")["code"] == "not_supported"
+    me = n1.http("GET", "/api/me", token=tok).json()
+    assert me["settings"]["message"] is None and me["settings"]["tz"] is None
+    r = n1.http("PUT", "/api/status", token=tok, json={"status": "BUSY"})
+    assert r.status_code == 200, r.text
+    c.close()

@@ -208,8 +208,8 @@ static void test_parse_reasons(void **state)
     assert_string_equal(err, "message must be a JSON object");
     assert_int_equal(parse("{\"type\":\"x\"}", &m, err, sizeof err),
                      MSG_ETYPE);
-    assert_string_equal(err, "type must be \"status\", \"ping\", "
-                             "\"subscribe\" or \"unsubscribe\"");
+    assert_string_equal(err, "type must be \"status\", \"update\", "
+                             "\"ping\", \"subscribe\" or \"unsubscribe\"");
     assert_int_equal(parse("{\"type\":\"ping\",\"x\":\"\xff\"}", &m, err,
                            sizeof err),
                      MSG_EJSON);
