@@ -111,8 +111,11 @@ def test_api_through_nginx(server, nginx):
                      headers={"Authorization": "Bearer " + token_for("o1", "a")})
     assert r.status_code == 200, r.text
     assert r.json()["org"] == "o1"
-    r = requests.get("https://127.0.0.1:%d/nope" % nginx, verify=False)
+    r = requests.get("https://127.0.0.1:%d/api/nope" % nginx, verify=False,
+                     headers={"Authorization": "Bearer " + token_for("o1", "a")})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = requests.get("https://127.0.0.1:%d/nope" % nginx, verify=False)
+    assert r.status_code == 404 and r.headers["Content-Type"].startswith("text/html")
 
 
 def tls_login(port, source, email, password, origin=None):

@@ -35,10 +35,20 @@ def error(r):
 def test_unmatched_paths_are_404_by_area(shared_server):
     s = shared_server
     tok = token_for("routes_404", "u1")
-    # Outside the API: no such page, whatever the method or credential.
-    for m, p in (("GET", "/nothing"), ("POST", "/nothing"), ("GET", "/static/"),
-                 ("GET", "/api"), ("GET", "/members/x"), ("GET", "/channels/a/b")):
-        assert error(s.http(m, p, token=tok)) == (404, "not_found", "no such page"), (m, p)
+    # Outside the API: no such page, whatever the credential; as JSON but
+    # for a GET outside /api, /ws and /static, which is the HTML 404 page
+    # (test_pages_nav.py).
+    for m, p in (("POST", "/nothing"), ("HEAD", "/nothing"), ("GET", "/static/"),
+                 ("GET", "/api")):
+        r = s.http(m, p, token=tok)
+        if m == "HEAD":
+            assert r.status_code == 404 and r.headers["Content-Type"] == "application/json"
+        else:
+            assert error(r) == (404, "not_found", "no such page"), (m, p)
+    for p in ("/nothing", "/members/x", "/channels/a/b"):
+        r = s.http("GET", p, token=tok)
+        assert (r.status_code, r.headers["Content-Type"]) == \
+            (404, "text/html; charset=utf-8"), p
     # Under /ws/: no such endpoint (/ws/echo is not mounted by default).
     for p in ("/ws/", "/ws/nope", "/ws/echo", "/ws/presence/x"):
         assert error(s.http("GET", p)) == (404, "not_found", "no such endpoint"), p
