@@ -343,15 +343,22 @@ static int put_extra_fields(struct buf *b, const struct presence_member *m)
 /* The fields common to every member object, from "user" to "last_seen"
  * and the extras, without the braces. Others see no last_seen of a member
  * who hides it (self: the member itself, who does). */
+/* "last_seen", or for a member who hides it, null and a mark saying so
+ * (so that a page does not call the member "never seen"). */
+static int put_seen(struct buf *b, const struct presence_member *m, int self)
+{
+    if (!self && m->x && m->x->hide_last_seen)
+        return LIT(b, ",\"last_seen\":null,\"last_seen_hidden\":true");
+    return LIT(b, ",\"last_seen\":") || put_last_seen(b, m->last_seen_ms);
+}
+
 static int put_member_fields(struct buf *b, const struct presence_member *m,
                              int self)
 {
-    int64_t seen = !self && m->x && m->x->hide_last_seen ? 0 : m->last_seen_ms;
     return LIT(b, "\"user\":") || msg_append_string(b, m->user) ||
            LIT(b, ",\"name\":") || msg_append_string(b, m->name) ||
            LIT(b, ",\"status\":") || put_status(b, m->status) ||
-           LIT(b, ",\"last_seen\":") || put_last_seen(b, seen) ||
-           put_extra_fields(b, m);
+           put_seen(b, m, self) || put_extra_fields(b, m);
 }
 
 int msg_encode_hello(struct buf *b, const struct msg_hello *h)
@@ -378,9 +385,7 @@ int msg_encode_presence(struct buf *b, const struct presence_event *ev)
     if (LIT(b, "{\"type\":\"presence\",\"user\":") ||
         msg_append_string(b, m->user) || LIT(b, ",\"name\":") ||
         msg_append_string(b, m->name) || LIT(b, ",\"status\":") ||
-        put_status(b, m->status) || LIT(b, ",\"last_seen\":") ||
-        put_last_seen(b, m->x && m->x->hide_last_seen ? 0
-                                                       : m->last_seen_ms) ||
+        put_status(b, m->status) || put_seen(b, m, 0) ||
         put_extra_fields(b, m) || LIT(b, ",\"seq\":") ||
         put_u64(b, ev->seq) || LIT(b, ",\"reason\":") ||
         msg_append_string(b, presence_reason_name(ev->reason)) ||

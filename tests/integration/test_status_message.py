@@ -285,8 +285,10 @@ def test_hide_last_seen(srv):
     put_ok(srv, "/api/profile", {"hide_last_seen": True})
     ev = bob.expect("presence", lambda m: m["user"] == "ann"
                     and m["reason"] == "profile")
-    assert ev["last_seen"] is None
+    assert ev["last_seen"] is None and ev["last_seen_hidden"] is True
     assert member(srv, "ann")["last_seen"] is None
+    assert member(srv, "ann")["last_seen_hidden"] is True
+    assert "last_seen_hidden" not in member(srv, "bob", "ann")
     assert [m for m in get(srv, "/api/presence")["members"]
             if m["user"] == "ann"][0]["last_seen"] is None
     late = srv.ws("o1", "bob", label="late")
