@@ -8,7 +8,7 @@ libsqlite3-dev libsodium-dev libjansson-dev libssl-dev uthash-dev libpq-dev \
 libhiredis-dev libicu-dev"
 TEST="libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-websockets python3-requests \
 sqlite3 clang libclang-rt-14-dev chromium nginx-light openssl postgresql python3-psycopg2 \
-redis-server"
+redis-server fonts-noto-color-emoji"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"

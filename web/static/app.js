@@ -129,11 +129,19 @@ export function statusLabel(status) {
   return STATUS_LABELS[status] || STATUS_LABELS.OFFLINE;
 }
 
-export function lastSeenText(status, lastSeen, now = Date.now()) {
+// The .last-seen line. Only OFFLINE people show when they were last seen:
+// someone AWAY or BUSY is connected right now. hidden: the person hides
+// it (docs/protocol.md: "last_seen" null to everyone else), so only the
+// status is shown and the line is empty.
+export function lastSeenText(status, lastSeen, now = Date.now(), hidden = false) {
   if (status === 'ONLINE')
     return 'Online now';
+  if (status === 'AWAY')
+    return 'Away now';
+  if (status === 'BUSY')
+    return 'Busy now';
   if (lastSeen == null || lastSeen === '' || !Number.isFinite(Number(lastSeen)))
-    return 'Never seen';
+    return hidden ? '' : 'Never seen';
   const s = Math.max(0, Math.floor((now - Number(lastSeen)) / 1000));
   if (s < 60)
     return 'Last seen just now';
@@ -149,6 +157,73 @@ export function lastSeenText(status, lastSeen, now = Date.now()) {
     return plural(d, 'day');
   return 'Last seen on ' + new Date(Number(lastSeen)).toLocaleDateString(undefined,
     { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+// ---- times: "5:30 PM", "Dec 9, 5:30 PM", "4:12 PM local time" -------------
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const dayTimeFmt = new Intl.DateTimeFormat(undefined,
+  { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
+const yearTimeFmt = new Intl.DateTimeFormat(undefined,
+  { year: 'numeric', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
+
+function sameDay(a, b) {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() &&
+    a.getDate() === b.getDate();
+}
+
+// A moment in the viewer's zone: "at 5:30 PM" today, else "on Dec 9,
+// 5:30 PM" (with the year when it is not this year's).
+export function whenText(ms, now = Date.now()) {
+  const d = new Date(Number(ms));
+  const n = new Date(now);
+  if (sameDay(d, n))
+    return 'at ' + timeFmt.format(d);
+  return 'on ' + (d.getFullYear() === n.getFullYear() ? dayTimeFmt : yearTimeFmt).format(d);
+}
+
+// "Clears at 5:30 PM" for a status message's expiry; '' for none.
+export function clearsText(expires, now = Date.now()) {
+  return expires == null || expires === '' || !Number.isFinite(Number(expires)) ? ''
+    : 'Clears ' + whenText(expires, now);
+}
+
+// The hover text of the Do Not Disturb badge.
+export function dndText(until, now = Date.now()) {
+  return until == null || until === '' || !Number.isFinite(Number(until)) ? 'Do not disturb'
+    : 'Do not disturb until ' + whenText(until, now).replace(/^at |^on /, '');
+}
+
+const zoneFmts = new Map();  // IANA zone -> formatter, null if unknown here
+
+// "4:12 PM" in that zone, '' when the browser does not know it.
+export function zoneTime(tz, now = Date.now()) {
+  if (!tz)
+    return '';
+  let f = zoneFmts.get(tz);
+  if (f === undefined) {
+    try {
+      f = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', timeZone: tz });
+    } catch (e) {
+      f = null;  // RangeError: a zone this browser does not have
+    }
+    zoneFmts.set(tz, f);
+  }
+  return f ? f.format(new Date(now)) : '';
+}
+
+export function localTimeText(tz, now = Date.now()) {
+  const t = zoneTime(tz, now);
+  return t ? t + ' local time' : '';
+}
+
+// This browser's IANA zone, '' if it cannot tell.
+export function browserZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || '';
+  } catch (e) {
+    return '';
+  }
 }
 
 export function byPresence(a, b) {
@@ -169,18 +244,46 @@ export function byName(a, b) {
 
 // ---- members: what the page knows, kept current by presence events ------
 
-const known = new Map();  // user id -> {user, name, status, last_seen}
+const known = new Map();  // user id -> {user, name, status, last_seen, message, dnd, tz}
+
+// docs/protocol.md: "message", "dnd" and "tz" are there only when set, and
+// every member object carries the whole record, so an absent one is none.
+function cleanMessage(x) {
+  if (!x || typeof x !== 'object' || x.text == null || x.text === '')
+    return null;
+  const exp = x.expires == null ? NaN : Number(x.expires);
+  return { text: String(x.text), emoji: x.emoji ? String(x.emoji) : null,
+           expires: Number.isFinite(exp) ? exp : null };
+}
+
+function cleanDnd(x) {
+  if (!x || typeof x !== 'object')
+    return null;
+  const until = x.until == null ? NaN : Number(x.until);
+  return { until: Number.isFinite(until) ? until : null };
+}
 
 export function remember(m) {
   if (!m || m.user == null)
     return null;
   const id = String(m.user);
   const prev = known.get(id) || {};
+  const lastSeen = m.last_seen !== undefined ? m.last_seen : (prev.last_seen ?? null);
+  // A null last_seen is "never seen" or "hidden" (the person hides it).
+  // It is hidden when the server says so, or when it was known before:
+  // last_seen never goes back to null otherwise.
+  const hidden = lastSeen == null &&
+    (m.last_seen_hidden === true ||
+     (m.last_seen_hidden !== false && (prev.last_seen != null || prev.last_seen_hidden === true)));
   const next = {
     user: id,
     name: m.name != null && m.name !== '' ? String(m.name) : (prev.name || id),
     status: STATUS_LABELS[m.status] ? m.status : (prev.status || 'OFFLINE'),
-    last_seen: m.last_seen !== undefined ? m.last_seen : (prev.last_seen ?? null),
+    last_seen: lastSeen,
+    last_seen_hidden: hidden,
+    message: cleanMessage(m.message),
+    dnd: cleanDnd(m.dnd),
+    tz: typeof m.tz === 'string' && m.tz !== '' ? m.tz : null,
   };
   known.set(id, next);
   return next;
@@ -221,34 +324,115 @@ export function avatar(m, size = 'md') {
 }
 
 // A person: [data-user-id][data-status] with .person-name, .status-dot,
-// .status-text and (opts.lastSeen) .last-seen.
-//   opts.tag     element (default "li")
-//   opts.variant "row" | "chip" | "card" | "profile"
-//   opts.link    name links to the profile (default true)
-//   opts.size    avatar size "sm" | "md" | "lg" | "xl"
+// .status-text, a .dnd-badge and a .status-message (hidden while there is
+// none), and (opts.lastSeen) .last-seen, (opts.localTime) .local-time.
+// Hovering the person shows its local time (title), the message its
+// expiry, the badge until when.
+//   opts.tag       element (default "li")
+//   opts.variant   "row" | "chip" | "card" | "profile"
+//   opts.link      name links to the profile (default true)
+//   opts.size      avatar size "sm" | "md" | "lg" | "xl"
+//   opts.localTime show "4:12 PM local time" as text too
 export function person(member, opts = {}) {
   const m = rememberApi(member) || member;
-  const { tag = 'li', variant = 'row', link = true, lastSeen = false, size = 'md' } = opts;
+  const { tag = 'li', variant = 'row', link = true, lastSeen = false, size = 'md', localTime = false } = opts;
   const nameEl = link
     ? h('a', { class: 'person-name', href: userUrl(m.user), text: m.name })
     : h('span', { class: 'person-name', text: m.name });
+  const badge = h('span', { class: 'dnd-badge', role: 'img', hidden: true },
+    h('span', { class: 'dnd-moon', 'aria-hidden': 'true' }),
+    // A profile has room for the words (the label says them anyway).
+    variant === 'profile' ? h('span', { class: 'dnd-text', 'aria-hidden': 'true' }) : null);
+  const msg = h('span', { class: 'status-message', hidden: true },
+    h('span', { class: 'status-emoji', 'aria-hidden': 'true' }),
+    h('span', { class: 'status-message-text' }),
+    // A profile says when it clears in words too, not only on hover.
+    variant === 'profile' ? h('span', { class: 'status-message-when' }) : null);
   const meta = h('span', { class: 'person-meta' },
     h('span', { class: 'status-text', text: statusLabel(m.status) }));
   if (lastSeen)
     meta.append(h('span', { class: 'last-seen' }));
+  if (localTime)
+    meta.append(h('span', { class: 'local-time', hidden: true }));
   const el = h(tag, { class: 'person person-' + variant },
     avatar(m, size),
-    h('span', { class: 'person-body' }, nameEl, meta));
+    h('span', { class: 'person-body' },
+      h('span', { class: 'person-title' }, nameEl, badge), msg, meta));
   el.dataset.userId = m.user;
   el.dataset.status = m.status;
-  el.dataset.lastSeen = m.last_seen == null ? '' : String(m.last_seen);
-  renderLastSeen(el);
+  paintExtras(el, m);
   return el;
 }
 
+// Writes what a member says about itself (message, DND, zone, last seen)
+// into one of its elements; the times are kept in data-* attributes so
+// that the shared timer can redraw them without the member.
+function paintExtras(el, m, now = Date.now()) {
+  const d = el.dataset;
+  d.lastSeen = m.last_seen == null ? '' : String(m.last_seen);
+  d.lastSeenHidden = m.last_seen_hidden ? '1' : '';
+  d.tz = m.tz || '';
+  const msg = m.message;
+  d.messageExpires = msg && msg.expires != null ? String(msg.expires) : '';
+  d.dndUntil = m.dnd && m.dnd.until != null ? String(m.dnd.until) : '';
+  d.dnd = m.dnd ? '1' : '';
+  for (const b of el.querySelectorAll('.dnd-badge'))
+    b.hidden = !m.dnd;
+  for (const box of el.querySelectorAll('.status-message')) {
+    box.hidden = !msg;
+    const emoji = box.querySelector('.status-emoji');
+    const text = box.querySelector('.status-message-text');
+    const e = msg && msg.emoji ? msg.emoji : '';
+    const t = msg ? msg.text : '';
+    if (emoji.textContent !== e)
+      emoji.textContent = e;
+    emoji.hidden = !e;
+    if (text.textContent !== t)
+      text.textContent = t;
+  }
+  renderTimes(el, now);
+}
+
+// The parts of a person that depend on the clock: last seen, the local
+// time, when the message clears and when DND ends ("at 5:30 PM" becomes
+// "on Dec 9, 5:30 PM" past midnight).
+export function renderTimes(el, now = Date.now()) {
+  const d = el.dataset;
+  renderLastSeen(el, now);
+  const local = localTimeText(d.tz, now);
+  if (el.title !== local)
+    el.title = local;
+  for (const lt of el.querySelectorAll('.local-time')) {
+    lt.textContent = local;
+    lt.hidden = !local;
+  }
+  const clears = clearsText(d.messageExpires, now);
+  for (const box of el.querySelectorAll('.status-message')) {
+    if (box.title !== clears)
+      box.title = clears;
+    for (const w of box.querySelectorAll('.status-message-when')) {
+      w.textContent = clears;
+      w.hidden = !clears;
+    }
+  }
+  if (d.dnd) {
+    const text = dndText(d.dndUntil, now);
+    for (const b of el.querySelectorAll('.dnd-badge')) {
+      b.title = text;
+      b.setAttribute('aria-label', text);
+      for (const t of b.querySelectorAll('.dnd-text'))
+        t.textContent = text;
+    }
+  }
+}
+
 export function renderLastSeen(el, now = Date.now()) {
-  for (const ls of el.querySelectorAll('.last-seen'))
-    ls.textContent = lastSeenText(el.dataset.status, el.dataset.lastSeen, now);
+  for (const ls of el.querySelectorAll('.last-seen')) {
+    const t = lastSeenText(el.dataset.status, el.dataset.lastSeen, now, el.dataset.lastSeenHidden === '1');
+    if (ls.textContent !== t)
+      ls.textContent = t;
+    ls.hidden = t === '';
+  }
 }
 
 export function personsOf(userId) {
@@ -268,14 +452,14 @@ export function refreshPerson(member, els) {
     updateUserStatus(m.user, m.status);
     els = personsOf(m.user);
   }
+  const now = Date.now();
   for (const el of els) {
-    el.dataset.lastSeen = m.last_seen == null ? '' : String(m.last_seen);
     for (const n of el.querySelectorAll('.person-name'))
       if (n.textContent !== m.name)
         n.textContent = m.name;
     for (const n of el.querySelectorAll('.avatar-initials'))
       n.textContent = initials(m.name);
-    renderLastSeen(el);
+    paintExtras(el, m, now);
   }
 }
 
@@ -286,10 +470,47 @@ export function refreshPeople(members) {
     refreshPerson(m, byId.get(String(m.user)) || []);
 }
 
+// Every person's clock-dependent text (the shared timer does this every
+// CLOCK_MS; a page may call it after an event too).
 export function refreshAllLastSeen() {
   const now = Date.now();
   for (const el of document.querySelectorAll('[data-user-id]'))
-    renderLastSeen(el, now);
+    renderTimes(el, now);
+}
+
+// One timer for every page (startPage starts it): "last seen 5 minutes
+// ago" and "4:12 PM local time" move on without a reload. Functions
+// registered with onClock() run on the same tick (the dashboard's own
+// times).
+const CLOCK_MS = 30000;
+const clockFns = new Set();
+let clockTimer = 0;
+
+export function onClock(fn) {
+  clockFns.add(fn);
+  return () => clockFns.delete(fn);
+}
+
+function startClock() {
+  if (clockTimer)
+    return;
+  const tick = () => {
+    refreshAllLastSeen();
+    for (const fn of [...clockFns]) {
+      try {
+        fn(Date.now());
+      } catch (e) {
+        reportError(e);
+      }
+    }
+  };
+  // Ticks on the half minutes, so that the local times turn with the
+  // minute.
+  const toMinute = 60000 - (Date.now() % 60000);
+  clockTimer = setTimeout(() => {
+    tick();
+    clockTimer = setInterval(tick, CLOCK_MS);
+  }, toMinute % CLOCK_MS || CLOCK_MS);
 }
 
 // Re-orders the persons in list (same elements) by presence; only touches
@@ -309,12 +530,28 @@ export function sortList(list, cmp = byPresence) {
 const NAV = [
   ['dashboard', '/', 'Dashboard'],
   ['channels', '/channels', 'Channels'],
+  ['projects', '/projects', 'Projects'],
   ['members', '/members', 'Members'],
 ];
 
+// The section a path belongs to: a channel is under Channels, a project
+// under Projects, a person's page under Members.
+function navSection(path) {
+  if (path === '/')
+    return 'dashboard';
+  const top = path.split('/')[1];
+  if (top === 'channels' || top === 'projects' || top === 'members')
+    return top;
+  return top === 'users' ? 'members' : null;
+}
+
 const CONN_LABELS = { connecting: 'Connecting…', connected: 'Live', offline: 'Offline' };
 
+// active: the NAV key of the current section; null or undefined: the
+// one the path is in (navSection()); false: none (the 404 page).
 function renderHeader(active, presence) {
+  if (active == null)
+    active = navSection(location.pathname);
   const nameEl = h('span', { class: 'me-name' });
   const conn = h('span', { id: 'conn-state', class: 'conn-state', role: 'status', 'aria-live': 'polite' },
     h('span', { class: 'conn-dot', 'aria-hidden': 'true' }),
@@ -382,11 +619,40 @@ export function showError(title, detail) {
     h('p', {}, h('a', { href: '/', text: 'Back to the dashboard' }))));
 }
 
+// docs/protocol.md "tz": a person without a zone gets this browser's, once
+// per page load (and not again in this tab after the server refused it).
+// Updates me (the /api/me answer) in place.
+async function ensureZone(me) {
+  const settings = me && me.settings;
+  if (!settings || settings.tz != null)
+    return;
+  const tz = browserZone();
+  let tried = null;
+  try {
+    tried = sessionStorage.getItem('presenced-tz-refused');
+  } catch (e) { /* storage off */ }
+  if (!tz || tried === tz)
+    return;
+  try {
+    const next = await api('/api/profile', { method: 'PUT', body: { tz } });
+    if (next && typeof next === 'object')
+      Object.assign(me, next);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 400) {
+      try {
+        sessionStorage.setItem('presenced-tz-refused', tz);
+      } catch (x) { /* storage off */ }
+    }
+  }
+}
+
 // Runs a page:
 //   active   nav key
 //   load({me, presence})   -> data (API calls)
 //   render(data, ctx)      builds the page
 //   onPresence(member, ctx), onSnapshot(ctx)   live updates after render
+// ctx: {presence, me (the caller as a member), account (the /api/me
+// answer, with "manual" and "settings")}.
 // Sets document.body.dataset.ready = "1" once rendered with API data and
 // a snapshot applied.
 export async function startPage({ active, load, render, onPresence, onSnapshot, notFound }) {
@@ -432,8 +698,11 @@ export async function startPage({ active, load, render, onPresence, onSnapshot, 
     showError('Could not load your account', e.message);
     return ctx;
   }
+  await ensureZone(me);
+  ctx.account = me;  // /api/me as it came: "manual" and "settings" too
   ctx.me = rememberApi(me);
   header.setName(me.name);
+  startClock();
   // The shared socket may still belong to someone who logged out here.
   const checkHello = (hello) => {
     if (hello && String(hello.user) !== String(me.user))
@@ -459,9 +728,29 @@ export async function startPage({ active, load, render, onPresence, onSnapshot, 
   render(data, ctx);
   ctx.rendered = true;
   await presence.ready;
-  refreshPeople(presence.members().values());
+  // What the page knows (the snapshot and every event since) is on the
+  // page already; this redraws it once more for the renders that came
+  // from API answers before the snapshot.
+  refreshPeople(knownMembers());
   if (onSnapshot)
     onSnapshot(ctx);
   document.body.dataset.ready = '1';
   return ctx;
+}
+
+// ---- helpers for the directory ----------------------------------------------
+
+// A name or a search folded for matching: each code point to its simple
+// lowercase, where toLowerCase() gives one code point (so "İ" stays).
+// The server's GET /api/members?q= folds with the same table
+// (src/api/directory.c); a name matches when its fold contains the
+// query's.
+export function fold(s) {
+  let out = '';
+  for (const ch of String(s)) {
+    const low = ch.toLowerCase();
+    const one = low.length === 1 || (low.length === 2 && low.codePointAt(0) > 0xffff);
+    out += one ? low : ch;
+  }
+  return out;
 }

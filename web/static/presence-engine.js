@@ -9,9 +9,22 @@
 // opens the connection with it. It never touches the DOM. It reports through
 // emit(msg) with these messages:
 //   {t:"state", state:"connecting"|"connected"|"offline", retryIn?:ms}
-//   {t:"frame", frame}   a server frame: hello, snapshot, presence, error
-//                        (and a synthetic error {code:"logged_out"} on 1008)
+//   {t:"frame", frame}   a server frame: hello, snapshot, presence, online,
+//                        error (and a synthetic error {code:"logged_out"}
+//                        on 1008)
 //   {t:"manual", manual} the caller's manual status changed (null = none)
+//
+// Subscriptions (docs/protocol.md "Subscriptions (large organizations)").
+// By default the socket takes the whole organization: a snapshot of every
+// member, then every event. In subscribing mode (setSubscribing(true)) it
+// connects with ?subscribe=1 and follows only the users of subscribe():
+// each socket says "subscribe" for all of them after its hello, and the
+// server answers with partial snapshots ({partial:true}, only those
+// users), which are merged, not put in place of the member map. A socket
+// cannot change mode, so a change of mode reconnects (inside the server's
+// grace period: nobody sees a change). Events of users nobody follows,
+// which a subscriber of a smaller organization still receives, are
+// dropped here.
 
 export const STATUSES = ['ONLINE', 'AWAY', 'BUSY', 'OFFLINE'];
 
@@ -22,6 +35,8 @@ const HEALTHY_MS = 10000;
 // After a wake-up (tab visible, network back) an open socket must answer a
 // ping within this time, else it is presumed dead (laptop sleep, NAT drop).
 const PROBE_MS = 5000;
+// docs/protocol.md: at most this many ids in one subscribe message.
+const SUBSCRIBE_CHUNK = 1000;
 
 // Full jitter: a random delay in [0, min(max, base * 2^attempt)).
 export function backoffDelay(attempt, base = BACKOFF_BASE_MS,
@@ -36,12 +51,15 @@ function member(f) {
     name: typeof f.name === 'string' ? f.name : String(f.user),
     status: STATUSES.includes(f.status) ? f.status : 'OFFLINE',
     last_seen: typeof f.last_seen === 'number' ? f.last_seen : null,
+    ...(f.message && typeof f.message === 'object' ? { message: f.message } : {}),
+    ...(f.dnd && typeof f.dnd === 'object' ? { dnd: f.dnd } : {}),
+    ...(typeof f.tz === 'string' ? { tz: f.tz } : {}),
   };
 }
 
 export class Engine {
   constructor({ url, token = null, emit, WebSocketImpl = globalThis.WebSocket,
-                now = () => Date.now() }) {
+                now = () => Date.now(), subscribe = false }) {
     this.url = url;
     this.token = token;
     this.emit = emit;
@@ -66,6 +84,12 @@ export class Engine {
     this.members = new Map();
     this.manual = null;
     this.pendingManual = null;
+
+    this.subscribing = !!subscribe;  // the next socket opens with ?subscribe=1
+    this.sockSubscribing = false;    // ... the current one did
+    this.greeted = false;            // the current socket said hello
+    this.subs = new Set();           // the users followed
+    this.online = null;              // org-wide online count (subscribers)
 
     this.heartbeat = 30;
     this.awayAfter = 300;
@@ -104,6 +128,47 @@ export class Engine {
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
     this._open();
+  }
+
+  // Subscribing mode on or off (see the file comment): a socket in the
+  // other mode is replaced.
+  setSubscribing(on) {
+    on = !!on;
+    if (on === this.subscribing)
+      return;
+    this.subscribing = on;
+    if (this.ws)
+      this.reconnect();
+  }
+
+  // Follow these users (ids); those followed already are skipped.
+  subscribe(users) {
+    const fresh = [];
+    for (const u of users) {
+      const id = String(u);
+      if (!this.subs.has(id)) {
+        this.subs.add(id);
+        fresh.push(id);
+      }
+    }
+    if (fresh.length && this._subscribed())
+      this._sendUsers('subscribe', fresh);
+  }
+
+  // Stop following these users: forgotten here, and unsubscribed on a
+  // subscribing socket.
+  unsubscribe(users) {
+    const gone = [];
+    for (const u of users) {
+      const id = String(u);
+      if (this.subs.delete(id)) {
+        gone.push(id);
+        if (this.sockSubscribing && id !== this._me())
+          this.members.delete(id);
+      }
+    }
+    if (gone.length && this._subscribed())
+      this._sendUsers('unsubscribe', gone);
   }
 
   stop() {
@@ -145,8 +210,29 @@ export class Engine {
       this._scheduleIdle();
   }
 
+  // What a newly attached tab is given: the whole map, which a
+  // subscribing socket's is only partial.
   snapshotFrame() {
-    return { type: 'snapshot', seq: this.seq, members: [...this.members.values()].map((m) => ({ ...m })) };
+    const f = { type: 'snapshot', seq: this.seq, members: [...this.members.values()].map((m) => ({ ...m })) };
+    if (this.sockSubscribing) {
+      f.partial = true;
+      f.online = this.online;
+    }
+    return f;
+  }
+
+  _me() {
+    return this.hello && this.hello.user != null ? String(this.hello.user) : null;
+  }
+
+  // A socket that follows only its subscriptions, past its hello.
+  _subscribed() {
+    return this.sockSubscribing && this.greeted && this.ws && this.ws.readyState === 1;
+  }
+
+  _sendUsers(type, ids) {
+    for (let i = 0; i < ids.length; i += SUBSCRIBE_CHUNK)
+      this._send({ type, users: ids.slice(i, i + SUBSCRIBE_CHUNK) });
   }
 
   helloFrame() {
@@ -163,6 +249,8 @@ export class Engine {
     if (this.token)
       u.searchParams.set('token', this.token);
     u.searchParams.set('auto', auto);
+    if (this.subscribing)
+      u.searchParams.set('subscribe', '1');
     return u.href;
   }
 
@@ -180,6 +268,7 @@ export class Engine {
     }
     this.ws = ws;
     this.connectAuto = auto;
+    this.sockSubscribing = this.subscribing;
     this.synced = false;
     this.openedAt = 0;
     this._setState('connecting');
@@ -212,6 +301,7 @@ export class Engine {
     this.beatTimer = this.probeTimer = 0;
     this.autoSent = null;
     this.synced = false;
+    this.greeted = false;
     if (ws)
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     return ws;
@@ -331,14 +421,35 @@ export class Engine {
     case 'hello':
       this._hello(f);
       break;
-    case 'snapshot':
-      this.members = new Map();
-      for (const m of Array.isArray(f.members) ? f.members : [])
-        if (m && m.user != null)
-          this.members.set(String(m.user), member(m));
+    case 'snapshot': {
+      const got = (Array.isArray(f.members) ? f.members : []).filter((m) => m && m.user != null).map(member);
+      if (f.partial === true) {
+        // The users it names, as of its seq. The first one of a socket
+        // names nobody: what the map holds of users no longer followed
+        // (another socket's, another mode's) goes.
+        if (!this.synced)
+          for (const id of [...this.members.keys()])
+            if (!this.subs.has(id) && id !== this._me())
+              this.members.delete(id);
+        for (const m of got)
+          this.members.set(m.user, m);
+        if (typeof f.online === 'number')
+          this.online = f.online;
+      } else {
+        this.members = new Map(got.map((m) => [m.user, m]));
+      }
       this.seq = typeof f.seq === 'number' ? f.seq : 0;
       this.synced = true;
-      this.emit({ t: 'frame', frame: this.snapshotFrame() });
+      const out = f.partial === true
+        ? { type: 'snapshot', partial: true, seq: this.seq, online: this.online, members: got }
+        : this.snapshotFrame();
+      this.emit({ t: 'frame', frame: out });
+      break;
+    }
+    case 'online':
+      if (typeof f.online === 'number')
+        this.online = f.online;
+      this.emit({ t: 'frame', frame: f });
       break;
     case 'presence': {
       if (f.user == null)
@@ -348,6 +459,11 @@ export class Engine {
           return;  // already in the snapshot
         this.seq = f.seq;
       }
+      // A subscriber of an organization under large_org is sent every
+      // event: only those of the users followed (and the caller's own)
+      // are of use.
+      if (this.sockSubscribing && !this.subs.has(String(f.user)) && String(f.user) !== this._me())
+        return;
       const m = member(f);
       this.members.set(m.user, m);
       if (this.hello && m.user === String(this.hello.user)) {
@@ -382,6 +498,7 @@ export class Engine {
     this.autoSent = this.connectAuto;
     if (this.autoSent !== 'ONLINE' && this.manual === null && f.status === 'ONLINE')
       this.autoSent = 'ONLINE';
+    this.greeted = true;
     this._startHeartbeat();
     this.emit({ t: 'frame', frame: this.helloFrame() });
     this.emit({ t: 'manual', manual: this.manual });
@@ -392,6 +509,9 @@ export class Engine {
       this.setStatus(s);
     }
     this._syncAuto();
+    // A new socket follows nobody yet.
+    if (this._subscribed() && this.subs.size)
+      this._sendUsers('subscribe', [...this.subs]);
   }
 
   // ---- idle detector --------------------------------------------------

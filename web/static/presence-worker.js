@@ -5,12 +5,24 @@
 // Its idle timer sees the activity of every tab, so the auto= each connect
 // and reconnect carries is the state of the whole browser, not of one tab.
 // Tabs talk to it over their MessagePort:
-//   tab -> worker  {t:"hello", id, url, token?}  attach (also re-attach)
+//   tab -> worker  {t:"hello", id, url, token?, mode?, subs?}
+//                                     attach (also re-attach): mode "all"
+//                                     (the default) or "subscribe", and
+//                                     the users the tab follows
+//                  {t:"subscribe", users} {t:"unsubscribe", users}
 //                  {t:"lock", name}   a Web Lock the tab holds while alive
 //                  {t:"activity"}     user activity (throttled by the tab)
 //                  {t:"status", status}  manual status
 //                  {t:"wake"} {t:"reconnect"} {t:"ping"} {t:"pong"} {t:"bye"}
 //   worker -> tab  {t:"state"|"frame"|"manual"|"ping", ...}
+//                  {t:"rehello"}      say hello again (the worker lost it)
+//
+// Subscriptions: the socket follows the union of what the tabs follow. A
+// user is subscribed when the first tab asks for it and unsubscribed when
+// the last one that asked stops (or is gone). The socket takes the whole
+// organization while any tab wants it ("all"), and only the subscriptions
+// once every tab is a subscriber; a change between the two reconnects
+// (presence-engine.js).
 //
 // Liveness: a tab says "bye" on pagehide. It also pings every PING_MS, and
 // the worker pings every tab every PING_MS, which the tab answers from its
@@ -28,7 +40,9 @@ const PING_MS = 5000;
 const DROP_MS = 3 * PING_MS;
 const LINGER_MS = 1000;  // well under the server's grace period (5 s)
 
-const ports = new Map();  // MessagePort -> {id, last, lock}
+const ports = new Map();  // MessagePort -> {id, last, lock, mode, subs}
+const wanted = new Map(); // user id -> how many tabs follow it
+const MAX_USERS = 10000;  // docs/protocol.md: subscriptions per connection
 let engine = null;
 let sweeper = 0;
 let linger = 0;
@@ -57,18 +71,77 @@ function replay(port) {
   }
 }
 
+// The user ids of a message, as strings, at most MAX_USERS.
+function userIds(list) {
+  return Array.isArray(list) ? list.slice(0, MAX_USERS).map(String) : [];
+}
+
+// Adds (add) or removes ids from the tab's subscriptions, and the union's.
+function follow(info, ids, add) {
+  const up = [];
+  const down = [];
+  for (const id of ids) {
+    if (add === info.subs.has(id))
+      continue;
+    const n = wanted.get(id) || 0;
+    if (add) {
+      info.subs.add(id);
+      wanted.set(id, n + 1);
+      if (n === 0)
+        up.push(id);
+    } else {
+      info.subs.delete(id);
+      if (n <= 1) {
+        wanted.delete(id);
+        down.push(id);
+      } else {
+        wanted.set(id, n - 1);
+      }
+    }
+  }
+  if (engine && up.length)
+    engine.subscribe(up);
+  if (engine && down.length)
+    engine.unsubscribe(down);
+}
+
+// The socket's mode from the tabs': everything while any tab wants it.
+// Tabs whose mode is not known (taken back after a silence, until their
+// hello) do not count.
+function updateMode() {
+  let all = false;
+  let sub = false;
+  for (const info of ports.values()) {
+    all = all || info.mode === 'all';
+    sub = sub || info.mode === 'subscribe';
+  }
+  if (engine && (all || sub))
+    engine.setSubscribing(!all);
+}
+
 function attach(port, m) {
+  const mode = m.mode === 'subscribe' ? 'subscribe' : m.mode === null ? null : 'all';
   if (!engine) {
     if (typeof m.url !== 'string')
       return;
-    engine = new Engine({ url: m.url, token: m.token || null, emit: broadcast });
+    engine = new Engine({ url: m.url, token: m.token || null, emit: broadcast,
+                          subscribe: mode === 'subscribe' });
   } else if (m.token) {
     engine.setToken(m.token);
   }
   clearTimeout(linger);
   linger = 0;
   const known = ports.get(port);
-  ports.set(port, { id: m.id, last: Date.now(), lock: known ? known.lock : null });
+  const info = { id: m.id, last: Date.now(), lock: known ? known.lock : null,
+                 mode, subs: known ? known.subs : new Set() };
+  ports.set(port, info);
+  if (m.subs !== undefined) {
+    // The tab's whole list: follow what is new, leave what it dropped.
+    const now = new Set(userIds(m.subs));
+    follow(info, [...info.subs].filter((id) => !now.has(id)), false);
+    follow(info, [...now], true);
+  }
+  updateMode();
   if (!sweeper)
     sweeper = setInterval(sweep, PING_MS);
   engine.activity();  // opening (or returning to) a tab is activity
@@ -77,8 +150,12 @@ function attach(port, m) {
 }
 
 function drop(port, close) {
-  if (!ports.delete(port))
+  const info = ports.get(port);
+  if (!info)
     return;
+  follow(info, [...info.subs], false);
+  ports.delete(port);
+  updateMode();
   if (close) {
     try {
       port.close();
@@ -134,10 +211,13 @@ function onMessage(port, m) {
   const info = ports.get(port);
   if (!info) {
     // Dropped as silent, yet alive (a frozen tab resumed): take it back.
-    if (engine && (m.t === 'ping' || m.t === 'pong' || m.t === 'activity' || m.t === 'wake'))
-      attach(port, { id: m.id });
-    else
+    if (engine && (m.t === 'ping' || m.t === 'pong' || m.t === 'activity' || m.t === 'wake')) {
+      // Its mode and subscriptions went with it: asked for again.
+      attach(port, { id: m.id, mode: null });
+      post(port, { t: 'rehello' });
+    } else {
       return;
+    }
   } else {
     info.last = Date.now();
   }
@@ -148,6 +228,10 @@ function onMessage(port, m) {
     break;
   case 'activity':
     engine.activity();
+    break;
+  case 'subscribe':
+  case 'unsubscribe':
+    follow(ports.get(port), userIds(m.users), m.t === 'subscribe');
     break;
   case 'status':
     try {

@@ -9,6 +9,17 @@
 // shares the connection of presence-worker.js. Without it (or with
 // {shared:false}) the page connects itself and tabs share user activity
 // over BroadcastChannel("presenced-activity").
+//
+// A page that shows only some people of a large organization connects
+// with {subscribe: true} (before anything else calls connect()) and says
+// whom it shows:
+//   const presence = connect({ subscribe: true });
+//   presence.subscribe(['u1', 'u2']);      // a 'snapshot' {partial: true}
+//   presence.unsubscribe(['u2']);          //   of those users follows
+//   presence.on('online', ({ online }) => ...);  // the organization's count
+// The shared socket then follows the union of what the tabs follow, and
+// takes no snapshot of the whole organization unless a tab that did not
+// ask for subscriptions is open too (docs/protocol.md "Subscriptions").
 import { Engine, STATUSES } from './presence-engine.js';
 
 export { STATUSES };
@@ -157,6 +168,7 @@ export class PresenceClient {
     this.url = wsUrl(options.url);
     this.token = options.token || null;
     this.shared = options.shared !== false;
+    this.subscribing = options.subscribe === true;
     this.workerUrl = options.workerUrl || new URL('./presence-worker.js', import.meta.url).href;
 
     this.state = 'connecting';
@@ -166,6 +178,8 @@ export class PresenceClient {
     this.manual = null;        // the caller's manual status, null if none
     this.seq = 0;
     this.synced = false;
+    this.online = null;        // the organization's online count, when told
+    this._subs = new Set();    // the users this page follows
     this._members = new Map();
     this._handlers = new Map();
     this._closed = false;
@@ -232,6 +246,37 @@ export class PresenceClient {
     return this._putStatus(status).then(() => status);
   }
 
+  // Follow these users (ids): their truth comes as a partial 'snapshot',
+  // their changes as 'presence' events. Only with {subscribe: true}; a
+  // socket taking the whole organization has them anyway.
+  subscribe(users) {
+    const fresh = [...users].map(String).filter((id) => !this._subs.has(id));
+    if (!fresh.length)
+      return;
+    for (const id of fresh)
+      this._subs.add(id);
+    if (this._port)
+      this._post({ t: 'subscribe', users: fresh });
+    else if (this._engine)
+      this._engine.subscribe(fresh);
+  }
+
+  unsubscribe(users) {
+    const gone = [...users].map(String).filter((id) => this._subs.has(id));
+    if (!gone.length)
+      return;
+    for (const id of gone)
+      this._subs.delete(id);
+    if (this._port)
+      this._post({ t: 'unsubscribe', users: gone });
+    else if (this._engine)
+      this._engine.unsubscribe(gone);
+  }
+
+  subscriptions() {
+    return [...this._subs];
+  }
+
   reconnect() {
     if (this._port)
       this._post({ t: 'reconnect' });
@@ -281,8 +326,11 @@ export class PresenceClient {
 
   _startDirect() {
     this.mode = 'direct';
-    if (!this._engine)
-      this._engine = new Engine({ url: this.url, token: this.token, emit: (m) => this._onMsg(m) });
+    if (!this._engine) {
+      this._engine = new Engine({ url: this.url, token: this.token, emit: (m) => this._onMsg(m),
+                                  subscribe: this.subscribing });
+      this._engine.subscribe([...this._subs]);
+    }
     if (!this._bc && typeof BroadcastChannel === 'function') {
       this._bc = new BroadcastChannel(CHANNEL);
       this._bc.onmessage = () => {
@@ -318,7 +366,7 @@ export class PresenceClient {
         this._startDirect();
       }
     };
-    this._post({ t: 'hello', id: tabId + '-' + attachId, url: this.url, token: this.token });
+    this._post(this._hello(tabId + '-' + attachId));
     if (navigator.locks && navigator.locks.request) {
       const name = 'presenced-tab-' + tabId + '-' + attachId;
       navigator.locks.request(name, () => new Promise((release) => {
@@ -350,6 +398,12 @@ export class PresenceClient {
     }
   }
 
+  // Attaching to the worker: who, and what this page follows.
+  _hello(id) {
+    return { t: 'hello', id, url: this.url, token: this.token,
+             mode: this.subscribing ? 'subscribe' : 'all', subs: [...this._subs] };
+  }
+
   _post(msg) {
     if (!this._port)
       return;
@@ -367,7 +421,7 @@ export class PresenceClient {
       this._detachWorker();
       this._attachWorker();
     } else if (silent > WORKER_SILENCE_MS) {
-      this._post({ t: 'hello', id: tabId + '-' + tabSeq, url: this.url, token: this.token });
+      this._post(this._hello(tabId + '-' + tabSeq));
     } else {
       this._post({ t: 'ping' });
     }
@@ -379,6 +433,9 @@ export class PresenceClient {
     switch (m.t) {
     case 'ping':
       this._post({ t: 'pong' });
+      break;
+    case 'rehello':
+      this._post(this._hello(tabId + '-' + tabSeq));
       break;
     case 'state':
       this._setState(m.state, m.retryIn);
@@ -420,16 +477,29 @@ export class PresenceClient {
       this._emit('hello', { ...f });
       break;
     case 'snapshot': {
-      this._members = new Map();
-      for (const m of f.members || [])
-        this._members.set(String(m.user), { ...m, user: String(m.user) });
+      // A partial one (subscriptions) is the truth of the users it names
+      // only: merged into what the page holds.
+      const partial = f.partial === true;
+      const got = (f.members || []).map((m) => ({ ...m, user: String(m.user) }));
+      if (!partial)
+        this._members = new Map();
+      for (const m of got)
+        this._members.set(m.user, m);
       this.seq = f.seq || 0;
       this.synced = true;
-      updateAll(this._members.values());
-      this._emit('snapshot', { seq: this.seq, members: [...this._members.values()].map((m) => ({ ...m })) });
+      updateAll(partial ? got : this._members.values());
+      const snap = { seq: this.seq, members: (partial ? got : [...this._members.values()]).map((m) => ({ ...m })) };
+      if (partial) {
+        snap.partial = true;
+        this._online(f.online, f.seq);
+      }
+      this._emit('snapshot', snap);
       this._resolveReady(this);
       break;
     }
+    case 'online':
+      this._online(f.online, f.seq);
+      break;
     case 'presence': {
       if (typeof f.seq === 'number') {
         if (this.synced && f.seq <= this.seq)
@@ -440,6 +510,9 @@ export class PresenceClient {
       const prev = this._members.get(user);
       const m = { user, name: f.name != null ? f.name : (prev ? prev.name : user),
                   status: f.status, last_seen: f.last_seen === undefined ? null : f.last_seen };
+      for (const k of ['message', 'dnd', 'tz'])
+        if (f[k] != null)
+          m[k] = f[k];
       this._members.set(user, m);
       if (this.hello && user === this.me)
         this.hello.status = f.status;
@@ -453,6 +526,13 @@ export class PresenceClient {
     default:
       break;
     }
+  }
+
+  _online(online, seq) {
+    if (typeof online !== 'number' || online === this.online)
+      return;
+    this.online = online;
+    this._emit('online', { online, seq });
   }
 
   _putStatus(status) {
@@ -561,7 +641,9 @@ export class PresenceClient {
 
 const clients = new Map();
 
-// Returns the page's client for this URL (one per page), creating it.
+// Returns the page's client for this URL (one per page), creating it: the
+// options of the call that creates it decide ({subscribe: true} included),
+// later calls get the same client.
 export function connect(options = {}) {
   const key = wsUrl(options.url) + '|' + (options.shared === false ? 'direct' : 'shared');
   let c = clients.get(key);

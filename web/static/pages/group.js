@@ -24,7 +24,7 @@ export function groupPage(kind) {
         g.members.map((m) => person(m, { variant: 'row' })));
       summary = h('p', { class: 'group-summary muted', role: 'status' });
       const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' },
-        isChannel ? h('a', { href: '/channels', text: 'Channels' }) : h('a', { href: '/', text: 'Projects' }),
+        isChannel ? h('a', { href: '/channels', text: 'Channels' }) : h('a', { href: '/projects', text: 'Projects' }),
         h('span', { 'aria-hidden': 'true', text: ' / ' }),
         h('span', { text: isChannel ? '#' + g.name : g.name }));
       const title = h('h1', { class: 'page-title' });

@@ -1,5 +1,7 @@
-// /users/{id} - a profile: dot, status text and last seen.
-import { api, h, person, startPage, refreshAllLastSeen } from '../app.js';
+// /users/{id} - a profile: dot, status text, Do Not Disturb, the status
+// message and when it clears, last seen, and the person's local time
+// (app.js's shared timer keeps the times current).
+import { api, h, person, startPage } from '../app.js';
 
 const id = decodeURIComponent(location.pathname.split('/')[2] || '');
 
@@ -16,12 +18,14 @@ startPage({
   },
   render: ({ user, channels }, ctx) => {
     document.title = user.name + ' · presenced';
-    const profile = person(user, { tag: 'section', variant: 'profile', size: 'xl', lastSeen: true, link: false });
+    const profile = person(user, {
+      tag: 'section', variant: 'profile', size: 'xl', lastSeen: true, localTime: true, link: false,
+    });
     profile.classList.add('card', 'profile-card');
-    const nameEl = profile.querySelector('.person-name');
-    const heading = h('h1', { class: 'page-title person-name-heading' });
-    nameEl.replaceWith(heading);
-    heading.append(nameEl);
+    // The name (and the DND badge beside it) is the page's heading.
+    const title = profile.querySelector('.person-title');
+    const heading = h('h1', { class: 'page-title person-title person-name-heading' }, ...title.childNodes);
+    title.replaceWith(heading);
     if (ctx.me && String(ctx.me.user) === String(user.user))
       heading.append(h('span', { class: 'badge', text: 'You' }));
     const mine = channels.filter((c) => c.members.some((m) => String(m.user) === String(user.user)));
@@ -36,7 +40,5 @@ startPage({
           ? h('ul', { class: 'link-list' }, mine.map((c) => h('li', {},
             h('a', { href: '/channels/' + encodeURIComponent(c.id), text: '# ' + c.name }))))
           : h('p', { class: 'muted', text: 'Not in any channel.' })));
-    setInterval(refreshAllLastSeen, 30000);
   },
-  onPresence: () => refreshAllLastSeen(),
 });
