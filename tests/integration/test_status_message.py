@@ -377,3 +377,34 @@ def test_presets(srv):
     assert get(srv, "/api/status/presets")["presets"][0]["text"] == \
         "In a meeting"
     assert srv.cli("presets", "show", "--org", "nope").returncode == 1
+
+
+def test_schedule_turns_dnd_on_at_the_minute(srv):
+    """A weekly entry starting at the next whole minute (UTC) is announced
+    when that minute comes, not before, with until = its end."""
+    seed(srv)
+    srv.start()
+    bob = srv.ws("o1", "bob")
+    now = now_ms()
+    start = (now // 60000 + 1) * 60000
+    if start - now < 5000:              # too close to set it up in time
+        start += 60000
+    t = time.gmtime(start / 1000)
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    hhmm = "%02d:%02d" % (t.tm_hour, t.tm_min)
+    end_min = t.tm_hour * 60 + t.tm_min + 1
+    end = "%02d:%02d" % (end_min // 60, end_min % 60)   # 23:59 -> 24:00
+    put_ok(srv, "/api/profile", {"tz": "UTC"})
+    bob.expect("presence", lambda m: m["user"] == "ann"
+               and m["reason"] == "profile")
+    put_ok(srv, "/api/dnd", {"schedule": [{"days": [days[t.tm_wday]],
+                                           "start": hhmm, "end": end}]})
+    assert "dnd" not in member(srv, "ann")
+    assert get(srv, "/api/users/ann/notify") == {"notify": True}
+    ev = bob.expect("presence", lambda m: m["user"] == "ann"
+                    and m["reason"] == "dnd" and "dnd" in m,
+                    timeout=(start - now) / 1000 + SLACK)
+    assert now_ms() >= start, "announced before its minute"
+    assert ev["dnd"] == {"until": start + 60000}, ev
+    assert get(srv, "/api/users/ann/notify") == {
+        "notify": False, "reason": "dnd", "until": start + 60000}
