@@ -23,6 +23,7 @@
 #include "store/store.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "util/errf.h"
 
 enum type {
     T_STRING,
@@ -162,18 +163,7 @@ static const struct setting settings[] = {
 #define ENV_PREFIX "PRESENCED_"
 #define ERR_VALUE_MAX 64 /* bytes of a bad value quoted back */
 
-static void seterr(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void seterr(char *err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, CONFIG_ERRLEN, fmt, ap);
-    va_end(ap);
-}
+#define seterr(err, ...) ((void)errf((err), CONFIG_ERRLEN, 0, __VA_ARGS__))
 
 /* ---- Parsing numbers --------------------------------------------------- */
 

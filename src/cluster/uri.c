@@ -5,6 +5,7 @@
  * can move the password to where a host or a port was expected, so no
  * part of it is safe to echo. */
 #include "cluster/uri.h"
+#include "util/errf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,18 +18,7 @@
  * than at connect time. */
 #define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
-static void seterr(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void seterr(char *err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, CLUSTER_URI_ERRLEN, fmt, ap);
-    va_end(ap);
-}
+#define seterr(err, ...) ((void)errf((err), CLUSTER_URI_ERRLEN, 0, __VA_ARGS__))
 
 static int prefix(const char *s, const char *p)
 {

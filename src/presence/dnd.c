@@ -6,6 +6,7 @@
  * state for two threads to share: ICU's own caches (zone data) are
  * thread-safe. */
 #include "presence/dnd.h"
+#include "util/errf.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -17,18 +18,6 @@
 static const char *const day_name[7] = {"mon", "tue", "wed", "thu",
                                         "fri", "sat", "sun"};
 
-static int say(char *err, size_t cap, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int say(char *err, size_t cap, int rc, const char *fmt, ...)
-{
-    if (err && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ---- time zones ------------------------------------------------------ */
 
@@ -213,19 +202,19 @@ static int entry_check(const struct dnd_entry *e, unsigned i, char *err,
                        size_t cap)
 {
     if (e->days & ~DND_DAYS_ALL)
-        return say(err, cap, DND_ERANGE, "entry %u: days beyond Sunday", i);
+        return errf(err, cap, DND_ERANGE, "entry %u: days beyond Sunday", i);
     if (e->start_min < 0 || e->start_min > 1440 || e->end_min < 0 ||
         e->end_min > 1440)
-        return say(err, cap, DND_ERANGE, "entry %u: times must be 00:00..24:00",
+        return errf(err, cap, DND_ERANGE, "entry %u: times must be 00:00..24:00",
                    i);
     /* 24:00-09:00 would start on the day after the one it names. */
     if (e->start_min == 1440)
-        return say(err, cap, DND_ERANGE,
+        return errf(err, cap, DND_ERANGE,
                    "entry %u: start 24:00 (use 00:00 of the next day)", i);
     if (!e->days)
-        return say(err, cap, DND_EEMPTY, "entry %u: no days", i);
+        return errf(err, cap, DND_EEMPTY, "entry %u: no days", i);
     if (e->start_min == e->end_min)
-        return say(err, cap, DND_EEMPTY, "entry %u: start and end are the same",
+        return errf(err, cap, DND_EEMPTY, "entry %u: start and end are the same",
                    i);
     return DND_OK;
 }
@@ -234,7 +223,7 @@ int dnd_sched_check(const struct dnd_sched *s, char *err, size_t cap)
 {
     int rc;
     if (s->n > DND_ENTRIES_MAX)
-        return say(err, cap, DND_ERANGE, "more than %d entries",
+        return errf(err, cap, DND_ERANGE, "more than %d entries",
                    DND_ENTRIES_MAX);
     for (unsigned i = 0; i < s->n; i++)
         if ((rc = entry_check(&s->e[i], i + 1, err, cap)) != DND_OK)
@@ -251,7 +240,7 @@ int dnd_sched_check(const struct dnd_sched *s, char *err, size_t cap)
             int eb = b->start_min + entry_len(b);
             if (lo < (ea < eb ? ea : eb)) {
                 int d = __builtin_ctz(both);
-                return say(err, cap, DND_EOVERLAP,
+                return errf(err, cap, DND_EOVERLAP,
                            "entries %u and %u overlap on %s", i + 1, j + 1,
                            day_name[d]);
             }
@@ -269,12 +258,12 @@ static int parse_hhmm(const json_t *v, const char *what, unsigned i, int *out,
     if (!s || json_string_length(v) != 5 || s[2] != ':' || s[0] < '0' ||
         s[0] > '9' || s[1] < '0' || s[1] > '9' || s[3] < '0' || s[3] > '9' ||
         s[4] < '0' || s[4] > '9')
-        return say(err, cap, DND_ESYNTAX,
+        return errf(err, cap, DND_ESYNTAX,
                    "entry %u: %s must be a string \"HH:MM\"", i, what);
     int h = (s[0] - '0') * 10 + (s[1] - '0');
     int m = (s[3] - '0') * 10 + (s[4] - '0');
     if (m > 59 || h * 60 + m > 1440)
-        return say(err, cap, DND_ERANGE, "entry %u: %s must be 00:00..24:00", i,
+        return errf(err, cap, DND_ERANGE, "entry %u: %s must be 00:00..24:00", i,
                    what);
     *out = h * 60 + m;
     return DND_OK;
@@ -287,7 +276,7 @@ static int parse_days(const json_t *v, unsigned i, unsigned *out, char *err,
     const json_t *d;
     unsigned days = 0;
     if (!json_is_array(v))
-        return say(err, cap, DND_ESYNTAX,
+        return errf(err, cap, DND_ESYNTAX,
                    "entry %u: days must be an array of day names", i);
     json_array_foreach(v, k, d)
     {
@@ -297,10 +286,10 @@ static int parse_days(const json_t *v, unsigned i, unsigned *out, char *err,
             if (strcmp(s, day_name[w]) == 0 && json_string_length(d) == 3)
                 bit = 1u << w;
         if (!bit)
-            return say(err, cap, DND_ESYNTAX,
+            return errf(err, cap, DND_ESYNTAX,
                        "entry %u: days must be \"mon\" .. \"sun\"", i);
         if (days & bit)
-            return say(err, cap, DND_ESYNTAX, "entry %u: %s is listed twice", i,
+            return errf(err, cap, DND_ESYNTAX, "entry %u: %s is listed twice", i,
                        s);
         days |= bit;
     }
@@ -316,9 +305,9 @@ int dnd_sched_from_json(const struct json_t *arr, struct dnd_sched *out,
     const json_t *v;
     int rc;
     if (!json_is_array(arr))
-        return say(err, cap, DND_ESYNTAX, "schedule must be a JSON array");
+        return errf(err, cap, DND_ESYNTAX, "schedule must be a JSON array");
     if (json_array_size(arr) > DND_ENTRIES_MAX)
-        return say(err, cap, DND_ERANGE, "more than %d entries",
+        return errf(err, cap, DND_ERANGE, "more than %d entries",
                    DND_ENTRIES_MAX);
     json_array_foreach(arr, i, v)
     {
@@ -329,7 +318,7 @@ int dnd_sched_from_json(const struct json_t *arr, struct dnd_sched *out,
         if (!json_is_object(v) || json_object_size(v) != 3 ||
             !json_object_get(v, "days") || !json_object_get(v, "start") ||
             !json_object_get(v, "end"))
-            return say(err, cap, DND_ESYNTAX,
+            return errf(err, cap, DND_ESYNTAX,
                        "entry %u: must be {\"days\":[..],\"start\":\"HH:MM\","
                        "\"end\":\"HH:MM\"}",
                        no);
@@ -353,13 +342,13 @@ int dnd_sched_parse(const char *json, size_t len, struct dnd_sched *out,
 {
     json_error_t je;
     if (!json)
-        return say(err, cap, DND_ESYNTAX, "no schedule");
+        return errf(err, cap, DND_ESYNTAX, "no schedule");
     /* Duplicate keys refused, so that "start" cannot mean two things. */
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
         /* Not je.text: jansson quotes the input, which may not be UTF-8,
          * and the reason goes back to the client. */
-        return say(err, cap, DND_ESYNTAX, "not JSON (at byte %d)",
+        return errf(err, cap, DND_ESYNTAX, "not JSON (at byte %d)",
                    je.position);
     int rc = dnd_sched_from_json(root, out, err, cap);
     json_decref(root);

@@ -9,20 +9,8 @@
 
 #include "presence/dnd.h"
 #include "presence/msg.h"
+#include "util/errf.h"
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static void copy_str(char *dst, size_t cap, const char *src)
 {
@@ -179,10 +167,10 @@ int extra_check_text(const char *s, size_t maxcp, char *err, size_t errlen)
          * line and paragraph separators too. */
         if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0x2028 ||
             cp == 0x2029)
-            return fail(err, errlen, -1,
+            return errf(err, errlen, -1,
                         "control characters are not allowed (U+%04X)", cp);
         if (++ncp > maxcp)
-            return fail(err, errlen, -1, "at most %zu characters", maxcp);
+            return errf(err, errlen, -1, "at most %zu characters", maxcp);
         p += n;
     }
     return 0;
@@ -293,35 +281,35 @@ static int patch_message(struct extra_rec *r, const json_t *m, int64_t now,
         return 0;
     }
     if (!json_is_object(m))
-        return fail(err, errlen, EXTRA_EFIELD,
+        return errf(err, errlen, EXTRA_EFIELD,
                     "message must be an object or null");
     const json_t *t = json_object_get(m, "text"),
                  *e = json_object_get(m, "emoji"),
                  *c = json_object_get(m, "clear_status");
     if (!json_is_string(t))
-        return fail(err, errlen, EXTRA_EMESSAGE, "message.text must be a string");
+        return errf(err, errlen, EXTRA_EMESSAGE, "message.text must be a string");
     if (e && !json_is_null(e) && !json_is_string(e))
-        return fail(err, errlen, EXTRA_EMESSAGE,
+        return errf(err, errlen, EXTRA_EMESSAGE,
                     "message.emoji must be a string or null");
     if (c && !json_is_boolean(c))
-        return fail(err, errlen, EXTRA_EFIELD,
+        return errf(err, errlen, EXTRA_EFIELD,
                     "message.clear_status must be true or false");
     char why[96];
     if (extra_check_text(json_string_value(t), PRESENCE_TEXT_MAX, why,
                          sizeof why) != 0)
-        return fail(err, errlen, EXTRA_EMESSAGE, "message.text: %s", why);
+        return errf(err, errlen, EXTRA_EMESSAGE, "message.text: %s", why);
     if (json_is_string(e) &&
         extra_check_text(json_string_value(e), PRESENCE_EMOJI_MAX, why,
                          sizeof why) != 0)
-        return fail(err, errlen, EXTRA_EMESSAGE, "message.emoji: %s", why);
+        return errf(err, errlen, EXTRA_EMESSAGE, "message.emoji: %s", why);
     int64_t exp;
     if (parse_when(json_object_get(m, "expires"), zone_of(r), now, &exp) != 0)
-        return fail(err, errlen, EXTRA_EEXPIRY,
+        return errf(err, errlen, EXTRA_EEXPIRY,
                     "message.expires must be \"30m\", \"1h\", \"4h\", "
                     "\"today\", \"week\", \"never\", ms since the epoch or "
                     "an ISO 8601 time with an offset");
     if (exp && exp <= now)
-        return fail(err, errlen, EXTRA_EEXPIRY,
+        return errf(err, errlen, EXTRA_EEXPIRY,
                     "message.expires is not in the future");
     copy_str(r->text, sizeof r->text, json_string_value(t));
     copy_str(r->emoji, sizeof r->emoji, r->text[0] ? json_string_value(e) : "");
@@ -340,12 +328,12 @@ static int patch_dnd(struct extra_rec *r, const json_t *d, int64_t now,
         return 0;
     }
     if (!json_is_object(d))
-        return fail(err, errlen, EXTRA_EFIELD, "dnd must be an object or null");
+        return errf(err, errlen, EXTRA_EFIELD, "dnd must be an object or null");
     const json_t *u = json_object_get(d, "until"),
                  *s = json_object_get(d, "schedule"),
                  *b = json_object_get(d, "while_busy");
     if (b && !json_is_boolean(b))
-        return fail(err, errlen, EXTRA_EFIELD,
+        return errf(err, errlen, EXTRA_EFIELD,
                     "dnd.while_busy must be true or false");
     struct dnd_sched sched = r->x.sched;
     if (s) {
@@ -353,20 +341,20 @@ static int patch_dnd(struct extra_rec *r, const json_t *d, int64_t now,
         if (json_is_null(s))
             memset(&sched, 0, sizeof sched);
         else if (!json_is_array(s))
-            return fail(err, errlen, EXTRA_ESCHEDULE,
+            return errf(err, errlen, EXTRA_ESCHEDULE,
                         "dnd.schedule must be an array or null");
         else if (dnd_sched_from_json((const struct json_t *)s, &sched, why,
                                      sizeof why) != DND_OK)
-            return fail(err, errlen, EXTRA_ESCHEDULE, "dnd.schedule: %s", why);
+            return errf(err, errlen, EXTRA_ESCHEDULE, "dnd.schedule: %s", why);
     }
     int64_t until = r->x.dnd_until_ms;
     if (json_object_get(d, "until")) {
         if (parse_when(u, zone_of(r), now, &until) != 0)
-            return fail(err, errlen, EXTRA_EDND,
+            return errf(err, errlen, EXTRA_EDND,
                         "dnd.until must be \"30m\", \"1h\", \"today\", ..., "
                         "ms since the epoch, an ISO 8601 time or null");
         if (until && until <= now)
-            return fail(err, errlen, EXTRA_EDND,
+            return errf(err, errlen, EXTRA_EDND,
                         "dnd.until is not in the future");
     }
     r->x.dnd_until_ms = until;
@@ -386,7 +374,7 @@ int extra_patch(struct extra_rec *r, const struct json_t *obj0, int64_t now,
 
     extra_rec_fix(&n);
     if (!json_is_object(obj))
-        return fail(err, errlen, EXTRA_EFIELD, "body must be a JSON object");
+        return errf(err, errlen, EXTRA_EFIELD, "body must be a JSON object");
     /* The zone first: "today" in a message means today where the user is
      * after this very change. */
     const json_t *tz = json_object_get(obj, "tz");
@@ -394,7 +382,7 @@ int extra_patch(struct extra_rec *r, const struct json_t *obj0, int64_t now,
         if (json_is_null(tz))
             n.x.tz[0] = 0;
         else if (!json_is_string(tz) || !tz_valid(json_string_value(tz)))
-            return fail(err, errlen, EXTRA_ETZ,
+            return errf(err, errlen, EXTRA_ETZ,
                         "tz must be an IANA time zone name such as "
                         "\"Europe/Paris\", or null");
         else
@@ -404,7 +392,7 @@ int extra_patch(struct extra_rec *r, const struct json_t *obj0, int64_t now,
     const json_t *h = json_object_get(obj, "hide_last_seen");
     if (h) {
         if (!json_is_boolean(h))
-            return fail(err, errlen, EXTRA_EFIELD,
+            return errf(err, errlen, EXTRA_EFIELD,
                         "hide_last_seen must be true or false");
         n.x.hide_last_seen = json_is_true(h);
         t |= EXTRA_T_PROFILE;

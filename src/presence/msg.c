@@ -8,6 +8,7 @@
  * hand-rolled string escaper and no intermediate objects. */
 #include "presence/msg.h"
 #include "util/xalloc.h"
+#include "util/errf.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -20,20 +21,6 @@
 
 /* ---- Parsing ----------------------------------------------------------- */
 
-static int parse_error(char *err, size_t errlen, int rc, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
-
-static int parse_error(char *err, size_t errlen, int rc, const char *fmt,
-                       ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* The reason sent back to the client. jansson's own text is not used: it
  * quotes the offending input, which may be invalid UTF-8, and the reason
@@ -72,17 +59,17 @@ static int parse_status(json_t *root, struct msg_in *m, char *err,
         s >= PRESENCE_OFFLINE && s <= PRESENCE_BUSY)
         name = presence_status_name(s);
     if (!name || !string_is(st, name))
-        return parse_error(err, errlen, MSG_ESTATUS,
+        return errf(err, errlen, MSG_ESTATUS,
                            "status must be one of ONLINE, AWAY, BUSY, "
                            "OFFLINE");
     if (au && !json_is_boolean(au))
-        return parse_error(err, errlen, MSG_EFIELD,
+        return errf(err, errlen, MSG_EFIELD,
                            "auto must be true or false");
     /* docs/protocol.md: the idle detector reports ONLINE, AWAY or OFFLINE;
      * BUSY is only ever chosen by the user. */
     m->is_auto = au && json_is_true(au);
     if (m->is_auto && s == PRESENCE_BUSY)
-        return parse_error(err, errlen, MSG_ESTATUS,
+        return errf(err, errlen, MSG_ESTATUS,
                            "BUSY cannot be an automatic status");
     m->type = MSG_STATUS;
     m->status = s;
@@ -96,7 +83,7 @@ static int parse_users(json_t *root, struct msg_in *m, char *err,
     json_t *a = json_object_get(root, "users");
     size_t n = json_is_array(a) ? json_array_size(a) : 0;
     if (n == 0 || n > MSG_MAX_USERS)
-        return parse_error(err, errlen, MSG_EFIELD,
+        return errf(err, errlen, MSG_EFIELD,
                            "users must be an array of 1 to %d user ids",
                            MSG_MAX_USERS);
     m->users = xcalloc(n, sizeof *m->users);
@@ -104,7 +91,7 @@ static int parse_users(json_t *root, struct msg_in *m, char *err,
         json_t *v = json_array_get(a, i);
         size_t l = json_is_string(v) ? json_string_length(v) : 0;
         if (l == 0 || l > 128 || strlen(json_string_value(v)) != l)
-            return parse_error(err, errlen, MSG_EFIELD,
+            return errf(err, errlen, MSG_EFIELD,
                                "users must hold user ids (strings of 1 to "
                                "128 bytes)");
         m->users[i] = json_string_value(v);
@@ -136,16 +123,16 @@ int msg_parse(const char *data, size_t len, struct msg_in *out, char *err,
                                      &je)
                         : NULL;
     if (!root)
-        return parse_error(err, errlen, MSG_EJSON, "%s (at byte %d)",
+        return errf(err, errlen, MSG_EJSON, "%s (at byte %d)",
                            data ? json_reason(&je) : "empty message",
                            data ? je.position : 0);
 
     json_t *type = json_object_get(root, "type");
     if (!json_is_object(root))
-        rc = parse_error(err, errlen, MSG_EROOT,
+        rc = errf(err, errlen, MSG_EROOT,
                          "message must be a JSON object");
     else if (!json_is_string(type))
-        rc = parse_error(err, errlen, MSG_ETYPE, "type must be a string");
+        rc = errf(err, errlen, MSG_ETYPE, "type must be a string");
     else if (string_is(type, "ping"))
         m.type = MSG_PING;
     else if (string_is(type, "status"))
@@ -157,7 +144,7 @@ int msg_parse(const char *data, size_t len, struct msg_in *out, char *err,
                                                : MSG_UNSUBSCRIBE;
         rc = parse_users(root, &m, err, errlen);
     } else
-        rc = parse_error(err, errlen, MSG_ETYPE,
+        rc = errf(err, errlen, MSG_ETYPE,
                          "type must be \"status\", \"update\", \"ping\", "
                          "\"subscribe\" or \"unsubscribe\"");
     if (rc == 0 && (m.users || m.type == MSG_UPDATE)) {

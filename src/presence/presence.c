@@ -66,14 +66,17 @@ struct user {
     unsigned n_auto[3];      /* connections by auto status (OFFLINE..ONLINE) */
     signed char status;      /* effective */
     signed char manual;      /* PRESENCE_UNSET if none */
-    signed char base;        /* status a window keeps without connection */
-    unsigned char window;    /* enum window */
-    /* The contribution last handed out (presence_contribution()). */
-    unsigned char c_present;
-    signed char c_auto;
+    signed char c_auto;      /* the contribution last handed out, with
+                                c_present and c_nconns */
+    /* Bits, so that the extras pointer costs no more per user than it
+     * must (one user per idle connection: per-user bytes count). */
+    unsigned char base : 2;     /* status a window keeps without connection
+                                   (OFFLINE..BUSY) */
+    unsigned char window : 2;   /* enum window */
+    unsigned char c_present : 1;
+    unsigned char x_dirty : 1;  /* extras changed since the last drain */
     unsigned c_nconns;
     unsigned mirror_nconns;  /* presence_mirror_set(): the cluster's count */
-    unsigned char x_dirty;   /* extras changed since the last drain */
     struct xrec *x;          /* extras (presence_set_extra()); NULL: none */
     char id[];
 };
