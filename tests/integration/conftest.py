@@ -21,7 +21,8 @@ Tests that are about SQLite itself (its file, locks, WAL) are marked
 
 Fixtures: srv (a Server, not started: seed data, then start()), server
 (started), shared_server (one started server per module, for cheap cases
-that each use their own organization id).  Server.seed_users() copies a
+that each use their own organization id), own_pg (a PostgreSQL cluster
+of the module's own, see clusterenv.py).  Server.seed_users() copies a
 session template DB (on PostgreSQL: CREATE DATABASE ... TEMPLATE) instead
 of re-running the argon2id-hashing CLI.  Server.sql() queries the database
 on either backend (? placeholders, rows as dicts).  A
@@ -61,6 +62,10 @@ import websockets.exceptions
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.environ.get("PRESENCED_BIN") or os.path.join(REPO, "build", "presenced")
+
+# tests/pgcluster.py and tests/redisserver.py, for this file and the tests.
+sys.path.insert(0, os.path.join(REPO, "tests"))
+import pgcluster  # noqa: E402
 
 # The database backend every Server of this run uses: "sqlite" (a file per
 # test, the default) or "postgresql" (a database per test in one cluster
@@ -1342,8 +1347,6 @@ def _pg_cluster():
     if not PG:
         yield None
         return
-    sys.path.insert(0, os.path.join(REPO, "tests"))
-    import pgcluster
     c = pgcluster.Cluster(fast=True)
     try:
         c.start()
@@ -1351,6 +1354,20 @@ def _pg_cluster():
         yield c
     finally:
         _CLUSTER = None
+        c.destroy()
+
+
+@pytest.fixture(scope="module")
+def own_pg():
+    """A throwaway PostgreSQL cluster of the module's own, whichever backend
+    the run uses (never _pg_cluster's): for tests that stop or kill it, or
+    that share one database between several servers (clusterenv.py has
+    the helpers).  Removed after the module's last test."""
+    c = pgcluster.Cluster(fast=True)
+    c.start()
+    try:
+        yield c
+    finally:
         c.destroy()
 
 

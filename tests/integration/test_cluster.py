@@ -18,23 +18,17 @@ once, in the SQLite pass: it brings its own Redis and PostgreSQL.
 """
 
 import json
-import os
 import random
-import sys
 import threading
 import time
 import uuid
 
 import pytest
-import requests
 
-from conftest import (BIN, DEFAULT_SETTINGS, Drain, Server, WSClient,
-                      free_port, pg_drop_db, token_for, wait_until)
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                ".."))
-import pgcluster  # noqa: E402
-from redisserver import RedisServer, Subscriber  # noqa: E402
+from clusterenv import NODE_TTL, ClusterEnv, Node, TClient, secs
+from conftest import (DEFAULT_SETTINGS, Drain, WSClient, _check_bin,
+                      free_port, token_for, wait_until)
+from redisserver import Subscriber
 
 pytestmark = pytest.mark.sqlite_only(
     "starts its own Redis and PostgreSQL; run once, in the SQLite pass")
@@ -55,83 +49,17 @@ CLUSTER_SETTINGS = {
     "msg_rate": "100000",
     "max_conns_per_user": "1000",
 }
-NODE_TTL = "2s"
 
 
-def secs(v):
-    """A duration setting ("300ms", "2s") in seconds."""
-    v = str(v)
-    if v.endswith("ms"):
-        return int(v[:-2]) / 1000.0
-    if v.endswith("s"):
-        return float(v[:-1])
-    if v.endswith("m"):
-        return float(v[:-1]) * 60
-    return float(v)
+# -------------------------------------------------------------- env ----
 
-
-# ------------------------------------------------------------ nodes ----
-
-class Node(Server):
-    """A cluster node: a conftest Server started with --redis, --cluster,
-    --node-id and --node-ttl (the other settings through the environment,
-    as for every Server)."""
-
-    def __init__(self, tmpdir, node_id, redis, cluster, db=None,
-                 settings=None):
-        os.makedirs(str(tmpdir), exist_ok=True)
-        settings = dict(settings or {})
-        self.node_ttl = settings.pop("node_ttl", NODE_TTL)
-        Server.__init__(self, tmpdir, settings)
-        if self.pg_name is not None:   # never in the SQLite pass
-            pg_drop_db(self.pg_name)
-            self.pg_name = None
-        if db is not None:
-            self.db = db               # shared; a SQLite file of its own else
-        self.node_id = node_id
-        self.redis = redis
-        self.cluster = cluster
-
-    def start(self, wait=True, args=(), env_extra=None):
-        a = ["--redis", self.redis.uri, "--cluster", self.cluster,
-             "--node-id", self.node_id, "--node-ttl", self.node_ttl]
-        return Server.start(self, wait=wait, args=a + list(args),
-                            env_extra=env_extra)
-
-    def healthz(self):
-        try:
-            r = requests.get(self.url("/healthz"), timeout=3)
-            return r.json() if r.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            return None
-
-    def cluster_state(self):
-        """/healthz "cluster": {"node":..,"state":..} (or a bare state)."""
-        h = self.healthz()
-        c = (h or {}).get("cluster")
-        if isinstance(c, dict):
-            return c.get("state")
-        return c
-
-    def wait_state(self, state, timeout):
-        return wait_until(lambda: self.cluster_state() == state, timeout,
-                          interval=0.05,
-                          what="%s /healthz cluster state %s (healthz %r)"
-                          % (self.node_id, state, self.healthz()))
-
-
-class Env:
-    """Everything one test starts: its Redis servers, PostgreSQL databases
-    (in the module's cluster) and nodes; torn down in that order reversed,
-    the logs printed if the test failed."""
+class Env(ClusterEnv):
+    """A ClusterEnv whose nodes run CLUSTER_SETTINGS and the test's
+    @pytest.mark.settings."""
 
     def __init__(self, request, tmp_path, pg):
+        ClusterEnv.__init__(self, tmp_path, pg)
         self.request = request
-        self.tmp = tmp_path
-        self.pg = pg
-        self.redises = []
-        self.dbs = []
-        self.nodes = []
         m = request.node.get_closest_marker("settings")
         self.settings = dict(CLUSTER_SETTINGS)
         if m:
@@ -142,18 +70,6 @@ class Env:
         if key == "node_ttl":
             return secs(self.settings.get("node_ttl", NODE_TTL))
         return secs(self.settings.get(key, DEFAULT_SETTINGS.get(key)))
-
-    def redis(self, password=None):
-        r = RedisServer(port=free_port(), password=password)
-        self.redises.append(r)
-        r.start()
-        return r
-
-    def db(self):
-        name = "c_" + uuid.uuid4().hex[:12]
-        self.pg.create_db(name)
-        self.dbs.append(name)
-        return self.pg.uri(name)
 
     def node(self, node_id, redis, db=None, cluster="c1", settings=None,
              start=True, port=None):
@@ -168,72 +84,17 @@ class Env:
             n.start()
         return n
 
-    def finish(self, failed):
-        errors = []
-        for r in self.redises:        # a paused Redis would hold a node
-            if r.paused:
-                r.resume()
-        for n in self.nodes:
-            try:
-                n.teardown(wait=True)
-            except AssertionError as e:
-                errors.append("%s: %s" % (n.node_id, e))
-                failed = True
-        if failed:
-            for n in self.nodes:
-                sys.stderr.write("\n---- %s/%s log ----\n%s\n"
-                                 % (n.cluster, n.node_id,
-                                    n.log_text()[-8000:]))
-            for r in self.redises:
-                sys.stderr.write("\n---- redis log ----\n%s\n" % r.log_text())
-        else:
-            for n in self.nodes:
-                try:
-                    n.check_sanitizers()
-                except AssertionError as e:
-                    errors.append("%s: %s" % (n.node_id, e))
-        for r in self.redises:
-            r.destroy()
-        for name in self.dbs:
-            try:
-                self.pg.drop_db(name)
-            except Exception:
-                pass
-        if errors:
-            raise AssertionError("\n".join(errors))
-
-
-@pytest.fixture(scope="module")
-def pg():
-    c = pgcluster.Cluster(fast=True)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.destroy()
-
 
 @pytest.fixture
-def env(request, tmp_path, pg):
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        pytest.fail("presenced binary not found at %s (set PRESENCED_BIN)"
-                    % BIN, pytrace=False)
-    e = Env(request, tmp_path, pg)
+def env(request, tmp_path, own_pg):
+    _check_bin()
+    e = Env(request, tmp_path, own_pg)
     yield e
     rep = getattr(request.node, "rep_call", None)
     e.finish(rep is not None and rep.failed)
 
 
 # ---------------------------------------------------------- clients ----
-
-class TClient(WSClient):
-    """A WSClient whose frames carry the time they arrived (_rx)."""
-
-    def _process(self, msg):
-        if isinstance(msg, dict):
-            msg["_rx"] = time.monotonic()
-        return WSClient._process(self, msg)
-
 
 class Track:
     """Follows one client's frames (its .log, filled by a Drain) the way a

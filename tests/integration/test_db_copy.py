@@ -14,16 +14,11 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import uuid
 
 import pytest
 
 from conftest import BIN, SANITIZER_MARKERS, Server
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                ".."))
-import pgcluster  # noqa: E402
 
 # In the order db copy prints them; the last two are schema version 2's.
 TABLES = ["organizations", "users", "sessions", "channels", "channel_members",
@@ -43,14 +38,10 @@ EXTRAS = ('{"message":{"text":"Back \\\\ at 3 \\t\\u2615","emoji":null,'
 PRESETS = '[{"text":"Lunch","emoji":"\U0001f354","expires":"1h"}]\r\n'
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    c = pgcluster.Cluster(fast=True)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.destroy()
+@pytest.fixture
+def cluster(own_pg):
+    """The target's PostgreSQL cluster: the module's own (conftest)."""
+    return own_pg
 
 
 @pytest.fixture

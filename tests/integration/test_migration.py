@@ -19,16 +19,12 @@ the test.
 import os
 import shutil
 import sqlite3
-import sys
 import time
 import uuid
 
 import pytest
 
 from conftest import REPO
-
-sys.path.insert(0, os.path.join(REPO, "tests"))
-import pgcluster  # noqa: E402
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 SQLITE_FIXTURE = os.path.join(FIXTURES, "schema-v1.sqlite")
@@ -244,16 +240,6 @@ def test_sqlite_v1_fixture_migrates_unchanged(srv):
 
 # ---------------------------------------------------------- PostgreSQL ----
 
-@pytest.fixture(scope="module")
-def cluster():
-    c = pgcluster.Cluster(fast=True)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.destroy()
-
-
 def pg_load_fixture(cluster):
     """A new database holding the version 1 dump; its name and URI."""
     name = "v1_" + uuid.uuid4().hex[:12]
@@ -270,9 +256,9 @@ def pg_load_fixture(cluster):
 
 
 @pytest.mark.settings(**SETTINGS)
-def test_postgresql_v1_fixture_migrates_unchanged(srv, cluster):
+def test_postgresql_v1_fixture_migrates_unchanged(srv, own_pg):
     b = Backend(pg=True)
-    name, uri = pg_load_fixture(cluster)
+    name, uri = pg_load_fixture(own_pg)
     try:
         srv.db = uri
         assert b.version(srv) == 1
@@ -298,4 +284,4 @@ def test_postgresql_v1_fixture_migrates_unchanged(srv, cluster):
             srv.stop()
         check_second_start(srv, b)
     finally:
-        cluster.drop_db(name)
+        own_pg.drop_db(name)

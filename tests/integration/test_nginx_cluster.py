@@ -25,21 +25,15 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
-import uuid
 
 import pytest
 import requests
 import websockets
 
-from conftest import (BIN, Drain, Server, WSClient, free_port, loop,
-                      pg_drop_db, token_for, wait_until)
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                ".."))
-import pgcluster  # noqa: E402
-from redisserver import RedisServer  # noqa: E402
+from clusterenv import ClusterEnv, Node, TClient
+from conftest import (Drain, _check_bin, free_port, loop, token_for,
+                      wait_until)
 
 pytestmark = [
     pytest.mark.sqlite_only(
@@ -79,36 +73,6 @@ CTX.check_hostname = False
 CTX.verify_mode = ssl.CERT_NONE
 
 
-# ------------------------------------------------------------ nodes ----
-
-class Node(Server):
-    """A cluster node: a conftest Server on the shared database, started
-    with --redis, --cluster, --node-id and --node-ttl."""
-
-    def __init__(self, tmpdir, node_id, redis, db):
-        os.makedirs(str(tmpdir), exist_ok=True)
-        Server.__init__(self, tmpdir, SETTINGS)
-        if self.pg_name is not None:    # never in the SQLite pass
-            pg_drop_db(self.pg_name)
-            self.pg_name = None
-        self.db = db
-        self.node_id = node_id
-        self.redis = redis
-
-    def start(self, wait=True, args=(), env_extra=None):
-        a = ["--redis", self.redis.uri, "--cluster", "nginx",
-             "--node-id", self.node_id, "--node-ttl", "%gs" % NODE_TTL]
-        return Server.start(self, wait=wait, args=a + list(args),
-                            env_extra=env_extra)
-
-    def healthz(self):
-        try:
-            r = requests.get(self.url("/healthz"), timeout=3)
-            return r.json() if r.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            return None
-
-
 def render(example, listen, ports, cert, key):
     """The example with the test's addresses, as test_nginx.py does it;
     fails if the example no longer has what it replaces."""
@@ -131,16 +95,12 @@ def render(example, listen, ports, cert, key):
     return site
 
 
-class Stack:
+class Stack(ClusterEnv):
     """Redis, the database, three nodes and nginx; the clients opened
     through nginx and the node each one landed on."""
 
     def __init__(self, tmp, pg):
-        self.tmp = tmp
-        self.pg = pg
-        self.redis = None
-        self.dbname = None
-        self.nodes = []
+        ClusterEnv.__init__(self, tmp, pg)
         self.nginx = None
         self.nginx_dir = None
         self.port = None
@@ -149,12 +109,12 @@ class Stack:
         self.counts = {}
 
     def start(self):
-        self.redis = RedisServer(port=free_port())
-        self.redis.start()
-        self.dbname = "n_" + uuid.uuid4().hex[:12]
-        self.pg.create_db(self.dbname)
-        db = self.pg.uri(self.dbname)
-        self.nodes = [Node(self.tmp / n, n, self.redis, db)
+        redis = self.redis()
+        db = self.db("n_")
+        # The nodes of the example: one cluster, node_ttl NODE_TTL.
+        settings = dict(SETTINGS, node_ttl="%gs" % NODE_TTL)
+        self.nodes = [Node(self.tmp / n, n, redis, "nginx", db=db,
+                           settings=settings)
                       for n in ("web-1", "web-2", "web-3")]
         # A password user for the login path, before any node starts
         # (the CLI creates the schema).
@@ -241,7 +201,6 @@ http {
         return "https://127.0.0.1:%d" % self.port
 
     def finish(self, failed):
-        errors = []
         if self.nginx is not None:
             self.nginx.send_signal(signal.SIGQUIT)
             try:
@@ -251,36 +210,8 @@ http {
                 self.nginx.wait()
         for t in self.tracks:
             t.c.close()
-        for n in self.nodes:
-            try:
-                n.teardown(wait=True)
-            except AssertionError as e:
-                errors.append("%s: %s" % (n.node_id, e))
-                failed = True
-        if failed:
-            for n in self.nodes:
-                sys.stderr.write("\n---- %s log ----\n%s\n"
-                                 % (n.node_id, n.log_text()[-8000:]))
-            sys.stderr.write("\n---- nginx error.log ----\n%s\n"
-                             % self.nginx_log()[-8000:])
-            if self.redis is not None:
-                sys.stderr.write("\n---- redis log ----\n%s\n"
-                                 % self.redis.log_text())
-        else:
-            for n in self.nodes:
-                try:
-                    n.check_sanitizers()
-                except AssertionError as e:
-                    errors.append("%s: %s" % (n.node_id, e))
-        if self.redis is not None:
-            self.redis.destroy()
-        if self.dbname is not None:
-            try:
-                self.pg.drop_db(self.dbname)
-            except Exception:
-                pass
-        if errors:
-            raise AssertionError("\n".join(errors))
+        ClusterEnv.finish(self, failed,
+                          [("nginx error.log", self.nginx_log()[-8000:])])
 
     # -- where the clients are ---------------------------------------------
     def node_counts(self):
@@ -329,22 +260,10 @@ http {
         return t
 
 
-@pytest.fixture(scope="module")
-def pg():
-    c = pgcluster.Cluster(fast=True)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.destroy()
-
-
 @pytest.fixture
-def stack(request, tmp_path, pg):
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        pytest.fail("presenced binary not found at %s (set PRESENCED_BIN)"
-                    % BIN, pytrace=False)
-    s = Stack(tmp_path, pg)
+def stack(request, tmp_path, own_pg):
+    _check_bin()
+    s = Stack(tmp_path, own_pg)
     try:
         s.start()
         yield s
@@ -354,15 +273,6 @@ def stack(request, tmp_path, pg):
 
 
 # ---------------------------------------------------------- clients ----
-
-class TClient(WSClient):
-    """A WSClient whose frames carry the time they arrived (_rx)."""
-
-    def _process(self, msg):
-        if isinstance(msg, dict):
-            msg["_rx"] = time.monotonic()
-        return WSClient._process(self, msg)
-
 
 class Track:
     """One client's frames as docs/protocol.md has them: hello, snapshot,

@@ -27,12 +27,9 @@ import uuid
 import pytest
 import requests
 
+from clusterenv import drop_own_db, own_db, secs, use_db
 from conftest import (BIN, SANITIZER_MARKERS, STATUS_CODES, Drain, RawWS,
-                      Server, pg_drop_db, token_for, wait_until)
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                ".."))
-import pgcluster  # noqa: E402
+                      Server, _check_bin, token_for, wait_until)
 
 # These start, stop and kill a PostgreSQL cluster of their own, whatever the
 # pass: the SQLite pass runs them, the PostgreSQL pass would only repeat them.
@@ -45,26 +42,11 @@ PASSWORD = "pw-secret-123"
 RECONNECT_SLACK = 15.0
 
 
-def secs(v):
-    """A duration setting ("300ms", "2s") in seconds."""
-    v = str(v)
-    if v.endswith("ms"):
-        return int(v[:-2]) / 1000.0
-    if v.endswith("s"):
-        return float(v[:-1])
-    if v.endswith("m"):
-        return float(v[:-1]) * 60
-    return float(v)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = pgcluster.Cluster(fast=True)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.destroy()
+@pytest.fixture
+def cluster(own_pg):
+    """This module's own PostgreSQL cluster (conftest own_pg), which the
+    tests stop, restart and kill."""
+    return own_pg
 
 
 @pytest.fixture
@@ -72,24 +54,16 @@ def psrv(request, tmp_path, cluster):
     """A Server (not started) on a fresh database of this module's own
     cluster.  The cluster is started again at teardown if a test left it
     down, so that the server can stop cleanly."""
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        pytest.fail("presenced binary not found at %s (set PRESENCED_BIN)"
-                    % BIN, pytrace=False)
+    _check_bin()
     m = request.node.get_closest_marker("settings")
     s = Server(tmp_path, dict(m.kwargs) if m else {})
-    if s.pg_name is not None:
-        # PRESENCED_TEST_BACKEND=postgresql made one in the shared
-        # cluster: not this module's.
-        pg_drop_db(s.pg_name)
-        s.pg_name = None
-    name = "f_" + uuid.uuid4().hex[:12]
-    cluster.create_db(name)
+    name = own_db(cluster, "f_")
     # The cluster runs with synchronous_commit off (fast): a SIGKILLed
     # postmaster would then lose commits a real one keeps.  A commit that
     # reached the kernel survives a killed process, fsync or not.
     cluster._sql("ALTER DATABASE %s SET synchronous_commit = on"
                  % cluster._ident(name))
-    s.db = cluster.uri(name)
+    use_db(s, cluster.uri(name))
     yield s
     rep = getattr(request.node, "rep_call", None)
     failed = rep is not None and rep.failed
@@ -108,10 +82,7 @@ def psrv(request, tmp_path, cluster):
                              % (" ".join(argv[1:]), rc, out, errout))
     if s.proc is not None and not failed and not s.running:
         s.check_sanitizers()
-    try:
-        cluster.drop_db(name)
-    except Exception:
-        pass
+    drop_own_db(cluster, name)
     if err is not None:
         raise err
 
