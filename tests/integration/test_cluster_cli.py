@@ -20,11 +20,7 @@ import urllib.parse
 import pytest
 
 from conftest import BIN, SANITIZER_MARKERS, free_port
-
-try:                        # the real client if there is one; else RespClient
-    import redis as redis_py
-except ImportError:
-    redis_py = None
+from redisserver import RedisError, Resp
 
 # Redis runs beside the server whatever the backend: the PostgreSQL pass
 # would only repeat these.
@@ -38,69 +34,11 @@ STARTED_MS = 1700000000123          # 2023-11-14T22:13:20Z
 STARTED_ISO = "2023-11-14T22:13:20Z"
 
 
-class RespClient:
-    """A Redis client in a few lines (RESP2): r("HSET", key, f, v)."""
-
-    def __init__(self, port=None, path=None, password=None):
-        if path:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.settimeout(5)
-            self.sock.connect(path)
-        else:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.f = self.sock.makefile("rb")
-        if password:
-            self("AUTH", password)
-
-    def __call__(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return self._reply()
-
-    def _reply(self):
-        line = self.f.readline()
-        assert line.endswith(b"\r\n"), "Redis closed the connection"
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"-":
-            raise RuntimeError(rest.decode())
-        if kind in (b"+", b":"):
-            return rest.decode() if kind == b"+" else int(rest)
-        n = int(rest)
-        if n < 0:
-            return None
-        if kind == b"$":
-            return self.f.read(n + 2)[:-2]
-        return [self._reply() for _ in range(n)]
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
-
-
-def client(port, password=None):
-    if redis_py is not None:
-        return _Wrapped(redis_py.Redis(host="127.0.0.1", port=port,
-                                       password=password, socket_timeout=5))
-    return RespClient(port=port, password=password)
-
-
-class _Wrapped:
-    def __init__(self, c):
-        self.c = c
-
-    def __call__(self, *args):
-        return self.c.execute_command(*args)
-
-    def close(self):
-        self.c.close()
-
-
 class RedisServer:
     """redis-server on a free loopback port and a Unix socket, nothing
-    saved; killed by stop()."""
+    saved; killed by stop().  (Not tests/redisserver.py's, which has no
+    Unix socket and whose uri takes no database or password; its Resp is
+    the client.)"""
 
     def __init__(self, password=None):
         if not os.path.exists(REDIS_SERVER):
@@ -131,16 +69,15 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                c = client(self.port, self.password)
-                c("PING")
-                c.close()
+                with self.client() as c:
+                    c.call("PING")
                 return True
-            except (OSError, AssertionError):
+            except (OSError, RedisError):
                 time.sleep(0.05)
         return False
 
     def client(self):
-        return client(self.port, self.password)
+        return Resp(self.port, self.password)
 
     def uri(self, db=None, password=None):
         pw = self.password if password is None else password
@@ -219,20 +156,20 @@ def no_password(p, *secrets):
 
 
 def redis_ms(r):
-    sec, usec = r("TIME")[:2]
+    sec, usec = r.call("TIME")[:2]
     return int(sec) * 1000 + int(usec) // 1000
 
 
 def add_node(r, cluster, node, beat_ms, conns, listen, alive_ms=None,
              started_ms=STARTED_MS):
-    r("HSET", "presenced:%s:nodes" % cluster, node,
-      "%d|%d|%d|%s" % (beat_ms, conns, started_ms, listen))
+    r.call("HSET", "presenced:%s:nodes" % cluster, node,
+           "%d|%d|%d|%s" % (beat_ms, conns, started_ms, listen))
     if alive_ms is not None:
         key = "presenced:%s:alive:%s" % (cluster, node)
         if alive_ms > 0:
-            r("SET", key, "1", "PX", alive_ms)
+            r.call("SET", key, "1", "PX", alive_ms)
         else:
-            r("SET", key, "1")          # no expiry: alive all the same
+            r.call("SET", key, "1")          # no expiry: alive all the same
 
 
 def table(out):
@@ -302,7 +239,7 @@ def test_json(redis, r, name):
 
 
 def test_a_value_not_of_the_documented_form_is_shown_unknown(redis, r, name):
-    r("HSET", "presenced:%s:nodes" % name, "odd", "not|a|beat")
+    r.call("HSET", "presenced:%s:nodes" % name, "odd", "not|a|beat")
     rows = table(ok(status("--redis", redis.uri(), "--cluster", name)))
     assert rows == [["odd", "dead", "-", "-", "-", "-"]]
     doc = json.loads(ok(status("--redis", redis.uri(), "--cluster", name, "--json")))
@@ -337,13 +274,13 @@ def test_no_nodes(redis, name):
 
 
 def test_default_cluster_name_is_presenced(redis, r):
-    r("DEL", "presenced:presenced:nodes")
+    r.call("DEL", "presenced:presenced:nodes")
     add_node(r, "presenced", "default-node", redis_ms(r), 5, "h:8080", alive_ms=60000)
     try:
         rows = table(ok(status("--redis", redis.uri())))
         assert [x[0] for x in rows] == ["default-node"]
     finally:
-        r("DEL", "presenced:presenced:nodes")
+        r.call("DEL", "presenced:presenced:nodes")
 
 
 def test_settings_from_environment_file_and_flags(redis, r, name, tmp_path):
@@ -367,11 +304,11 @@ def test_settings_from_environment_file_and_flags(redis, r, name, tmp_path):
 
 
 def test_database_and_unix_socket(redis, r, name):
-    r("SELECT", 3)
+    r.call("SELECT", 3)
     try:
         add_node(r, name, "in-db-3", redis_ms(r), 1, "h:1", alive_ms=60000)
     finally:
-        r("SELECT", 0)
+        r.call("SELECT", 0)
     rows = table(ok(status("--redis", redis.uri(db=3), "--cluster", name)))
     assert [(x[0], x[1]) for x in rows] == [("in-db-3", "alive")]
     assert ok(status("--redis", redis.uri(db=0), "--cluster", name)) == \
