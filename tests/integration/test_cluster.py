@@ -1219,14 +1219,50 @@ def test_tabs_on_two_nodes(env):
         wait_until(lambda: all(seen(t, status, after) for t in obs), timeout,
                    what="ann %s on every observer" % status)
 
+    # "Nothing happened", known rather than waited for: a node's
+    # contribution to ann in Redis (docs/cluster.md: K c:<org>\0<user>,
+    # node -> auto|nconns|last_seen) changes in the same script that
+    # publishes the event it causes, if any, and every client gets t1's
+    # events in seq order.  So once Redis shows the change, an event of
+    # obs_a made after that reaches each observer behind any event of ann.
+    ckey = "presenced:%s:c:t1\0ann" % a.cluster
+    marker = world.person("t1", "obs_a")
+
+    def contributions():
+        return redis.hgetall(ckey)
+
+    def wait_contributions(pred, timeout, what):
+        try:
+            wait_until(lambda: pred(contributions()), timeout, what=what)
+        except AssertionError as e:
+            raise AssertionError("%s; ann's contributions: %r"
+                                 % (e, contributions()))
+
+    def barrier():
+        """Every event of t1 published before now has reached every
+        observer: obs_a goes AWAY and back, each seen by all of them."""
+        for status in ("AWAY", "ONLINE"):
+            m = time.monotonic()
+            world.set_auto(marker, oa, status)
+            wait_until(lambda: all(
+                any(e["status"] == status
+                    for e in t.update().events_for("obs_a", m))
+                for t in obs), SLACK,
+                what="obs_a %s on every observer" % status)
+
     # A tab on a and one on b; closing a's announces nothing.
     mark = time.monotonic()
     ta = world.connect(ann, 0)
     tb = world.connect(ann, 1)
     wait_all("ONLINE", mark, SLACK)
+    wait_contributions(lambda c: set(c) == {"a", "b"}, SLACK,
+                       "both tabs' nodes contributing")
     mark = time.monotonic()
     world.close(ann, ta)
-    time.sleep(grace + 2.0)
+    # a's grace window ends: its contribution goes.
+    wait_contributions(lambda c: set(c) == {"b"}, grace + SLACK,
+                       "a's contribution gone after grace")
+    barrier()
     assert all(not t.update().events_for("ann", mark) for t in obs), \
         [t.events_for("ann", mark) for t in obs]
     assert world.presence(2, "t1") and not world.api_mismatches()
@@ -1259,7 +1295,10 @@ def test_tabs_on_two_nodes(env):
     world.set_auto(ann, ta, "AWAY")
     for t in (ta, tb):
         t.c.drain.ping(SLACK)
-    time.sleep(1.0)
+    # a's contribution says AWAY (1), b's still ONLINE (2).
+    wait_contributions(lambda c: {n: v.split("|")[0] for n, v in c.items()}
+                       == {"a": "1", "b": "2"}, SLACK, "a's AWAY in Redis")
+    barrier()
     assert all(not t.update().events_for("ann", mark) for t in obs)
     assert not world.api_mismatches()
     world.set_auto(ann, tb, "AWAY")
