@@ -436,6 +436,7 @@ static struct rec seen_by_others(struct fx *f, const char *org,
     struct presence_member m;
 
     r = get(f, org, user);
+    memset(&m, 0, sizeof m); /* no extras: presence_public() reads m.x */
     m.org = org;
     m.user = user;
     m.name = r.name;
