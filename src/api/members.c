@@ -104,21 +104,21 @@ void api_presence(struct api_req *q)
 /* ---- status, message, Do Not Disturb, profile ------------------------ */
 
 /* PUT /api/status, /api/dnd and /api/profile: one update through
- * hub_update(); body_key wraps the body under that key first ("dnd"), or
- * NULL to take it as it is. Answers with the caller as /api/me shows it. */
+ * hub_update() (which refuses unknown keys); body_key wraps the body under
+ * that key first ("dnd"; a body of null then turns it all off, as
+ * "dnd": null does elsewhere), and allowed, if given, narrows the keys
+ * further. Answers with the caller as /api/me shows it. */
 static void update(struct api_req *q, const char *body_key,
                    const char *const *allowed)
 {
-    json_t *j = api_body_json(q);
-    if (!j)
+    const struct http_req *r = q->r;
+    json_t *j;
+    if (body_key && r->body.len == 4 && memcmp(r->body.data, "null", 4) == 0 &&
+        web_is_json(r->content_type))
+        j = json_null();
+    else if (!(j = api_body_json(q)))
         return;
-    if (!json_is_object(j) && !body_key) {
-        json_decref(j);
-        http_error(q->c, 400, "bad_request", "body must be a JSON object");
-        return;
-    }
     if (allowed) {
-        /* A key another route takes is a mistake worth telling. */
         const char *k;
         json_t *v;
         json_object_foreach(j, k, v) {
@@ -156,38 +156,9 @@ static void update(struct api_req *q, const char *body_key,
     api_me(q);
 }
 
-void api_status(struct api_req *q)
-{
-    static const char *const keys[] = {"status", "message", "dnd", "tz",
-                                       "hide_last_seen", NULL};
-    update(q, NULL, keys);
-}
+void api_status(struct api_req *q) { update(q, NULL, NULL); }
 
-void api_dnd(struct api_req *q)
-{
-    /* A body of null turns it all off, as "dnd": null does elsewhere. */
-    const struct http_req *r = q->r;
-    if (r->body.len == 4 && memcmp(r->body.data, "null", 4) == 0 &&
-        web_is_json(r->content_type)) {
-        json_t *j = json_pack("{s:n}", "dnd");
-        const char *code;
-        char err[256];
-        int rc = hub_status_allowed(q->srv->hub, q->who.org, q->who.user)
-                     ? hub_update(q->srv->hub, q->who.org, q->who.user,
-                                  (const struct json_t *)j, &code, err,
-                                  sizeof err)
-                     : (code = "rate_limited", -1);
-        json_decref(j);
-        if (rc != 0)
-            http_error(q->c, strcmp(code, "rate_limited") ? 400 : 429, code,
-                       strcmp(code, "rate_limited") ? err
-                                                    : "too many status changes");
-        else
-            api_me(q);
-        return;
-    }
-    update(q, "dnd", NULL);
-}
+void api_dnd(struct api_req *q) { update(q, "dnd", NULL); }
 
 void api_profile(struct api_req *q)
 {

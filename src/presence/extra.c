@@ -271,6 +271,25 @@ static const char *zone_of(const struct extra_rec *r)
     return r->x.tz[0] ? r->x.tz : "UTC";
 }
 
+/* 0 if every key of o is one of keys (NULL-terminated), else the
+ * EXTRA_EFIELD of the first that is not: a misspelt key would otherwise
+ * be a change silently not made. */
+static int only_keys(const json_t *o, const char *what,
+                     const char *const *keys, char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        size_t i = 0;
+        while (keys[i] && strcmp(keys[i], k) != 0)
+            i++;
+        if (!keys[i])
+            return errf(err, errlen, EXTRA_EFIELD, "unknown field %s.%.64s",
+                        what, k);
+    }
+    return 0;
+}
+
 static int patch_message(struct extra_rec *r, const json_t *m, int64_t now,
                          char *err, size_t errlen)
 {
@@ -283,6 +302,11 @@ static int patch_message(struct extra_rec *r, const json_t *m, int64_t now,
     if (!json_is_object(m))
         return errf(err, errlen, EXTRA_EFIELD,
                     "message must be an object or null");
+    static const char *const keys[] = {"text", "emoji", "expires",
+                                       "clear_status", NULL};
+    int rc = only_keys(m, "message", keys, err, errlen);
+    if (rc)
+        return rc;
     const json_t *t = json_object_get(m, "text"),
                  *e = json_object_get(m, "emoji"),
                  *c = json_object_get(m, "clear_status");
@@ -329,6 +353,11 @@ static int patch_dnd(struct extra_rec *r, const json_t *d, int64_t now,
     }
     if (!json_is_object(d))
         return errf(err, errlen, EXTRA_EFIELD, "dnd must be an object or null");
+    static const char *const keys[] = {"until", "schedule", "while_busy",
+                                       NULL};
+    int rc = only_keys(d, "dnd", keys, err, errlen);
+    if (rc)
+        return rc;
     const json_t *u = json_object_get(d, "until"),
                  *s = json_object_get(d, "schedule"),
                  *b = json_object_get(d, "while_busy");

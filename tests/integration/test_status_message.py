@@ -408,3 +408,21 @@ def test_schedule_turns_dnd_on_at_the_minute(srv):
     assert ev["dnd"] == {"until": start + 60000}, ev
     assert get(srv, "/api/users/ann/notify") == {
         "notify": False, "reason": "dnd", "until": start + 60000}
+
+
+def test_bad_input_dnd_and_profile_routes(srv):
+    """The two narrower routes refuse what is not theirs, nothing stored."""
+    seed(srv)
+    srv.start()
+    before = settings_of(srv)
+    for path, body, code in (
+            ("/api/dnd", {"until": 1000}, "invalid_dnd"),
+            ("/api/dnd", {"schedule": "weekdays"}, "invalid_schedule"),
+            ("/api/dnd", {"color": "red"}, "bad_request"),
+            ("/api/profile", {"message": {"text": "x"}}, "bad_request"),
+            ("/api/profile", {"tz": "Mars/Olympus"}, "invalid_tz"),
+            ("/api/profile", [], "bad_request")):
+        r = put(srv, path, body)
+        assert r.status_code == 400, (path, body, r.status_code, r.text)
+        assert r.json()["error"]["code"] == code, (path, body, r.text)
+    assert settings_of(srv) == before
