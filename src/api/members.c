@@ -13,6 +13,7 @@
 #include "store/queue.h"
 #include "store/store.h"
 #include "util/xalloc.h"
+#include "util/utf8.h"
 
 /* ---- members -------------------------------------------------------- */
 
@@ -127,7 +128,8 @@ static void update(struct api_req *q, const char *body_key,
                 i++;
             if (!allowed[i]) {
                 char msg[160];
-                snprintf(msg, sizeof msg, "unknown field \"%.64s\"", k);
+                snprintf(msg, sizeof msg, "unknown field \"%.*s\"",
+                         utf8_prefix(k, 64), k);
                 json_decref(j);
                 http_error(q->c, 400, "bad_request", msg);
                 return;

@@ -32,6 +32,7 @@
 #include "util/xalloc.h"
 #include "ws/frame.h"
 #include "ws/ws.h"
+#include "util/utf8.h"
 
 /* One encoding buffer per thread: events and snapshots are built here and
  * copied once into their frame. A per-thread cache, not state of the
@@ -1059,7 +1060,8 @@ int hub_update(struct hub *hb, const char *org, const char *user,
         if (i == sizeof keys / sizeof *keys && strcmp(k, "status") != 0 &&
             strcmp(k, "type") != 0) {
             *code = "bad_request";
-            snprintf(err, errlen, "unknown field \"%.64s\"", k);
+            snprintf(err, errlen, "unknown field \"%.*s\"",
+                     utf8_prefix(k, 64), k);
             return -1;
         }
     }

@@ -10,6 +10,7 @@
 #include "presence/dnd.h"
 #include "presence/msg.h"
 #include "util/errf.h"
+#include "util/utf8.h"
 
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -284,8 +285,8 @@ static int only_keys(const json_t *o, const char *what,
         while (keys[i] && strcmp(keys[i], k) != 0)
             i++;
         if (!keys[i])
-            return errf(err, errlen, EXTRA_EFIELD, "unknown field %s.%.64s",
-                        what, k);
+            return errf(err, errlen, EXTRA_EFIELD, "unknown field %s.%.*s",
+                        what, utf8_prefix(k, 64), k);
     }
     return 0;
 }

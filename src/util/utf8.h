@@ -58,4 +58,22 @@ static inline int utf8_valid(const void *s, size_t n)
     }
     return 1;
 }
+
+/* Bytes of the longest prefix of the NUL-terminated, well-formed UTF-8
+ * string s that is at most max bytes and ends on a character boundary:
+ * for quoting a client's text back in a reason that must stay UTF-8. */
+static inline int utf8_prefix(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0, left = 0;
+    while (p[left])
+        left++;
+    while (n < max) {
+        size_t k = utf8_seq_len(p + n, left - n);
+        if (!k || n + k > max)
+            break;
+        n += k;
+    }
+    return (int)n;
+}
 #endif
